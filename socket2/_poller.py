@@ -1,0 +1,72 @@
+"""The one place where a kernel poller is chosen.
+
+``SOCKET2_POLLER`` (read at import) names the backend; without it, the best
+one this build has is used.  Each backend module is imported only when
+chosen, and only exists where its cffi module was built.
+"""
+import os
+import threading
+
+from .errors import Error
+
+_BACKENDS = {
+    "epoll": ("socket2._epoll", "EpollPoller"),
+}
+_DEFAULT_ORDER = ("epoll",)
+
+_choice = os.environ.get("SOCKET2_POLLER", "").strip().lower() or None
+_local = threading.local()
+
+
+def _load(name):
+    import importlib
+    try:
+        module, cls = _BACKENDS[name]
+    except KeyError:
+        raise Error("unsupported", "unknown poller %r (known: %s)" % (
+            name, ", ".join(sorted(_BACKENDS)))) from None
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except ImportError as e:
+        raise Error("unsupported", "the %s poller is not available in this "
+                    "build (%s)" % (name, e)) from None
+
+
+def available():
+    """Names of the pollers this build can use."""
+    names = []
+    for name in _BACKENDS:
+        try:
+            _load(name)
+        except Error:
+            continue
+        names.append(name)
+    return names
+
+
+def backend_name():
+    """The name of the poller new hubs use."""
+    if _choice is not None:
+        return _choice
+    for name in _DEFAULT_ORDER:
+        try:
+            _load(name)
+            return name
+        except Error:
+            continue
+    raise Error("unsupported", "no poller is available in this build")
+
+
+def preset(name, fd):
+    """Record the poller handle the next hub of this OS thread will use."""
+    if backend_name() != name:
+        raise Error("unsupported", "%s is not the poller in use (%s is)"
+                    % (name, backend_name()))
+    _local.preset = fd
+
+
+def make_poller():
+    cls = _load(backend_name())
+    fd = getattr(_local, "preset", None)
+    _local.preset = None
+    return cls(fd) if fd is not None else cls()

@@ -1,0 +1,95 @@
+"""socket2's exceptions.
+
+Every failure raises :class:`Error` (a subclass of :class:`OSError`) whose
+``err`` attribute is a short, portable name to branch on, whose ``errno`` is
+the OS error code (``None`` when the error did not come from the OS) and
+whose message says what was being done.
+"""
+import builtins
+import errno as _errno
+import os
+
+__all__ = ["Error", "TimeoutError", "err_name"]
+
+
+class Error(OSError):
+    """A socket2 failure.
+
+    ``err`` is a normalised name such as ``'closed'``, ``'timeout'``,
+    ``'connection_refused'``, ``'connection_reset'``,
+    ``'address_already_in_use'``, ``'access_denied'``, ``'host_not_found'``
+    or ``'broken_pipe'``; ``errno`` is the OS code or ``None``.
+    """
+
+    def __init__(self, err, message=None, errno=None):
+        message = message or err.replace("_", " ")
+        if errno is None:
+            super().__init__(message)
+        else:
+            super().__init__(errno, message)
+        self.err = err
+
+    def __reduce__(self):
+        return (type(self), (self.err, self.strerror or str(self), self.errno))
+
+
+class TimeoutError(Error, builtins.TimeoutError):
+    """An operation ran out of time (``err == 'timeout'``).
+
+    Also an instance of the builtin :class:`TimeoutError`, so code written
+    for the standard library catches it unchanged.
+    """
+
+    def __init__(self, err="timeout", message=None, errno=None):
+        super().__init__(err, message or "timed out", errno)
+
+
+_NAMES = {
+    _errno.ECONNREFUSED: "connection_refused",
+    _errno.ECONNRESET: "connection_reset",
+    _errno.ECONNABORTED: "connection_aborted",
+    _errno.EADDRINUSE: "address_already_in_use",
+    _errno.EADDRNOTAVAIL: "address_not_available",
+    _errno.EACCES: "access_denied",
+    _errno.EPERM: "access_denied",
+    _errno.EPIPE: "broken_pipe",
+    _errno.ETIMEDOUT: "timeout",
+    _errno.ENETUNREACH: "network_unreachable",
+    _errno.EHOSTUNREACH: "host_unreachable",
+    _errno.ENETDOWN: "network_down",
+    _errno.ENOTCONN: "not_connected",
+    _errno.EISCONN: "already_connected",
+    _errno.EALREADY: "already_in_progress",
+    _errno.EAFNOSUPPORT: "address_family_not_supported",
+    _errno.EPROTONOSUPPORT: "protocol_not_supported",
+    _errno.EPROTOTYPE: "wrong_protocol_type",
+    _errno.EOPNOTSUPP: "operation_not_supported",
+    _errno.EINVAL: "invalid_argument",
+    _errno.EMFILE: "too_many_open_files",
+    _errno.ENFILE: "too_many_open_files",
+    _errno.ENOBUFS: "no_buffer_space",
+    _errno.ENOMEM: "out_of_memory",
+    _errno.EMSGSIZE: "message_too_long",
+    _errno.EBADF: "closed",
+    _errno.ENOENT: "not_found",
+    _errno.ENAMETOOLONG: "name_too_long",
+}
+
+
+def err_name(code):
+    """Return the normalised ``err`` name for the OS error number *code*."""
+    name = _NAMES.get(code)
+    if name is None:
+        name = _errno.errorcode.get(code, "errno_%d" % code).lower()
+    return name
+
+
+def os_error(code, what):
+    """Build the exception for OS error *code* raised while doing *what*."""
+    name = err_name(code)
+    cls = TimeoutError if name == "timeout" else Error
+    return cls(name, "%s: %s" % (what, os.strerror(code)), code)
+
+
+def closed_error(what="socket"):
+    return Error("closed", "%s is closed" % what)

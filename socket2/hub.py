@@ -1,0 +1,577 @@
+"""The hub: one greenlet per OS thread that runs the poll loop.
+
+How it works, top to bottom:
+
+- A *thread* (``newthread``) is a greenlet whose parent is the hub.  When it
+  must wait, it records itself where the waking party will find it (a
+  socket's reader or writer slot, a timer, a joiner list) and switches to
+  the hub.  Whoever wakes it clears that record first, so a greenlet is
+  never resumed twice for one wait.
+- The hub loop: run the ready queue, compute how long it may sleep (next
+  timer), ask the poller for events, switch into the reader/writer of each
+  ready socket, fire the due timers.  One dict lookup and one ``switch()``
+  per event.
+- The main greenlet is not special: a blocking call made there parks it in
+  a slot like any thread and switches to the hub, which runs every other
+  thread until that call can complete.
+- Every greenlet that is not running is in exactly one place: a wait
+  (slot, timer, joiner list) or the ready queue.  Interrupts (close, kill,
+  timeouts) go through :meth:`Hub._throw`, which handles both places.
+"""
+import heapq
+import sys
+import threading
+import time
+from collections import deque
+
+from greenlet import getcurrent, greenlet, GreenletExit
+
+from . import _poller
+from .errors import Error, TimeoutError
+
+__all__ = [
+    "Thread", "newthread", "poll", "start", "stop", "current", "clock",
+    "sleep", "sleep_until", "runafter", "runat", "runevery", "get_hub",
+]
+
+clock = time.monotonic
+_local = threading.local()
+
+
+class _Waiters:
+    """The reader and writer slots of one registered fd."""
+    __slots__ = ("rg", "wg")
+
+    def __init__(self):
+        self.rg = None
+        self.wg = None
+
+
+class _Timer:
+    """A handle on a pending timer: ``cancel()`` stops it."""
+    __slots__ = ("_hub", "_entry")
+
+    def __init__(self, hub, entry):
+        self._hub = hub
+        self._entry = entry
+
+    def cancel(self):
+        """Stop the timer; no effect if it already fired or was cancelled."""
+        self._hub._cancel_timer(self._entry)
+
+    @property
+    def pending(self):
+        return self._entry[2] is not None
+
+
+class Hub:
+    """The scheduler of one OS thread (see the module docstring)."""
+
+    def __init__(self):
+        self.poller = _poller.make_poller()
+        self._fdmap = {}           # fd -> _Waiters
+        self._ready = deque()      # entries [greenlet, exception, value]
+        self._queued = {}          # greenlet -> its entry in _ready
+        self._timers = []          # heap of [deadline, seq, callback, arg]
+        self._seq = 0
+        self._ncancelled = 0
+        self._nio = 0              # greenlets parked on a socket
+        self._starter = None       # greenlet inside start()/poll()
+        self._start_deadline = None
+        self._poll_once = False
+        self._activity = False
+        self._stopping = False
+        root = getcurrent()
+        while root.parent is not None:
+            root = root.parent
+        self._root = root
+        self.greenlet = greenlet(self._run, parent=root)
+        self.thread_ident = threading.get_ident()
+
+    # -- registration ----------------------------------------------------
+
+    def register(self, fd):
+        """Watch *fd*; return its reader/writer slots."""
+        w = _Waiters()
+        self.poller.register(fd)
+        self._fdmap[fd] = w
+        return w
+
+    def unregister(self, fd):
+        """Stop watching *fd* (before it is closed)."""
+        if self._fdmap.pop(fd, None) is not None:
+            self.poller.unregister(fd)
+
+    # -- waiting ---------------------------------------------------------
+
+    def _switch_to_hub(self):
+        g = self.greenlet
+        if getcurrent() is g:
+            raise Error("hub", "cannot wait inside the hub's own greenlet")
+        return g.switch()
+
+    def wait_readable(self, w, deadline):
+        """Park the current greenlet in *w*'s reader slot until the fd is
+        readable, *deadline* (a ``clock()`` value or ``None``) passes
+        (``TimeoutError``) or the socket is closed (``Error('closed')``)."""
+        if w.rg is not None:
+            raise Error("busy", "another thread is already receiving on "
+                        "this socket")
+        w.rg = g = getcurrent()
+        self._nio += 1
+        try:
+            if deadline is None:
+                self._switch_to_hub()
+            else:
+                self._wait_with_deadline(g, deadline)
+        finally:
+            w.rg = None
+            self._nio -= 1
+
+    def wait_writable(self, w, deadline):
+        """Like :meth:`wait_readable`, for the writer slot."""
+        if w.wg is not None:
+            raise Error("busy", "another thread is already sending on "
+                        "this socket")
+        w.wg = g = getcurrent()
+        self._nio += 1
+        try:
+            if deadline is None:
+                self._switch_to_hub()
+            else:
+                self._wait_with_deadline(g, deadline)
+        finally:
+            w.wg = None
+            self._nio -= 1
+
+    def _wait_with_deadline(self, g, deadline):
+        entry = self._add_timer(deadline, self._fire_timeout, g)
+        try:
+            return self._switch_to_hub()
+        finally:
+            self._cancel_timer(entry)
+
+    def _fire_timeout(self, g):
+        # A queued greenlet's wait has already ended (it was woken, and the
+        # timer is cancelled when it runs): the timeout came too late.
+        if g not in self._queued:
+            g.throw(TimeoutError())
+
+    def _fire_resume(self, g):
+        if g not in self._queued:
+            g.switch()
+
+    def suspend(self, deadline=None):
+        """Park the current greenlet until someone schedules it (or
+        *deadline* passes: ``TimeoutError``); return the value it was
+        scheduled with."""
+        if deadline is None:
+            return self._switch_to_hub()
+        return self._wait_with_deadline(getcurrent(), deadline)
+
+    def wake_closed(self, w, what="socket"):
+        """Raise ``Error('closed')`` in the greenlets parked in *w*."""
+        rg, wg = w.rg, w.wg
+        w.rg = w.wg = None
+        for g in (rg, wg):
+            if g is not None:
+                self._throw(g, Error("closed", "%s was closed while this "
+                                     "thread was waiting on it" % what))
+
+    # -- scheduling ------------------------------------------------------
+
+    def schedule(self, g, value=None, exc=None):
+        """Queue *g* (parked, not running) to be resumed with *value* or to
+        have *exc* raised in it on the next turn of the loop."""
+        entry = self._queued.get(g)
+        if entry is not None:
+            if exc is not None:
+                entry[1] = exc
+            return
+        entry = [g, exc, value]
+        self._queued[g] = entry
+        self._ready.append(entry)
+
+    def _throw(self, g, exc):
+        """Raise *exc* in the parked or queued greenlet *g*, now if it is
+        parked (the caller is queued to resume after it), at its turn if it
+        is queued already."""
+        entry = self._queued.get(g)
+        if entry is not None:
+            entry[1] = exc
+            return
+        cur = getcurrent()
+        if cur is g:
+            raise exc
+        if g.dead:
+            return
+        if cur is not self.greenlet:
+            self.schedule(cur)
+        g.throw(exc)
+
+    def _run_ready(self):
+        ready, queued = self._ready, self._queued
+        # Only what was queued before this turn: a thread that keeps
+        # yielding must not starve the poller.
+        for _ in range(len(ready)):
+            g, exc, value = ready.popleft()
+            del queued[g]
+            if g.dead:
+                continue
+            self._activity = True
+            if exc is not None:
+                g.throw(exc)
+            else:
+                g.switch(value)
+
+    # -- timers ----------------------------------------------------------
+
+    def _add_timer(self, deadline, callback, arg):
+        self._seq += 1
+        entry = [deadline, self._seq, callback, arg]
+        heapq.heappush(self._timers, entry)
+        return entry
+
+    def _cancel_timer(self, entry):
+        if entry[2] is None:
+            return
+        entry[2] = entry[3] = None
+        self._ncancelled += 1
+        # Rebuild once cancelled entries are half the heap: the heap never
+        # holds more than twice its live timers, at O(1) amortised cost.
+        timers = self._timers
+        if self._ncancelled > 64 and self._ncancelled * 2 > len(timers):
+            timers[:] = [e for e in timers if e[2] is not None]
+            heapq.heapify(timers)
+            self._ncancelled = 0
+
+    def _run_timers(self):
+        timers = self._timers
+        now = clock()
+        while timers and timers[0][0] <= now:
+            entry = heapq.heappop(timers)
+            callback, arg = entry[2], entry[3]
+            if callback is None:
+                self._ncancelled -= 1
+                continue
+            entry[2] = entry[3] = None
+            self._activity = True
+            callback(arg)
+
+    def live_timers(self):
+        return len(self._timers) - self._ncancelled
+
+    def call_at(self, deadline, func, args=(), kwargs=None, interval=None):
+        """Run ``func(*args)`` in a new thread at *deadline* (and every
+        *interval* seconds after, if given); return a handle."""
+        timer = _Timer(self, None)
+
+        def fire(_):
+            if interval is not None:
+                timer._entry = self._add_timer(
+                    max(clock(), timer._entry[0] + interval), fire, None)
+            Thread(self, func, args, kwargs or {}).switch()
+
+        timer._entry = self._add_timer(deadline, fire, None)
+        return timer
+
+    # -- the loop --------------------------------------------------------
+
+    def _run(self):
+        while True:
+            try:
+                self._loop()
+            except BaseException as e:   # noqa: B902 - delivered, not lost
+                # A signal (KeyboardInterrupt) or an error in the loop:
+                # raise it in the root greenlet, where the user's code can
+                # see it; the hub greenlet stays alive for the next call.
+                self._throw(self._root, e)
+
+    def _loop(self):
+        ready = self._ready
+        timers = self._timers
+        poll = self.poller.poll
+        fdget = self._fdmap.get
+        while True:
+            if ready:
+                self._run_ready()
+            if self._starter is not None and self._starter_done():
+                continue
+            if ready:
+                timeout = 0.0
+            elif timers:
+                while timers and timers[0][2] is None:
+                    heapq.heappop(timers)
+                    self._ncancelled -= 1
+                timeout = max(0.0, timers[0][0] - clock()) if timers else -1.0
+            else:
+                timeout = -1.0
+            if self._start_deadline is not None:
+                left = max(0.0, self._start_deadline - clock())
+                if timeout < 0 or left < timeout:
+                    timeout = left
+            for token in poll(timeout):
+                w = fdget(token >> 2)
+                if w is None:
+                    continue
+                # Read the slot again after each switch: the reader may
+                # have closed the socket, which already woke the writer.
+                if token & 1:
+                    g = w.rg
+                    if g is not None:
+                        self._activity = True
+                        g.switch()
+                if token & 2:
+                    g = w.wg
+                    if g is not None:
+                        self._activity = True
+                        g.switch()
+            if timers and timers[0][0] <= clock():
+                self._run_timers()
+
+    def _starter_done(self):
+        """Resume the greenlet in start()/poll() if its wait is over; return
+        whether it was resumed."""
+        if self._stopping:
+            result = True
+        elif self._poll_once and self._activity:
+            result = True
+        elif (self._start_deadline is not None
+              and clock() >= self._start_deadline):
+            result = False
+        elif not self._ready and self._nio == 0 and not self.live_timers():
+            result = not self._poll_once   # poll() with nothing to wait for
+        else:
+            return False
+        g = self._starter
+        self._starter = self._start_deadline = None
+        self._stopping = self._poll_once = False
+        g.switch(result)
+        return True
+
+    def run_until(self, deadline, once):
+        """Run the loop for the calling greenlet (start/poll)."""
+        if self._starter is not None:
+            raise Error("busy", "start() or poll() is already running in "
+                        "this OS thread")
+        g = getcurrent()
+        if g is self.greenlet:
+            raise Error("hub", "cannot run the loop from inside the hub")
+        self._starter = g
+        self._start_deadline = deadline
+        self._poll_once = once
+        self._activity = False
+        try:
+            return self.greenlet.switch()
+        finally:
+            if self._starter is g:
+                self._starter = self._start_deadline = None
+                self._poll_once = False
+
+    def stop(self):
+        self._stopping = self._starter is not None
+
+    def close(self):
+        self.poller.close()
+
+
+def get_hub():
+    """The hub of the calling OS thread (created on first use)."""
+    try:
+        return _local.hub
+    except AttributeError:
+        hub = _local.hub = Hub()
+        return hub
+
+
+def _existing_hub():
+    return getattr(_local, "hub", None)
+
+
+# ---------------------------------------------------------------------------
+# Threads
+
+
+class Thread(greenlet):
+    """A cooperative thread: a greenlet scheduled by the hub.
+
+    Created and started by :func:`newthread`.  ``join()`` waits for it and
+    returns its result (or re-raises its exception); ``kill()`` raises
+    ``GreenletExit`` (or a given exception) in it where it waits.
+    """
+
+    def __init__(self, hub, func, args, kwargs, name=None):
+        greenlet.__init__(self, parent=hub.greenlet)
+        self._hub = hub
+        self._func = func
+        self._args = args
+        self._kwargs = kwargs
+        self.name = name or getattr(func, "__name__", "thread")
+        self._result = None
+        self._exc = None
+        self._joiners = []
+        self._finished = False
+
+    def run(self):
+        try:
+            self._result = self._func(*self._args, **self._kwargs)
+        except GreenletExit:
+            pass
+        except BaseException as e:   # noqa: B902 - kept for join()
+            self._exc = e
+            if not isinstance(e, Exception):
+                # KeyboardInterrupt/SystemExit belong to the program: raise
+                # them in the main greenlet.
+                self._hub.schedule(self._hub._root, exc=e)
+            elif not self._joiners:
+                self._report(e)
+        finally:
+            self._finished = True
+            self._func = self._args = self._kwargs = None
+            hub = self._hub
+            for g in self._joiners:
+                hub.schedule(g, self)
+            self._joiners = None
+
+    def _report(self, e):
+        import traceback
+        sys.stderr.write("socket2: exception in thread %r (nobody joined "
+                         "it):\n" % self.name)
+        traceback.print_exception(type(e), e, e.__traceback__,
+                                  file=sys.stderr)
+        sys.stderr.flush()
+
+    @property
+    def finished(self):
+        """True once the thread's function returned or raised."""
+        return self._finished
+
+    def join(self, timeout=None, expires=None):
+        """Wait for the thread to finish; return its result or re-raise its
+        exception.  Raises ``socket2.TimeoutError`` if *timeout* seconds
+        (or the ``clock()`` value *expires*) pass first."""
+        if not self._finished:
+            if getcurrent() is self:
+                raise Error("deadlock", "a thread cannot join itself")
+            deadline = _deadline(timeout, expires)
+            g = getcurrent()
+            self._joiners.append(g)
+            try:
+                self._hub.suspend(deadline)
+            finally:
+                if self._joiners is not None and g in self._joiners:
+                    self._joiners.remove(g)
+        if self._exc is not None:
+            raise self._exc
+        return self._result
+
+    def kill(self, exc=None):
+        """Raise *exc* (default ``GreenletExit``, which ends the thread
+        quietly) in the thread where it waits; its waits are cleaned up.
+        Killing a finished thread does nothing."""
+        if self._finished or self.dead:
+            return
+        if exc is None:
+            exc = GreenletExit()
+        self._hub._throw(self, exc)
+
+    def __repr__(self):
+        state = "finished" if self._finished else "running"
+        return "<socket2 Thread %r %s>" % (self.name, state)
+
+
+def _deadline(timeout, expires):
+    if timeout is not None:
+        if timeout < 0:
+            raise ValueError("timeout must be >= 0, got %r" % (timeout,))
+        d = clock() + timeout
+        return d if expires is None else min(d, expires)
+    return expires
+
+
+def newthread(func, *args, **kwargs):
+    """Start ``func(*args, **kwargs)`` in a new cooperative thread.
+
+    The new thread runs at once; control comes back to the caller when it
+    first waits (or finishes).  Returns the :class:`Thread`.
+    """
+    if not callable(func):
+        raise TypeError("newthread() needs a callable, not %s"
+                        % type(func).__name__)
+    hub = get_hub()
+    t = Thread(hub, func, args, kwargs)
+    cur = getcurrent()
+    if cur is not hub.greenlet:
+        hub.schedule(cur)
+    t.switch()
+    return t
+
+
+def current():
+    """The running :class:`Thread` (or the main greenlet outside one)."""
+    return getcurrent()
+
+
+def poll(timeout=None):
+    """Wait for the next I/O event or timer (at most *timeout* seconds),
+    resume the threads waiting on it, and return ``True``; return ``False``
+    if the timeout passed first or nothing is left to wait for."""
+    hub = get_hub()
+    return hub.run_until(_deadline(timeout, None), once=True)
+
+
+def start(timeout=None):
+    """Run the loop until :func:`stop` is called, nothing is left to wait
+    for, or *timeout* seconds pass.  Returns ``True`` unless the timeout
+    ended it."""
+    hub = get_hub()
+    return hub.run_until(_deadline(timeout, None), once=False)
+
+
+def stop():
+    """Make the running :func:`start` return after this turn of the loop."""
+    hub = _existing_hub()
+    if hub is not None:
+        hub.stop()
+
+
+def sleep_until(t):
+    """Wait until ``clock()`` reaches *t*; other threads run meanwhile."""
+    hub = get_hub()
+    entry = hub._add_timer(t, hub._fire_resume, getcurrent())
+    try:
+        hub._switch_to_hub()
+    finally:
+        hub._cancel_timer(entry)
+
+
+def sleep(seconds):
+    """Wait *seconds*; ``sleep(0)`` lets every other ready thread run."""
+    if seconds < 0:
+        raise ValueError("sleep() needs seconds >= 0, got %r" % (seconds,))
+    if seconds == 0:
+        hub = get_hub()
+        hub.schedule(getcurrent())
+        hub._switch_to_hub()
+        return
+    sleep_until(clock() + seconds)
+
+
+def runat(t, func, *args, **kwargs):
+    """Run ``func(*args)`` in a new thread when ``clock()`` reaches *t*;
+    return a handle with ``cancel()``."""
+    return get_hub().call_at(t, func, args, kwargs)
+
+
+def runafter(seconds, func, *args, **kwargs):
+    """Run ``func(*args)`` in a new thread after *seconds*."""
+    return get_hub().call_at(clock() + seconds, func, args, kwargs)
+
+
+def runevery(seconds, func, *args, **kwargs):
+    """Run ``func(*args)`` in a new thread every *seconds* until the
+    handle's ``cancel()``."""
+    if seconds <= 0:
+        raise ValueError("runevery() needs an interval > 0")
+    return get_hub().call_at(clock() + seconds, func, args, kwargs,
+                             interval=seconds)

@@ -1,0 +1,610 @@
+"""TCP, UDP and raw sockets whose blocking calls wait cooperatively.
+
+Every socket is non-blocking underneath and registered with its hub's poller
+once, at creation.  Each operation tries the system call first and parks the
+calling greenlet only when the kernel says "would block" (see hub.py).
+"""
+import errno as _errno
+import os
+import warnings
+
+from ._socket_ffi import ffi, lib
+from . import _names
+from .addr import AddrInfo, SockAddr, addr
+from .errors import Error, closed_error, os_error
+from .hub import clock, get_hub, sleep
+
+__all__ = ["tcp", "udp", "raw", "TCPSocket", "UDPSocket", "RawSocket"]
+
+# Hot-path names bound once (a global or attribute lookup per call adds up).
+_from_buffer = ffi.from_buffer
+_recv = lib.s2_recv
+_send = lib.s2_send
+_accept = lib.s2_accept
+_EAGAIN = -_errno.EAGAIN
+_EWOULDBLOCK = -_errno.EWOULDBLOCK
+_EINPROGRESS = -_errno.EINPROGRESS
+_ACCEPT_RETRY = (-_errno.ECONNABORTED, -_errno.EPROTO, -_errno.EINTR)
+_SHUT = {"r": lib.SHUT_RD, "w": lib.SHUT_WR, "rw": lib.SHUT_RDWR}
+_UNSET = object()
+
+
+def _wbuf(buf, what):
+    """A writable cdata view of *buf* (any writable buffer)."""
+    try:
+        return _from_buffer("char[]", buf, True)
+    except TypeError:
+        raise TypeError("%s needs a writable buffer (bytearray, memoryview, "
+                        "array...), not %s" % (what, type(buf).__name__)) \
+            from None
+    except BufferError:
+        raise TypeError("%s needs a writable buffer; %s is read-only"
+                        % (what, type(buf).__name__)) from None
+
+
+def _rbuf(buf, what):
+    """A cdata view (or the bytes object itself) of a readable buffer."""
+    if type(buf) is bytes:
+        return buf
+    try:
+        return _from_buffer(buf)
+    except TypeError:
+        raise TypeError("%s needs a bytes-like object, not %s"
+                        % (what, type(buf).__name__)) from None
+
+
+def _maxlen(maxlen, size):
+    if maxlen is None:
+        return size
+    if isinstance(maxlen, bool) or not isinstance(maxlen, int):
+        raise TypeError("maxlen must be an int, not %s" % type(maxlen).__name__)
+    if not 0 <= maxlen <= size:
+        raise ValueError("maxlen must be between 0 and the buffer's length "
+                         "(%d), got %d" % (size, maxlen))
+    return maxlen
+
+
+class _Socket:
+    """What every socket has; see TCPSocket, UDPSocket, RawSocket."""
+
+    __slots__ = ("_fd", "_hub", "_w", "_family", "_type", "_proto",
+                 "_bound", "timeout", "__weakref__")
+
+    _default_type = None
+
+    def __init__(self, family="inet", protocol=None):
+        fam = _names.lookup(_names.FAMILIES, family, "family")
+        proto = _names.lookup(_names.PROTOCOLS, protocol, "protocol",
+                              allow_none=True) or 0
+        fd = lib.s2_socket(fam, self._default_type, proto)
+        if fd < 0:
+            raise os_error(-fd, "socket(%s, %s, %s)" % (
+                _names.family_name(fam), _names.type_name(self._default_type),
+                protocol))
+        self._setup(fd, fam, self._default_type, proto, get_hub())
+
+    def _setup(self, fd, family, socktype, proto, hub):
+        self._fd = fd
+        self._family = family
+        self._type = socktype
+        self._proto = proto
+        self._bound = False
+        self.timeout = None
+        self._hub = hub
+        try:
+            self._w = hub.register(fd)
+        except BaseException:
+            lib.s2_close(fd)
+            self._fd = -1
+            raise
+
+    @classmethod
+    def _from_fd(cls, fd, family, socktype, proto, hub):
+        s = cls.__new__(cls)
+        s._setup(fd, family, socktype, proto, hub)
+        return s
+
+    # -- identity and lifetime ---------------------------------------------
+
+    def fileno(self):
+        """The OS descriptor (-1 once closed)."""
+        return self._fd
+
+    @property
+    def closed(self):
+        return self._fd < 0
+
+    def type(self):
+        """``'tcp'``, ``'udp'`` or ``'raw'``."""
+        return _names.type_name(self._type)
+
+    def family(self):
+        """``'inet'``, ``'inet6'`` or ``'unix'``."""
+        return _names.family_name(self._family)
+
+    def protocol(self):
+        """``'tcp'``, ``'udp'``, ``'icmp'`` ... (``None`` for unix)."""
+        return _names.protocol_name(self._proto, self._type, self._family)
+
+    def close(self):
+        """Close the socket; idempotent.  Threads waiting on it get
+        ``socket2.Error`` with ``err == 'closed'``."""
+        fd = self._fd
+        if fd < 0:
+            return
+        self._fd = -1
+        w, hub = self._w, self._hub
+        rg, wg = w.rg, w.wg
+        w.rg = w.wg = None
+        # Detach the waiters before the fd number can be reused, then
+        # release it; only then wake them (which may switch away).
+        hub.unregister(fd)
+        lib.s2_close(fd)
+        for g in (rg, wg):
+            if g is not None:
+                hub._throw(g, Error("closed", "socket was closed while this "
+                                    "thread was waiting on it"))
+
+    def __del__(self):
+        fd = getattr(self, "_fd", -1)
+        if fd < 0:
+            return
+        self._fd = -1
+        try:
+            warnings.warn("unclosed socket2 socket %r (fd %d)" % (
+                self.type(), fd), ResourceWarning, source=self)
+            self._hub.unregister(fd)
+        except Exception:
+            pass
+        lib.s2_close(fd)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        if self._fd < 0:
+            return "<socket2 %s (closed)>" % self.type()
+        try:
+            where = " %s" % self.getsockname().tostring() if self._bound else ""
+        except Error:
+            where = ""
+        return "<socket2 %s fd=%d%s>" % (self.type(), self._fd, where)
+
+    # -- helpers --------------------------------------------------------------
+
+    def _fail(self, neg, what):
+        if self._fd < 0:
+            return closed_error()
+        return os_error(-neg, what)
+
+    def _deadline(self, timeout, expires):
+        if timeout is None:
+            timeout = self.timeout
+            if timeout is None:
+                return expires
+        if timeout < 0:
+            raise ValueError("timeout must be >= 0, got %r" % (timeout,))
+        d = clock() + timeout
+        return d if expires is None or d < expires else expires
+
+    def _resolve(self, host, port, passive):
+        """(ai, owned): *host* as an ai of this socket's family and type."""
+        if isinstance(host, AddrInfo):
+            if port is not None:
+                raise TypeError("give either an ai or a host and port, "
+                                "not both")
+            host._owner.check()
+            return host, False
+        ai = addr(host, 0 if port is None else port, type=self._type,
+                  family=self._family, protocol=self._proto or None,
+                  flags="passive" if passive else None)
+        return ai, True
+
+    # -- addresses ------------------------------------------------------------
+
+    def _name(self, fn, what):
+        ss = ffi.new("struct sockaddr_storage *")
+        n = ffi.new("socklen_t *")
+        r = fn(self._fd, ss, n)
+        if r < 0:
+            raise self._fail(r, what)
+        return SockAddr(ss, n[0], ss)
+
+    def getsockname(self):
+        """The local socket address (a ``SockAddr``)."""
+        return self._name(lib.s2_getsockname, "getsockname")
+
+    def getpeername(self):
+        """The peer's socket address (a ``SockAddr``)."""
+        return self._name(lib.s2_getpeername, "getpeername")
+
+    @property
+    def local_addr(self):
+        """The local IP as text (or the unix path)."""
+        return self.getsockname().ip()
+
+    @property
+    def local_port(self):
+        """The local port (the real one after binding to port 0)."""
+        return self.getsockname().port()
+
+    @property
+    def remote_addr(self):
+        """The peer's IP as text (or unix path), once connected."""
+        return self.getpeername().ip()
+
+    @property
+    def remote_port(self):
+        """The peer's port, once connected."""
+        return self.getpeername().port()
+
+    # -- setup ----------------------------------------------------------------
+
+    def bind(self, host="*", port=0):
+        """Bind to ``bind(ai)`` or ``bind(host, port)``; ``'*'`` means all
+        interfaces, port 0 a free port (see ``local_port``)."""
+        ai, owned = self._resolve(host, port, passive=True)
+        try:
+            err = None
+            for node in ai:
+                p = node._p
+                if p.ai_family != self._family:
+                    continue
+                r = lib.s2_bind(self._fd, p.ai_addr, p.ai_addrlen)
+                if r == 0:
+                    self._bound = True
+                    return
+                err = self._fail(r, "bind to %s" % node.tostring())
+            raise err or Error("address_family_not_supported",
+                               "no %s address in %r" % (self.family(), ai))
+        finally:
+            if owned:
+                ai.free()
+
+    def setopt(self, name, value):
+        """Set a socket option by name (``'so_reuseaddr'``,
+        ``'tcp_nodelay'``, ``'so_linger'`` ...); see ``socket2.OPTIONS``."""
+        from . import _options
+        _options.setopt(self, name, value)
+
+    def getopt(self, name):
+        """Read a socket option by name; see :meth:`setopt`."""
+        from . import _options
+        return _options.getopt(self, name)
+
+    # -- shared I/O loops -----------------------------------------------------
+
+    def _connect(self, host, port, timeout, expires):
+        deadline = self._deadline(timeout, expires)
+        ai, owned = self._resolve(host, port, passive=False)
+        try:
+            nodes = [n for n in ai if n._p.ai_family == self._family]
+            if not nodes:
+                raise Error("address_family_not_supported",
+                            "no %s address for %r" % (self.family(), host))
+            for i, node in enumerate(nodes):
+                try:
+                    return self._connect_one(node, deadline)
+                except Error as e:
+                    if e.err in ("timeout", "closed") or i == len(nodes) - 1:
+                        raise
+                    self._reopen()   # a failed connect leaves the socket
+                                     # in an unspecified state (POSIX)
+        finally:
+            if owned:
+                ai.free()
+
+    def _connect_one(self, node, deadline):
+        p = node._p
+        while True:
+            r = lib.s2_connect(self._fd, p.ai_addr, p.ai_addrlen)
+            if r == 0:
+                return
+            if r == _EINPROGRESS:
+                self._hub.wait_writable(self._w, deadline)
+                r = lib.s2_so_error(self._fd)
+                if r == 0:
+                    return
+            elif r in (_EAGAIN, _EWOULDBLOCK) and self._family == lib.AF_UNIX:
+                # A unix listener's backlog is full: the socket will not
+                # signal when there is room, so poll for it gently.
+                if deadline is not None and clock() >= deadline:
+                    from .errors import TimeoutError
+                    raise TimeoutError()
+                sleep(0.001)
+                continue
+            raise self._fail(r, "connect to %s" % node.tostring())
+
+    def _reopen(self):
+        fd = lib.s2_socket(self._family, self._type, self._proto)
+        if fd < 0:
+            raise os_error(-fd, "socket")
+        self._hub.unregister(self._fd)
+        os.dup2(fd, self._fd, inheritable=False)
+        os.close(fd)
+        self._w = self._hub.register(self._fd)
+
+    def _recv_loop(self, p, n, timeout, expires):
+        deadline = _UNSET
+        while True:
+            r = _recv(self._fd, p, n)
+            if r >= 0:
+                return r
+            if r != _EAGAIN and r != _EWOULDBLOCK:
+                raise self._fail(r, "recv")
+            if deadline is _UNSET:
+                deadline = self._deadline(timeout, expires)
+            self._hub.wait_readable(self._w, deadline)
+
+    def _send_loop(self, p, n, timeout, expires):
+        deadline = _UNSET
+        while True:
+            r = _send(self._fd, p, n)
+            if r >= 0:
+                return r
+            if r != _EAGAIN and r != _EWOULDBLOCK:
+                raise self._fail(r, "send")
+            if deadline is _UNSET:
+                deadline = self._deadline(timeout, expires)
+            self._hub.wait_writable(self._w, deadline)
+
+
+class TCPSocket(_Socket):
+    """A TCP (stream) socket; also used for unix stream sockets."""
+
+    __slots__ = ()
+    _default_type = lib.SOCK_STREAM
+
+    def listen(self, *args, backlog=None, host=_UNSET, port=_UNSET):
+        """Listen for connections; bind first if not bound yet.
+
+        Forms: ``listen(host='*', port=0, backlog=None)``, ``listen(ai)``,
+        and the original order ``listen(backlog, host, port)``.  The
+        default backlog is the largest the OS allows.  An address in use
+        raises ``Error(err='address_already_in_use')``.
+        """
+        args = list(args)
+        if args and isinstance(args[0], int) and not isinstance(args[0], bool):
+            if backlog is not None:
+                raise TypeError("backlog given twice")
+            backlog = args.pop(0)
+        if len(args) > 3:
+            raise TypeError("listen() takes at most 3 positional arguments")
+        if len(args) == 3:
+            if backlog is not None:
+                raise TypeError("backlog given twice")
+            backlog = args.pop()
+        if host is not _UNSET:
+            args[0:1] = [host]
+        if port is not _UNSET:
+            args[1:2] = [port] if args else ["*", port]
+        if backlog is None:
+            backlog = -1
+        elif isinstance(backlog, bool) or not isinstance(backlog, int):
+            raise TypeError("backlog must be an int")
+        if not self._bound:
+            if self._family != lib.AF_UNIX and os.name != "nt":
+                # Let a restarted server bind while old connections linger
+                # in TIME_WAIT (a listening port still conflicts).
+                self.setopt("so_reuseaddr", True)
+            self.bind(*args) if args else self.bind()
+        elif args:
+            raise Error("invalid_argument", "socket is already bound; call "
+                        "listen() without an address")
+        r = lib.s2_listen(self._fd, backlog)
+        if r < 0:
+            raise self._fail(r, "listen")
+
+    def accept(self, timeout=None, expires=None):
+        """Wait for and return the next connection (a ``TCPSocket`` that
+        knows its peer: ``remote_addr``, ``remote_port``)."""
+        deadline = _UNSET
+        while True:
+            fd = _accept(self._fd)
+            if fd >= 0:
+                return TCPSocket._from_fd(fd, self._family, self._type,
+                                          self._proto, self._hub)
+            if fd == _EAGAIN or fd == _EWOULDBLOCK:
+                if deadline is _UNSET:
+                    deadline = self._deadline(timeout, expires)
+                self._hub.wait_readable(self._w, deadline)
+            elif fd not in _ACCEPT_RETRY:   # the peer gave up: next one
+                raise self._fail(fd, "accept")
+
+    def connect(self, host, port=None, timeout=None, expires=None):
+        """Connect to ``connect(ai)`` or ``connect(host, port)``, trying
+        each address of the lookup in turn; the last failure is raised
+        (``err='connection_refused'``, ``'timeout'`` ...)."""
+        self._connect(host, port, timeout, expires)
+
+    def send(self, buf, maxlen=None, timeout=None, expires=None):
+        """Send at least one byte of *buf* (up to *maxlen*); return how
+        many were sent, waiting while the kernel buffer is full."""
+        p = _rbuf(buf, "send()")
+        return self._send_loop(p, _maxlen(maxlen, len(p)), timeout, expires)
+
+    def recv(self, buf, maxlen=None, timeout=None, expires=None):
+        """Receive into the writable *buf* (up to *maxlen* bytes); return
+        the count, 0 when the peer closed its side."""
+        p = _wbuf(buf, "recv()")
+        return self._recv_loop(p, _maxlen(maxlen, len(p)), timeout, expires)
+
+    def sendall(self, buf, maxlen=None, timeout=None, expires=None):
+        """Send all of *buf* (or its first *maxlen* bytes).  On failure the
+        raised ``Error`` has ``.sent``, the count that did go out."""
+        p = _rbuf(buf, "sendall()")
+        n = _maxlen(maxlen, len(p))
+        deadline = self._deadline(timeout, expires)
+        sent = 0
+        try:
+            sent = self._send_loop(p, n, None, deadline)
+            if sent < n:
+                if type(p) is bytes:
+                    p = _from_buffer(p)
+                while sent < n:
+                    sent += self._send_loop(p + sent, n - sent, None, deadline)
+        except Error as e:
+            e.sent = sent
+            raise
+        return sent
+
+    def recvn(self, buf, n=None, timeout=None, expires=None):
+        """Fill exactly *n* bytes of *buf* (default: all of it).  If the
+        peer closes first, raises ``Error(err='eof')`` with ``.received``."""
+        p = _wbuf(buf, "recvn()")
+        n = _maxlen(n, len(p))
+        deadline = self._deadline(timeout, expires)
+        got = 0
+        try:
+            while got < n:
+                r = self._recv_loop(p + got, n - got, None, deadline)
+                if r == 0:
+                    raise Error("eof", "peer closed the connection after %d "
+                                "of %d bytes" % (got, n))
+                got += r
+        except Error as e:
+            e.received = got
+            raise
+        return got
+
+    def recvall(self, timeout=None, expires=None, chunk=65536):
+        """Receive until the peer closes; return everything as bytes."""
+        deadline = self._deadline(timeout, expires)
+        buf = bytearray(chunk)
+        p = _from_buffer(buf)
+        parts = []
+        while True:
+            r = self._recv_loop(p, chunk, None, deadline)
+            if r == 0:
+                return b"".join(parts)
+            parts.append(bytes(buf[:r]))
+
+    def shutdown(self, how="rw"):
+        """Shut down reading (``'r'``), writing (``'w'``) or both."""
+        try:
+            h = _SHUT[how]
+        except (KeyError, TypeError):
+            raise ValueError("shutdown() needs 'r', 'w' or 'rw', not %r"
+                             % (how,)) from None
+        r = lib.s2_shutdown(self._fd, h)
+        if r < 0:
+            raise self._fail(r, "shutdown")
+
+
+class UDPSocket(_Socket):
+    """A UDP (datagram) socket; also used for unix datagram sockets."""
+
+    __slots__ = ()
+    _default_type = lib.SOCK_DGRAM
+
+    def connect(self, host, port=None):
+        """Set the default peer: ``send``/``recv`` without an address use
+        it, and datagrams from others are dropped by the kernel."""
+        ai, owned = self._resolve(host, port, passive=False)
+        try:
+            err = None
+            for node in ai:
+                p = node._p
+                if p.ai_family != self._family:
+                    continue
+                r = lib.s2_connect(self._fd, p.ai_addr, p.ai_addrlen)
+                if r == 0:
+                    return
+                err = self._fail(r, "connect to %s" % node.tostring())
+            raise err or Error("address_family_not_supported",
+                               "no %s address for %r" % (self.family(), host))
+        finally:
+            if owned:
+                ai.free()
+
+    def send(self, buf, maxlen=None, host=None, port=None, timeout=None,
+             expires=None):
+        """Send one datagram from *buf* (up to *maxlen* bytes) to
+        ``ai``/``host, port``, or to the connected peer; return its size."""
+        p = _rbuf(buf, "send()")
+        n = _maxlen(maxlen, len(p))
+        if host is None and port is None:
+            return self._send_loop(p, n, timeout, expires)
+        ai, owned = self._resolve(host, port, passive=False)
+        try:
+            sa = ai._p
+            deadline = _UNSET
+            while True:
+                r = lib.s2_sendto(self._fd, p, n, sa.ai_addr, sa.ai_addrlen)
+                if r >= 0:
+                    return r
+                if r != _EAGAIN and r != _EWOULDBLOCK:
+                    raise self._fail(r, "sendto %s" % ai.tostring())
+                if deadline is _UNSET:
+                    deadline = self._deadline(timeout, expires)
+                self._hub.wait_writable(self._w, deadline)
+        finally:
+            if owned:
+                ai.free()
+
+    def recv(self, buf, maxlen=None, host=None, port=None, timeout=None,
+             expires=None):
+        """Receive one datagram into *buf*; return its size.  With
+        ``ai``/``host, port``, datagrams from other senders are skipped."""
+        p = _wbuf(buf, "recv()")
+        n = _maxlen(maxlen, len(p))
+        if host is None and port is None:
+            return self._recv_loop(p, n, timeout, expires)
+        ai, owned = self._resolve(host, port, passive=False)
+        try:
+            wanted = [node.addr for node in ai]
+            deadline = self._deadline(timeout, expires)
+            while True:
+                r, sa = self._recvfrom(p, n, deadline)
+                if any(sa == w for w in wanted):
+                    return r
+        finally:
+            if owned:
+                ai.free()
+
+    def recvfrom(self, buf, maxlen=None, timeout=None, expires=None):
+        """Receive one datagram; return ``(size, sender)`` where sender is
+        a ``SockAddr``."""
+        p = _wbuf(buf, "recvfrom()")
+        return self._recvfrom(p, _maxlen(maxlen, len(p)),
+                              self._deadline(timeout, expires))
+
+    def _recvfrom(self, p, n, deadline):
+        ss = ffi.new("struct sockaddr_storage *")
+        sl = ffi.new("socklen_t *")
+        while True:
+            r = lib.s2_recvfrom(self._fd, p, n, ss, sl)
+            if r >= 0:
+                return r, SockAddr(ss, sl[0], ss)
+            if r != _EAGAIN and r != _EWOULDBLOCK:
+                raise self._fail(r, "recvfrom")
+            self._hub.wait_readable(self._w, deadline)
+
+
+class RawSocket(UDPSocket):
+    """A raw IP socket (needs privilege: ``err='access_denied'`` without
+    it).  Received datagrams include the IP header (IPv4)."""
+
+    __slots__ = ()
+    _default_type = lib.SOCK_RAW
+
+    def __init__(self, family="inet", protocol="raw"):
+        super().__init__(family, protocol)
+
+
+def tcp(family="inet", protocol=None):
+    """A new TCP socket (``family='unix'`` for a unix stream socket)."""
+    return TCPSocket(family, protocol)
+
+
+def udp(family="inet", protocol=None):
+    """A new UDP socket (``family='unix'`` for a unix datagram socket)."""
+    return UDPSocket(family, protocol)
+
+
+def raw(family="inet", protocol="raw"):
+    """A new raw socket, e.g. ``raw('inet', 'icmp')`` for ping."""
+    return RawSocket(family, protocol)

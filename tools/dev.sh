@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Developer entry point: sets up .venv (when missing or stale) and runs a job.
+#   tools/dev.sh run [echo_server args]   build, then start the echo server
+#   tools/dev.sh test [pytest args]       build, then run the test suite
+#   tools/dev.sh setup                    only build
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${VENV:-.venv}
+PY="$VENV/bin/python"
+STAMP="$VENV/.socket2-built"
+
+setup() {
+    if [ ! -x "$PY" ]; then
+        python3 -m venv "$VENV" || {
+            echo "dev.sh: 'python3 -m venv' failed; on Debian: apt-get install python3-venv python3-dev" >&2
+            exit 1
+        }
+    fi
+    # Rebuild when the build inputs changed since the last build.
+    if [ ! -f "$STAMP" ] || [ -n "$(find pyproject.toml setup.py socket2/ffi -newer "$STAMP" -print -quit)" ]; then
+        "$PY" -m pip install -q --upgrade pip
+        "$PY" -m pip install -q -e '.[test]'
+        touch "$STAMP"
+    fi
+}
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+    setup) setup ;;
+    run)   setup; exec "$PY" examples/echo_server.py "$@" ;;
+    test)  setup; exec "$PY" -m pytest "$@" ;;
+    *)     echo "usage: tools/dev.sh run|test|setup [args...]" >&2; exit 2 ;;
+esac
