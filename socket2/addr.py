@@ -320,6 +320,8 @@ def addr(host="*", port=0, type=None, family="inet", protocol=None,
     if fam == lib.AF_UNIX:
         return _unix_list(host, socktype, proto)
     node = ffi.NULL if host in _NO_HOST else _encode_host(host)
+    if socktype == lib.SOCK_RAW and not port:
+        port = None     # raw sockets have no ports: no service to look up
     serv, extra = _encode_port(port)
     hints = ffi.new("struct addrinfo *")
     hints.ai_flags = fl | extra

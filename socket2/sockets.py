@@ -203,6 +203,11 @@ class _Socket:
                   flags="passive" if passive else None)
         return ai, True
 
+    def _accepts(self, p):
+        """Whether this socket can use the ai node *p* (same family, and the
+        same type unless the node leaves it open)."""
+        return p.ai_family == self._family and p.ai_socktype in (0, self._type)
+
     # -- addresses ------------------------------------------------------------
 
     def _name(self, fn, what):
@@ -243,7 +248,7 @@ class _Socket:
 
     # -- setup ----------------------------------------------------------------
 
-    def bind(self, host="*", port=0):
+    def bind(self, host="*", port=None):
         """Bind to ``bind(ai)`` or ``bind(host, port)``; ``'*'`` means all
         interfaces, port 0 a free port (see ``local_port``)."""
         ai, owned = self._resolve(host, port, passive=True)
@@ -251,7 +256,7 @@ class _Socket:
             err = None
             for node in ai:
                 p = node._p
-                if p.ai_family != self._family:
+                if not self._accepts(p):
                     continue
                 r = lib.s2_bind(self._fd, p.ai_addr, p.ai_addrlen)
                 if r == 0:
@@ -281,7 +286,7 @@ class _Socket:
         deadline = self._deadline(timeout, expires)
         ai, owned = self._resolve(host, port, passive=False)
         try:
-            nodes = [n for n in ai if n._p.ai_family == self._family]
+            nodes = [n for n in ai if self._accepts(n._p)]
             if not nodes:
                 raise Error("address_family_not_supported",
                             "no %s address for %r" % (self.family(), host))
@@ -508,7 +513,7 @@ class UDPSocket(_Socket):
             err = None
             for node in ai:
                 p = node._p
-                if p.ai_family != self._family:
+                if not self._accepts(p):
                     continue
                 r = lib.s2_connect(self._fd, p.ai_addr, p.ai_addrlen)
                 if r == 0:
