@@ -25,11 +25,14 @@ from .addr import addr, AddrInfo, SockAddr, IPAddr
 from .sockets import tcp, udp, raw, TCPSocket, UDPSocket, RawSocket
 from .hub import (Thread, newthread, poll, start, stop, current, clock,
                   sleep, sleep_until, runafter, runat, runevery)
+from .timing import timeout, sleep_job, SleepJob
 from ._options import OPTIONS
 from ._poller import backend_name as poller_name, available as pollers
 from . import _poller
 
 __version__ = "0.1.0"
+
+thread = newthread   # the original library's name for create-and-start
 
 AF_INET = _lib.AF_INET
 AF_INET6 = _lib.AF_INET6

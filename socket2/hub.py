@@ -81,6 +81,7 @@ class Hub:
         self._poll_once = False
         self._activity = False
         self._stopping = False
+        self._external = 0         # pending jobs in other OS threads
         root = getcurrent()
         while root.parent is not None:
             root = root.parent
@@ -159,7 +160,7 @@ class Hub:
 
     def _fire_resume(self, g):
         if g not in self._queued:
-            g.switch()
+            g.switch(None)
 
     def suspend(self, deadline=None):
         """Park the current greenlet until someone schedules it (or
@@ -310,6 +311,8 @@ class Hub:
                 left = max(0.0, self._start_deadline - clock())
                 if timeout < 0 or left < timeout:
                     timeout = left
+            elif timeout < 0 and self._nio == 0 and self._deadlocked():
+                continue
             for token in poll(timeout):
                 w = fdget(token >> 2)
                 if w is None:
@@ -347,6 +350,20 @@ class Hub:
         self._starter = self._start_deadline = None
         self._stopping = self._poll_once = False
         g.switch(result)
+        return True
+
+    def _deadlocked(self):
+        """Nothing is parked on a socket and no timer is pending: no event
+        can ever wake anyone.  If the main program is parked (in a join, a
+        sleep job ...), raise an error there instead of hanging forever."""
+        if self._external:
+            return False
+        root = self._root
+        if root.dead or self._starter is not None:
+            return False
+        self._throw(root, Error("deadlock", "the main program is waiting "
+                                "for something no thread can deliver (no "
+                                "socket is waited on and no timer is set)"))
         return True
 
     def run_until(self, deadline, once):

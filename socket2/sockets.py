@@ -27,6 +27,7 @@ _EINPROGRESS = -_errno.EINPROGRESS
 _ACCEPT_RETRY = (-_errno.ECONNABORTED, -_errno.EPROTO, -_errno.EINTR)
 _SHUT = {"r": lib.SHUT_RD, "w": lib.SHUT_WR, "rw": lib.SHUT_RDWR}
 _UNSET = object()
+_CHUNK = bytes(65536)   # read-ahead step of read()/readline()
 
 
 def _wbuf(buf, what):
@@ -68,7 +69,7 @@ class _Socket:
     """What every socket has; see TCPSocket, UDPSocket, RawSocket."""
 
     __slots__ = ("_fd", "_hub", "_w", "_family", "_type", "_proto",
-                 "_bound", "timeout", "__weakref__")
+                 "_bound", "_rb", "timeout", "__weakref__")
 
     _default_type = None
 
@@ -89,6 +90,7 @@ class _Socket:
         self._type = socktype
         self._proto = proto
         self._bound = False
+        self._rb = None      # read-ahead of read()/readline(), when used
         self.timeout = None
         self._hub = hub
         try:
@@ -435,6 +437,8 @@ class TCPSocket(_Socket):
         """Receive into the writable *buf* (up to *maxlen* bytes); return
         the count, 0 when the peer closed its side."""
         p = _wbuf(buf, "recv()")
+        if self._rb:
+            return self._take(p, _maxlen(maxlen, len(p)))
         return self._recv_loop(p, _maxlen(maxlen, len(p)), timeout, expires)
 
     def sendall(self, buf, maxlen=None, timeout=None, expires=None):
@@ -462,7 +466,7 @@ class TCPSocket(_Socket):
         p = _wbuf(buf, "recvn()")
         n = _maxlen(n, len(p))
         deadline = self._deadline(timeout, expires)
-        got = 0
+        got = self._take(p, n) if self._rb else 0
         try:
             while got < n:
                 r = self._recv_loop(p + got, n - got, None, deadline)
@@ -481,11 +485,82 @@ class TCPSocket(_Socket):
         buf = bytearray(chunk)
         p = _from_buffer(buf)
         parts = []
+        if self._rb:
+            parts.append(bytes(self._rb))
+            self._rb.clear()
         while True:
             r = self._recv_loop(p, chunk, None, deadline)
             if r == 0:
                 return b"".join(parts)
             parts.append(bytes(buf[:r]))
+
+    # -- buffered reading ----------------------------------------------------
+    # read() and readline() read ahead into one bytearray; recv(), recvn()
+    # and recvall() hand out what it holds first.  Consuming from the front
+    # of a bytearray is amortised O(1) in CPython, so nothing is copied
+    # twice.
+
+    def _take(self, p, n):
+        rb = self._rb
+        k = min(n, len(rb))
+        ffi.memmove(p, rb, k)
+        del rb[:k]
+        return k
+
+    def _fill(self, deadline):
+        """Append one recv() worth to the read-ahead; return its size."""
+        rb = self._rb
+        old = len(rb)
+        rb += _CHUNK
+        p = _from_buffer(rb)
+        r = 0
+        try:
+            r = self._recv_loop(p + old, len(_CHUNK), None, deadline)
+        finally:
+            del p                 # release the export before resizing
+            del rb[old + r:]
+        return r
+
+    def read(self, n=-1, timeout=None, expires=None):
+        """Return *n* bytes (fewer only if the peer closes first); with
+        ``n < 0``, everything until the peer closes."""
+        if self._rb is None:
+            self._rb = bytearray()
+        if n is None or n < 0:
+            return self.recvall(timeout, expires)
+        deadline = self._deadline(timeout, expires)
+        rb = self._rb
+        while len(rb) < n and self._fill(deadline):
+            pass
+        out = bytes(rb[:n])
+        del rb[:n]
+        return out
+
+    def readline(self, limit=-1, timeout=None, expires=None):
+        """Return one line including its ``b'\\n'`` (the rest at EOF, or
+        *limit* bytes if the line is longer)."""
+        if self._rb is None:
+            self._rb = bytearray()
+        deadline = self._deadline(timeout, expires)
+        rb = self._rb
+        start = 0
+        while True:
+            i = rb.find(b"\n", start)
+            if i >= 0:
+                end = i + 1
+                break
+            if 0 <= limit <= len(rb):
+                end = limit
+                break
+            start = len(rb)
+            if not self._fill(deadline):
+                end = len(rb)
+                break
+        if 0 <= limit < end:
+            end = limit
+        out = bytes(rb[:end])
+        del rb[:end]
+        return out
 
     def shutdown(self, how="rw"):
         """Shut down reading (``'r'``), writing (``'w'``) or both."""
