@@ -12,6 +12,8 @@ import os
 from ._socket_ffi import ffi, lib
 from . import _names
 from .errors import Error, os_error
+from .hub import get_hub
+from . import _offload
 
 __all__ = ["addr", "AddrInfo", "SockAddr", "IPAddr"]
 
@@ -329,19 +331,35 @@ def addr(host="*", port=0, type=None, family="inet", protocol=None,
     hints.ai_socktype = socktype
     hints.ai_protocol = proto
     res = ffi.new("struct addrinfo **")
-    rc = lib.getaddrinfo(node, ffi.NULL if serv is None else serv, hints, res)
+    serv = ffi.NULL if serv is None else serv
+    if node == ffi.NULL or fl & lib.AI_NUMERICHOST or _numeric(node):
+        rc, code = _getaddrinfo(node, serv, hints, res)
+    else:
+        # A name may need DNS: resolve in a worker OS thread so the other
+        # threads keep running meanwhile.
+        rc, code = _offload.run(get_hub(), _getaddrinfo, node, serv, hints,
+                                res)
     if rc != 0:
-        raise _gai_error(rc, host, port)
+        raise _gai_error(rc, code, host, port)
     root = ffi.gc(res[0], lib.freeaddrinfo)
     return AddrInfo(_Owner(root), root)
 
 
-def _gai_error(rc, host, port):
+def _numeric(host):
+    """An IP literal (no lookup needed): IPv6 has colons, IPv4 digits."""
+    return b":" in host or host.replace(b".", b"").isdigit()
+
+
+def _getaddrinfo(node, serv, hints, res):
+    rc = lib.getaddrinfo(node, serv, hints, res)
+    # errno is per OS thread: read it here, in the thread that called.
+    return rc, (ffi.errno if rc == lib.EAI_SYSTEM else 0)
+
+
+def _gai_error(rc, code, host, port):
     what = "getaddrinfo(%r, %r)" % (host, port)
-    if rc == lib.EAI_SYSTEM:
-        code = ffi.errno
-        if code:
-            return os_error(code, what)
+    if rc == lib.EAI_SYSTEM and code:
+        return os_error(code, what)
     msg = ffi.string(lib.gai_strerror(rc)).decode("utf-8", "replace")
     return Error(_GAI_ERRS.get(rc, "address_lookup_failed"),
                  "%s: %s" % (what, msg), rc)

@@ -82,6 +82,7 @@ class Hub:
         self._activity = False
         self._stopping = False
         self._external = 0         # pending jobs in other OS threads
+        self._waker = None
         root = getcurrent()
         while root.parent is not None:
             root = root.parent
@@ -342,7 +343,8 @@ class Hub:
         elif (self._start_deadline is not None
               and clock() >= self._start_deadline):
             result = False
-        elif not self._ready and self._nio == 0 and not self.live_timers():
+        elif (not self._ready and self._nio == 0 and not self._external
+              and not self.live_timers()):
             result = not self._poll_once   # poll() with nothing to wait for
         else:
             return False
@@ -365,6 +367,43 @@ class Hub:
                                 "for something no thread can deliver (no "
                                 "socket is waited on and no timer is set)"))
         return True
+
+    # -- work done in other OS threads -----------------------------------------
+
+    def begin_external(self):
+        """Count a job another OS thread will complete (keeps the loop and
+        the deadlock check aware of it); starts the waker on first use."""
+        if self._waker is None:
+            self._start_waker()
+        self._external += 1
+
+    def complete_external(self, job, value, exc):
+        """From any OS thread: hand a finished job back to this hub."""
+        self._completed.append((job, value, exc))
+        self.poller.wakeup()
+
+    def _start_waker(self):
+        self._completed = deque()   # appended by other OS threads
+        fd = self.poller.wakeup_fd()
+        self._wake_w = self.register(fd)
+        # Parked in the reader slot before it ever ran: the first wake-up
+        # starts it (it is not counted as a parked thread).
+        self._waker = self._wake_w.rg = greenlet(self._waker_loop,
+                                                 parent=self.greenlet)
+
+    def _waker_loop(self):
+        """Schedule the greenlets whose external jobs finished, then park
+        on the wakeup fd again."""
+        w, completed = self._wake_w, self._completed
+        while True:
+            self.poller.drain_wakeup()
+            while completed:
+                job, value, exc = completed.popleft()
+                self._external -= 1
+                if not job.cancelled:
+                    self.schedule(job.g, value, exc)
+            w.rg = self._waker
+            self.greenlet.switch()
 
     def run_until(self, deadline, once):
         """Run the loop for the calling greenlet (start/poll)."""

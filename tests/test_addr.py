@@ -179,3 +179,46 @@ def test_bad_arguments_name_what_was_wrong():
         socket2.addr(12.5, 80)
     with pytest.raises(TypeError, match="flags"):
         socket2.addr(flags=1.0)
+
+
+def test_name_lookups_do_not_block_other_threads():
+    """A host name is resolved in a worker OS thread: other socket2 threads
+    run meanwhile (a slow lookup, made slow here on purpose, freezes none)."""
+    import time
+    from socket2 import _offload
+    from socket2 import hub as _hub
+
+    ticks = []
+
+    def ticker():
+        for _ in range(5):
+            socket2.sleep(0.01)
+            ticks.append(socket2.clock())
+
+    def slow_lookup():
+        time.sleep(0.1)   # stands in for a slow DNS server
+        return "resolved"
+
+    socket2.newthread(ticker)
+    t0 = socket2.clock()
+    assert _offload.run(_hub.get_hub(), slow_lookup) == "resolved"
+    assert len(ticks) == 5 and ticks[-1] - t0 < 0.1
+    ai = socket2.addr("localhost", 80, "tcp")   # the real path: offloaded
+    assert str(ai) == "127.0.0.1:80"
+    ai.free()
+
+
+def test_offloaded_lookup_can_time_out_and_be_killed():
+    import time
+    from socket2 import _offload
+    from socket2 import hub as _hub
+
+    hub = _hub.get_hub()
+    with pytest.raises(socket2.TimeoutError):
+        with socket2.timeout(0.02):
+            _offload.run(hub, time.sleep, 0.2)
+    t = socket2.newthread(_offload.run, hub, time.sleep, 0.1)
+    t.kill()
+    assert t.finished
+    socket2.sleep(0.25)      # the late results are dropped, not delivered
+    assert hub._external == 0
