@@ -27,7 +27,8 @@ class EpollPoller:
 
     The backend surface (shared by every poller): ``register(fd)``,
     ``unregister(fd)``, ``poll(timeout) -> list of tokens`` where a token is
-    ``fd << 2 | readable | writable << 1``, ``wakeup()`` (callable from any
+    ``fd << 3 | readable | writable << 1 | hangup << 2`` (hang-up: the peer
+    closed or the socket failed), ``wakeup()`` (callable from any
     OS thread), ``fileno()``, ``close()`` and ``name``.
     """
 

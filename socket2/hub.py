@@ -39,12 +39,17 @@ _local = threading.local()
 
 
 class _Waiters:
-    """The reader and writer slots of one registered fd."""
-    __slots__ = ("rg", "wg")
+    """The reader and writer slots of one registered fd, and whether it may
+    have data to read (see _Socket._recv_loop: after a short read the
+    queue is known empty, and the next edge either wakes the reader or sets
+    rready; after a hang-up no edge follows, so rready stays set)."""
+    __slots__ = ("rg", "wg", "rready", "hup")
 
     def __init__(self):
         self.rg = None
         self.wg = None
+        self.rready = True
+        self.hup = False     # the peer closed or the socket failed: sticky
 
 
 class _Timer:
@@ -119,11 +124,15 @@ class Hub:
         if w.rg is not None:
             raise Error("busy", "another thread is already receiving on "
                         "this socket")
-        w.rg = g = getcurrent()
+        g = getcurrent()
+        hubg = self.greenlet
+        if g is hubg:
+            raise Error("hub", "cannot wait inside the hub's own greenlet")
+        w.rg = g
         self._nio += 1
         try:
             if deadline is None:
-                self._switch_to_hub()
+                hubg.switch()
             else:
                 self._wait_with_deadline(g, deadline)
         finally:
@@ -135,11 +144,15 @@ class Hub:
         if w.wg is not None:
             raise Error("busy", "another thread is already sending on "
                         "this socket")
-        w.wg = g = getcurrent()
+        g = getcurrent()
+        hubg = self.greenlet
+        if g is hubg:
+            raise Error("hub", "cannot wait inside the hub's own greenlet")
+        w.wg = g
         self._nio += 1
         try:
             if deadline is None:
-                self._switch_to_hub()
+                hubg.switch()
             else:
                 self._wait_with_deadline(g, deadline)
         finally:
@@ -315,16 +328,20 @@ class Hub:
             elif timeout < 0 and self._nio == 0 and self._deadlocked():
                 continue
             for token in poll(timeout):
-                w = fdget(token >> 2)
+                w = fdget(token >> 3)
                 if w is None:
                     continue
                 # Read the slot again after each switch: the reader may
                 # have closed the socket, which already woke the writer.
                 if token & 1:
+                    if token & 4:
+                        w.hup = w.rready = True
                     g = w.rg
                     if g is not None:
                         self._activity = True
                         g.switch()
+                    else:
+                        w.rready = True   # nobody waits: remember the edge
                 if token & 2:
                     g = w.wg
                     if g is not None:

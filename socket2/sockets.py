@@ -25,6 +25,7 @@ _EAGAIN = -_errno.EAGAIN
 _EWOULDBLOCK = -_errno.EWOULDBLOCK
 _EINPROGRESS = -_errno.EINPROGRESS
 _ACCEPT_RETRY = (-_errno.ECONNABORTED, -_errno.EPROTO, -_errno.EINTR)
+_STREAM = lib.SOCK_STREAM
 _SHUT = {"r": lib.SHUT_RD, "w": lib.SHUT_WR, "rw": lib.SHUT_RDWR}
 _UNSET = object()
 _CHUNK = bytes(65536)   # read-ahead step of read()/readline()
@@ -335,16 +336,33 @@ class _Socket:
         self._w = self._hub.register(self._fd)
 
     def _recv_loop(self, p, n, timeout, expires):
+        w = self._w
         deadline = _UNSET
-        while True:
+        # A stream socket whose last read came back short has an empty
+        # queue: skip the recv() that would only say EAGAIN and wait for
+        # the edge the next data brings (hub.py sets rready if that edge
+        # comes while nobody waits).  Datagram sockets always try.
+        if w.rready:
             r = _recv(self._fd, p, n)
             if r >= 0:
+                if 0 < r < n and self._type == _STREAM and not w.hup:
+                    w.rready = False
                 return r
             if r != _EAGAIN and r != _EWOULDBLOCK:
                 raise self._fail(r, "recv")
+        while True:
             if deadline is _UNSET:
                 deadline = self._deadline(timeout, expires)
-            self._hub.wait_readable(self._w, deadline)
+            self._hub.wait_readable(w, deadline)
+            r = _recv(self._fd, p, n)
+            if r >= 0:
+                if 0 < r < n and self._type == _STREAM and not w.hup:
+                    w.rready = False
+                else:
+                    w.rready = True
+                return r
+            if r != _EAGAIN and r != _EWOULDBLOCK:
+                raise self._fail(r, "recv")
 
     def _send_loop(self, p, n, timeout, expires):
         deadline = _UNSET
@@ -436,25 +454,46 @@ class TCPSocket(_Socket):
     def recv(self, buf, maxlen=None, timeout=None, expires=None):
         """Receive into the writable *buf* (up to *maxlen* bytes); return
         the count, 0 when the peer closed its side."""
-        p = _wbuf(buf, "recv()")
+        # The hot path: straight-line, one Python frame, no wait machinery
+        # unless the kernel has nothing for us.
+        try:
+            p = _from_buffer("char[]", buf, True)
+        except (TypeError, BufferError):
+            p = _wbuf(buf, "recv()")   # raises the explanatory error
+        n = len(p) if maxlen is None else _maxlen(maxlen, len(p))
         if self._rb:
-            return self._take(p, _maxlen(maxlen, len(p)))
-        return self._recv_loop(p, _maxlen(maxlen, len(p)), timeout, expires)
+            return self._take(p, n)
+        return self._recv_loop(p, n, timeout, expires)
 
     def sendall(self, buf, maxlen=None, timeout=None, expires=None):
         """Send all of *buf* (or its first *maxlen* bytes).  On failure the
         raised ``Error`` has ``.sent``, the count that did go out."""
-        p = _rbuf(buf, "sendall()")
-        n = _maxlen(maxlen, len(p))
+        if type(buf) is bytes:
+            p = buf
+        else:
+            try:
+                p = _from_buffer(buf)
+            except TypeError:
+                p = _rbuf(buf, "sendall()")   # raises the explanatory error
+        n = len(p) if maxlen is None else _maxlen(maxlen, len(p))
+        # The hot path: the kernel takes it all at once.
+        r = _send(self._fd, p, n)
+        if r == n:
+            return n
+        return self._sendall_slow(p, n, max(r, 0) if r != _EAGAIN else 0,
+                                  r, timeout, expires)
+
+    def _sendall_slow(self, p, n, sent, r, timeout, expires):
+        if r < 0 and r != _EAGAIN and r != _EWOULDBLOCK:
+            e = self._fail(r, "send")
+            e.sent = 0
+            raise e
         deadline = self._deadline(timeout, expires)
-        sent = 0
         try:
-            sent = self._send_loop(p, n, None, deadline)
-            if sent < n:
-                if type(p) is bytes:
-                    p = _from_buffer(p)
-                while sent < n:
-                    sent += self._send_loop(p + sent, n - sent, None, deadline)
+            if type(p) is bytes:
+                p = _from_buffer(p)
+            while sent < n:
+                sent += self._send_loop(p + sent, n - sent, None, deadline)
         except Error as e:
             e.sent = sent
             raise

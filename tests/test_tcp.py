@@ -386,3 +386,33 @@ def test_type_family_protocol_and_bad_constructor_args():
     with pytest.raises(socket2.Error) as e:
         socket2.tcp("inet", "udp")   # a stream socket with the UDP protocol
     assert e.value.err == "protocol_not_supported"
+
+
+def test_recv_after_a_short_read_sees_later_data_eof_and_reset(pair):
+    # A short read means the queue was empty: socket2 then waits for the
+    # next edge instead of calling recv() again.  Data, EOF and RST that
+    # arrive afterwards must all still be seen.
+    c, a = pair
+    buf = bytearray(10)
+    a.sendall(b"x")
+    assert c.recv(buf) == 1                  # short
+    a.sendall(b"yz")
+    a.close()                                # data and FIN together
+    assert c.recv(buf) == 2 and buf[:2] == b"yz"
+    assert c.recv(buf) == 0
+    assert c.recv(buf) == 0                  # EOF stays EOF
+
+
+def test_recv_after_a_short_read_sees_a_reset():
+    with socket2.tcp() as srv:
+        srv.listen("127.0.0.1", 0)
+        with socket2.tcp() as c:
+            c.connect("127.0.0.1", srv.local_port)
+            a = srv.accept()
+            a.sendall(b"x")
+            assert c.recv(bytearray(10)) == 1
+            a.setopt("so_linger", 0)
+            a.close()                        # RST
+            with pytest.raises(socket2.Error) as e:
+                c.recv(bytearray(10), timeout=5)
+            assert e.value.err == "connection_reset"

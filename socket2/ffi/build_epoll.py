@@ -3,7 +3,8 @@
 Produces ``socket2._epoll_ffi``, built only on Linux (see setup.py).
 
 ``s2_epoll_wait`` hands events to Python as one flat ``int`` array of
-*tokens*, ``fd << 2 | readable | writable << 1``: the hub turns the array
+*tokens*, ``fd << 3 | readable | writable << 1 | hangup << 2``: the hub
+turns the array
 into a list with one ``ffi.unpack`` call and reads each event with two
 integer operations, instead of walking ``struct epoll_event`` cdata.
 The kqueue and poll(2) backends produce the same tokens.
@@ -71,11 +72,12 @@ int s2_epoll_wait(int epfd, int *tokens, int maxevents, double timeout)
     if (n < 0) return -errno;       /* EINTR: let Python run its signal handlers */
     for (i = 0; i < n; i++) {
         uint32_t e = evs[i].events;
-        int t = (int)evs[i].data.u64 << 2;
+        int t = (int)evs[i].data.u64 << 3;
         /* Errors and hang-ups wake both directions: the retried system
            call then reports what happened. */
         if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) t |= 1;
         if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) t |= 2;
+        if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) t |= 4;
         tokens[i] = t;
     }
     return n;
