@@ -11,7 +11,7 @@ import sys
 import socket2
 
 
-def serve(conn, bufsize):
+def echo(conn, bufsize):
     """Echo everything *conn* sends until it closes its side."""
     buf = bytearray(bufsize)
     with conn:
@@ -24,22 +24,6 @@ def serve(conn, bufsize):
         except socket2.Error as e:
             if e.err not in ("connection_reset", "broken_pipe", "closed"):
                 raise
-
-
-def accept_forever(server, bufsize):
-    while True:
-        try:
-            conn = server.accept()
-        except socket2.Error as e:
-            if e.err == "closed":
-                return
-            if e.err == "too_many_open_files":
-                # Out of descriptors: let some connections finish.
-                print("echo_server: %s; pausing accept" % e, file=sys.stderr)
-                socket2.sleep(0.1)
-                continue
-            raise
-        socket2.newthread(serve, conn, bufsize)
 
 
 def main(argv=None):
@@ -70,7 +54,9 @@ def main(argv=None):
                 % (args.host, args.port, e))
     print("echo_server: listening on %s (poller: %s)" % (
         where, socket2.poller_name()), flush=True)
-    socket2.newthread(accept_forever, server, args.bufsize)
+    # serve(): accept forever, each connection in a thread of its own,
+    # started when the connection first sends something.
+    socket2.newthread(socket2.serve, server, echo, args.bufsize)
     try:
         socket2.start()
     except KeyboardInterrupt:

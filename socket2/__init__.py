@@ -26,6 +26,7 @@ from .sockets import tcp, udp, raw, TCPSocket, UDPSocket, RawSocket
 from .hub import (Thread, newthread, poll, start, stop, current, clock,
                   sleep, sleep_until, runafter, runat, runevery)
 from .timing import timeout, sleep_job, SleepJob
+from ._serve import serve
 from ._options import OPTIONS
 from ._poller import backend_name as poller_name, available as pollers
 from . import _poller

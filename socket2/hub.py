@@ -220,6 +220,12 @@ class Hub:
             raise exc
         if g.dead:
             return
+        if not g:
+            # Never started (a connection's thread deferred by serve()):
+            # start it instead; its handler then meets the closed socket or
+            # the error like any other thread would.
+            self.schedule(g)
+            return
         if cur is not self.greenlet:
             self.schedule(cur)
         g.throw(exc)
@@ -236,8 +242,10 @@ class Hub:
             self._activity = True
             if exc is not None:
                 g.throw(exc)
-            else:
+            elif g:
                 g.switch(value)
+            else:
+                g.switch()      # never started: run() takes no value
 
     # -- timers ----------------------------------------------------------
 
@@ -384,6 +392,20 @@ class Hub:
                                 "for something no thread can deliver (no "
                                 "socket is waited on and no timer is set)"))
         return True
+
+    def start_when_readable(self, sock, func, args, kwargs):
+        """Run ``func(sock, *args, **kwargs)`` in a new thread once *sock*
+        has something to read (or fails, or is closed).  Until then the
+        connection holds no greenlet stack at all: the unstarted thread sits
+        in the socket's reader slot, and the hub's ordinary dispatch starts
+        it with the same ``switch()`` that resumes a parked reader."""
+        w = sock._w
+        if w.rg is not None:
+            raise Error("busy", "another thread is already receiving on "
+                        "this socket")
+        w.rg = Thread(self, _start_parked, (self, sock, func, args, kwargs),
+                      {}, name=getattr(func, "__name__", None))
+        self._nio += 1
 
     # -- work done in other OS threads -----------------------------------------
 
@@ -551,6 +573,14 @@ class Thread(greenlet):
     def __repr__(self):
         state = "finished" if self._finished else "running"
         return "<socket2 Thread %r %s>" % (self.name, state)
+
+
+def _start_parked(hub, sock, func, args, kwargs):
+    w = sock._w
+    if w.rg is getcurrent():
+        w.rg = None
+    hub._nio -= 1
+    return func(sock, *args, **kwargs)
 
 
 def _deadline(timeout, expires):

@@ -416,3 +416,66 @@ def test_recv_after_a_short_read_sees_a_reset():
             with pytest.raises(socket2.Error) as e:
                 c.recv(bytearray(10), timeout=5)
             assert e.value.err == "connection_reset"
+
+
+def test_serve_runs_a_thread_per_connection_started_by_its_first_byte():
+    from socket2 import hub as _hub
+    hub = _hub.get_hub()
+    handled = []
+
+    def handler(conn, tag):
+        with conn:
+            buf = bytearray(16)
+            n = conn.recv(buf)
+            handled.append((tag, bytes(buf[:n])))
+            conn.sendall(buf, n)
+
+    with socket2.tcp() as srv:
+        srv.listen("127.0.0.1", 0)
+        server = socket2.newthread(socket2.serve, srv, handler, "t")
+        silent = [socket2.tcp() for _ in range(50)]
+        for c in silent:
+            c.connect("127.0.0.1", srv.local_port)
+        socket2.sleep(0.05)               # all accepted, none has a thread
+        assert handled == []
+        assert hub._nio >= 50             # ... yet all count as waiting
+        with socket2.tcp() as c:
+            c.connect("127.0.0.1", srv.local_port)
+            c.sendall(b"hi")
+            assert c.recvn(bytearray(2)) == 2
+        assert handled == [("t", b"hi")]
+        for c in silent:                  # EOF starts each handler: recv 0
+            c.close()
+        socket2.sleep(0.05)
+        assert len(handled) == 51
+    server.join(timeout=5)                # serve() returns: listener closed
+
+
+def test_serve_threads_of_never_active_connections_end_cleanly():
+    seen = []
+
+    def handler(conn):
+        with conn:
+            try:
+                conn.recv(bytearray(1))
+            except socket2.Error as e:
+                seen.append(e.err)
+
+    with socket2.tcp() as srv:
+        srv.listen("127.0.0.1", 0)
+        t = socket2.newthread(socket2.serve, srv, handler)
+        with socket2.tcp() as c:
+            c.connect("127.0.0.1", srv.local_port)
+            socket2.sleep(0.02)
+            # close the server side while its thread has not started yet
+            (w,) = [w for w in socket2.hub.get_hub()._fdmap.values()
+                    if w.rg is not None and not w.rg]
+            conns = [s for s in gc_sockets() if s._w is w]
+            conns[0].close()
+            socket2.sleep(0.02)
+    t.join(timeout=5)
+    assert seen == ["closed"]
+
+
+def gc_sockets():
+    return [o for o in gc.get_objects() if isinstance(o, socket2.TCPSocket)]

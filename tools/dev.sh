@@ -2,6 +2,7 @@
 # Developer entry point: sets up .venv (when missing or stale) and runs a job.
 #   tools/dev.sh run [echo_server args]   build, then start the echo server
 #   tools/dev.sh test [pytest args]       build, then run the test suite
+#   tools/dev.sh bench [--quick ...]      build, then the side-by-side benchmark
 #   tools/dev.sh setup                    only build
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,5 +32,6 @@ case "$cmd" in
     setup) setup ;;
     run)   setup; exec "$PY" examples/echo_server.py "$@" ;;
     test)  setup; exec "$PY" -m pytest "$@" ;;
-    *)     echo "usage: tools/dev.sh run|test|setup [args...]" >&2; exit 2 ;;
+    bench) setup; exec "$PY" tools/bench/run.py "$@" ;;
+    *)     echo "usage: tools/dev.sh run|test|bench|setup [args...]" >&2; exit 2 ;;
 esac

@@ -12,8 +12,9 @@
  *          flight each, counting the bytes that come back.
  * --idle N opens N extra connections first and keeps them open, silent.
  *
- * Prints one JSON object: {"ops":..,"bytes":..,"seconds":..,"errors":..}
- * counted after the warm-up.  Exits non-zero if the server misbehaves
+ * Prints "counting" when the measured window opens (after the warm-up) and
+ * then one JSON object, {"ops":..,"bytes":..,"seconds":..,"errors":..},
+ * the moment it closes, before tearing the connections down.  Exits non-zero if the server misbehaves
  * (wrong echo, connection refused during the run).
  */
 #define _GNU_SOURCE
@@ -228,7 +229,12 @@ int main(int argc, char **argv)
     double t0 = now(), tstart = t0 + warmup, tend = tstart + seconds, tcount = 0;
     for (;;) {
         double t = now();
-        if (!counting && t >= tstart) { counting = 1; tcount = t; }
+        if (!counting && t >= tstart) {
+            counting = 1;
+            tcount = t;
+            printf("counting\n");   /* the runner samples server CPU here */
+            fflush(stdout);
+        }
         if (t >= tend) break;
         int n = epoll_wait(ep, evs, 512, 100);
         if (n < 0 && errno != EINTR) die("epoll_wait");

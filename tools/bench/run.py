@@ -1,0 +1,427 @@
+#!/usr/bin/env python3
+"""Side-by-side echo benchmark: socket2 against gevent, eventlet, asyncio,
+uvloop, trio, threads and a C epoll server, in one run.
+
+    bash tools/dev.sh bench            # full run (about 10 minutes)
+    bash tools/dev.sh bench --quick    # a few seconds: c and socket2 only
+
+Each server runs pinned to CPU 0, the C load generator to CPU 1; servers are
+interleaved round by round and each cell is the median over the rounds.
+For every cell: throughput, server CPU per operation (user+sys from /proc,
+sampled exactly over the measured window), peak RSS, and the ratio to the C
+reference measured in the same run.  Results go to tools/bench/results/
+(markdown and JSON) and, for a full run, to docs/performance.md.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+BUILD = os.path.join(HERE, "build")
+PEERS_VENV = os.path.join(HERE, ".venv-peers")
+PEER_PACKAGES = ["gevent", "eventlet", "uvloop", "trio"]
+SERVERS_DIR = os.path.join(HERE, "servers")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# name -> (interpreter: 'socket2' | 'peers' | None for a binary, argv)
+SERVERS = {
+    "c-epoll": (None, [os.path.join(BUILD, "echo_epoll")]),
+    "socket2": ("socket2", [os.path.join(ROOT, "examples", "echo_server.py")]),
+    "gevent": ("peers", [os.path.join(SERVERS_DIR, "gevent_server.py")]),
+    "eventlet": ("peers", [os.path.join(SERVERS_DIR, "eventlet_server.py")]),
+    "asyncio-streams": ("peers", [os.path.join(SERVERS_DIR, "asyncio_streams.py")]),
+    "asyncio-protocol": ("peers", [os.path.join(SERVERS_DIR, "asyncio_protocol.py")]),
+    "uvloop-streams": ("peers", [os.path.join(SERVERS_DIR, "asyncio_streams.py"), "--uvloop"]),
+    "uvloop-protocol": ("peers", [os.path.join(SERVERS_DIR, "asyncio_protocol.py"), "--uvloop"]),
+    "trio": ("peers", [os.path.join(SERVERS_DIR, "trio_server.py")]),
+    "threads": ("peers", [os.path.join(SERVERS_DIR, "threads_server.py")]),
+}
+REFERENCE = "c-epoll"
+
+# name -> (loadgen mode, connections, extra idle connections, unit)
+WORKLOADS = {
+    "rr-1": ("rr", 1, 0, "round trips/s"),
+    "rr-100": ("rr", 100, 0, "round trips/s"),
+    "rr-1000": ("rr", 1000, 0, "round trips/s"),
+    "rr-100+idle": ("rr", 100, 10000, "round trips/s"),
+    "churn": ("churn", 50, 0, "connections/s"),
+    "bulk": ("bulk", 4, 0, "MiB/s"),
+}
+
+TARGETS_TEXT = """\
+- request/response at 100 and 1000 connections: socket2 >= 0.9x the C
+  reference and >= uvloop-protocol (>= 1.8x gevent);
+- 100 active + 10,000 idle: socket2 >= 0.85x the C reference, peak RSS
+  <= 60 MiB;
+- churn: socket2 server CPU per connection <= 0.7x gevent's;
+- bulk: socket2 >= 0.9x the C reference;
+- `python -X importtime -c "import socket2"` <= 15 ms."""
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+# -- building -----------------------------------------------------------------
+
+def build():
+    os.makedirs(BUILD, exist_ok=True)
+    cc = os.environ.get("CC", "gcc")
+    for out, src in (("loadgen", os.path.join(HERE, "loadgen.c")),
+                     ("echo_epoll", os.path.join(SERVERS_DIR, "echo_epoll.c"))):
+        target = os.path.join(BUILD, out)
+        if (not os.path.exists(target)
+                or os.path.getmtime(target) < os.path.getmtime(src)):
+            subprocess.run([cc, "-O2", "-Wall", "-o", target, src], check=True)
+
+
+def peers_python():
+    """The peers' own virtual environment (never socket2's)."""
+    py = os.path.join(PEERS_VENV, "bin", "python")
+    stamp = os.path.join(PEERS_VENV, ".installed")
+    if not os.path.exists(stamp):
+        log("bench: installing %s into %s" % (" ".join(PEER_PACKAGES),
+                                              PEERS_VENV))
+        subprocess.run([sys.executable, "-m", "venv", PEERS_VENV], check=True)
+        subprocess.run([py, "-m", "pip", "install", "-q", *PEER_PACKAGES],
+                       check=True)
+        open(stamp, "w").close()
+    return py
+
+
+def peer_versions(py):
+    code = ("import importlib.metadata as m\n"
+            "for p in %r: print(p, m.version(p))" % (PEER_PACKAGES,))
+    out = subprocess.run([py, "-c", code], capture_output=True, text=True)
+    return dict(line.split() for line in out.stdout.splitlines())
+
+
+# -- one cell -----------------------------------------------------------------
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pin(cpu):
+    return ["taskset", "-c", str(cpu)] if PIN else []
+
+
+def cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])   # utime + stime
+
+
+def peak_rss_mib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def start_server(name, interpreters, port):
+    kind, argv = SERVERS[name]
+    cmd = pin(0) + ([interpreters[kind]] if kind else []) + argv + [
+        "--host", "127.0.0.1", "--port", str(port)]
+    env = dict(os.environ, PYTHONPATH=SERVERS_DIR)
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if p.poll() is not None:
+            raise RuntimeError("%s exited: %s" % (name, p.stderr.read()))
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return p
+        except OSError:
+            time.sleep(0.05)
+    p.kill()
+    raise RuntimeError("%s did not start listening" % name)
+
+
+def stop_server(p):
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+    p.stderr.close()
+
+
+def run_cell(server, workload, interpreters, args):
+    mode, conns, idle, _ = WORKLOADS[workload]
+    if idle:
+        idle = args.idle
+    port = free_port()
+    p = start_server(server, interpreters, port)
+    try:
+        cmd = pin(1) + [os.path.join(BUILD, "loadgen"), "127.0.0.1", str(port),
+                        mode, str(conns), str(args.duration),
+                        "--warmup", str(args.warmup), "--idle", str(idle)]
+        lg = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        t0 = None
+        result = None
+        for line in lg.stdout:
+            if line.strip() == "counting":
+                t0 = cpu_ticks(p.pid)
+            elif line.startswith("{"):
+                t1 = cpu_ticks(p.pid)
+                result = json.loads(line)
+        if lg.wait() != 0 or result is None or t0 is None:
+            raise RuntimeError("loadgen failed against %s/%s" % (server, workload))
+        rss = peak_rss_mib(p.pid)
+    finally:
+        stop_server(p)
+    secs = result["seconds"]
+    cpu = (t1 - t0) / CLK_TCK
+    if mode == "bulk":
+        rate = result["bytes"] / secs / (1 << 20)
+        cpu_per = cpu / max(result["bytes"] / (1 << 20), 1e-9) * 1e6   # us per MiB
+    else:
+        rate = result["ops"] / secs
+        cpu_per = cpu / max(result["ops"], 1) * 1e6                    # us per op
+    return {"rate": rate, "cpu_us_per_op": cpu_per, "rss_mib": rss,
+            "ops": result["ops"], "bytes": result["bytes"]}
+
+
+# -- import time --------------------------------------------------------------
+
+def import_ms(python, module, runs=7):
+    """Median total import time of *module* in a fresh interpreter."""
+    totals = []
+    # Measure what an installed package has: compiled bytecode on disk (some
+    # environments set PYTHONDONTWRITEBYTECODE; the first import writes it).
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run([python, "-c", "import %s" % module], env=env,
+                   capture_output=True)
+    for _ in range(runs):
+        out = subprocess.run([python, "-X", "importtime", "-c",
+                              "import %s" % module],
+                             capture_output=True, text=True, env=env)
+        for line in out.stderr.splitlines():
+            parts = line.split("|")
+            if len(parts) == 3 and parts[2].rstrip() == " " + module:
+                totals.append(int(parts[1]) / 1000.0)
+    return statistics.median(totals) if totals else float("nan")
+
+
+# -- reporting ----------------------------------------------------------------
+
+def fmt_rate(v):
+    return "%.0f" % v if v >= 100 else "%.1f" % v
+
+
+def render(results, servers, workloads, imports, meta):
+    ref = results[REFERENCE]
+    lines = ["# socket2 echo benchmark", "",
+             "- date: %s" % meta["date"],
+             "- machine: %s, %d CPUs, Linux %s, Python %s" % (
+                 meta["cpu"], meta["ncpu"], meta["kernel"], meta["python"]),
+             "- command: `%s`" % meta["command"],
+             "- rounds: %d, %.1f s measured per cell after %.1f s warm-up; "
+             "server on CPU 0, load generator on CPU 1; medians" % (
+                 meta["rounds"], meta["duration"], meta["warmup"]),
+             "- peers: %s" % (", ".join("%s %s" % kv for kv in
+                                        sorted(meta["peers"].items())) or "-"),
+             "- idle connections in rr-100+idle: %d" % meta["idle"],
+             "", "## Throughput (ratio to the C reference in the same run)", "",
+             "| server | " + " | ".join(
+                 "%s (%s)" % (w, WORKLOADS[w][3]) for w in workloads) + " |",
+             "|---" * (len(workloads) + 1) + "|"]
+    for s in servers:
+        cells = []
+        for w in workloads:
+            v = results[s][w]["rate"]
+            cells.append("%s (%.2fx)" % (fmt_rate(v), v / ref[w]["rate"]))
+        lines.append("| %s | %s |" % (s, " | ".join(cells)))
+    lines += ["", "## Server CPU per operation (µs; bulk: µs per MiB)", "",
+              "| server | " + " | ".join(workloads) + " |",
+              "|---" * (len(workloads) + 1) + "|"]
+    for s in servers:
+        lines.append("| %s | %s |" % (s, " | ".join(
+            "%.2f" % results[s][w]["cpu_us_per_op"] for w in workloads)))
+    lines += ["", "## Peak RSS of the server (MiB)", "",
+              "| server | " + " | ".join(workloads) + " |",
+              "|---" * (len(workloads) + 1) + "|"]
+    for s in servers:
+        lines.append("| %s | %s |" % (s, " | ".join(
+            "%.1f" % results[s][w]["rss_mib"] for w in workloads)))
+    lines += ["", "## Import time (`python -X importtime`, median, ms)", "",
+              "| module | ms |", "|---|---|"]
+    for mod, ms in imports.items():
+        lines.append("| %s | %.1f |" % (mod, ms))
+    lines += ["", "## Targets", "", TARGETS_TEXT, "", "Verdicts in this run:", ""]
+    lines += ["- %s: %s" % (k, v) for k, v in verdicts(results, imports)]
+    return "\n".join(lines) + "\n"
+
+
+def verdicts(results, imports):
+    out = []
+    s2 = results.get("socket2")
+    if not s2:
+        return out
+    ref = results[REFERENCE]
+
+    def ratio(w, other=REFERENCE):
+        return s2[w]["rate"] / results[other][w]["rate"]
+
+    for w in ("rr-100", "rr-1000"):
+        if w in s2:
+            msg = "%.2fx C" % ratio(w)
+            ok = ratio(w) >= 0.9
+            if "uvloop-protocol" in results:
+                msg += ", %.2fx uvloop-protocol" % ratio(w, "uvloop-protocol")
+                ok = ok and ratio(w, "uvloop-protocol") >= 1.0
+            if "gevent" in results:
+                msg += ", %.2fx gevent" % ratio(w, "gevent")
+            out.append((w, ("met" if ok else "NOT met") + " (%s)" % msg))
+    if "rr-100+idle" in s2:
+        r, rss = ratio("rr-100+idle"), s2["rr-100+idle"]["rss_mib"]
+        out.append(("rr-100+idle", "%s (%.2fx C, %.1f MiB)" % (
+            "met" if r >= 0.85 and rss <= 60 else "NOT met", r, rss)))
+    if "churn" in s2 and "gevent" in results:
+        c = s2["churn"]["cpu_us_per_op"] / results["gevent"]["churn"]["cpu_us_per_op"]
+        out.append(("churn", "%s (%.2fx gevent's CPU per connection)" % (
+            "met" if c <= 0.7 else "NOT met", c)))
+    if "bulk" in s2:
+        out.append(("bulk", "%s (%.2fx C)" % (
+            "met" if ratio("bulk") >= 0.9 else "NOT met", ratio("bulk"))))
+    if "socket2" in imports:
+        ms = imports["socket2"]
+        out.append(("import", "%s (%.1f ms)" % ("met" if ms <= 15 else "NOT met", ms)))
+    del ref
+    return out
+
+
+def machine():
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return cpu
+
+
+# -- main ---------------------------------------------------------------------
+
+def main(argv=None):
+    global PIN
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true",
+                    help="one short round, c-epoll and socket2 only, 1000 idle "
+                         "connections: proves the tooling works end to end")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=2.0,
+                    help="measured seconds per cell (default: %(default)s)")
+    ap.add_argument("--warmup", type=float, default=0.5)
+    ap.add_argument("--idle", type=int, default=10000,
+                    help="idle connections in rr-100+idle (default: %(default)s)")
+    ap.add_argument("--servers", default=",".join(SERVERS),
+                    help="comma-separated subset of: %s" % ", ".join(SERVERS))
+    ap.add_argument("--workloads", default=",".join(WORKLOADS),
+                    help="comma-separated subset of: %s" % ", ".join(WORKLOADS))
+    ap.add_argument("--out", default=os.path.join(HERE, "results"),
+                    help="where to write the results (default: %(default)s)")
+    ap.add_argument("--no-docs", action="store_true",
+                    help="do not update docs/performance.md")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.rounds, args.duration, args.warmup, args.idle = 1, 0.5, 0.2, 1000
+        args.servers = "c-epoll,socket2"
+        args.no_docs = True
+    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    for s in servers:
+        if s not in SERVERS:
+            ap.error("unknown server %r" % s)
+    for w in workloads:
+        if w not in WORKLOADS:
+            ap.error("unknown workload %r" % w)
+    if REFERENCE not in servers:
+        servers.insert(0, REFERENCE)
+    PIN = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited
+    if hard < args.idle + 2000:
+        args.idle = max(0, hard - 2000)
+        log("bench: descriptor limit %d: idle connections cut to %d"
+            % (hard, args.idle))
+
+    build()
+    interpreters = {"socket2": sys.executable}
+    versions = {}
+    if any(SERVERS[s][0] == "peers" for s in servers):
+        interpreters["peers"] = peers_python()
+        versions = peer_versions(interpreters["peers"])
+
+    samples = {s: {w: [] for w in workloads} for s in servers}
+    for rnd in range(args.rounds):
+        for w in workloads:
+            # Interleave: a different server goes first each round.
+            order = servers[rnd % len(servers):] + servers[:rnd % len(servers)]
+            for s in order:
+                cell = run_cell(s, w, interpreters, args)
+                samples[s][w].append(cell)
+                log("bench: round %d %-12s %-17s %10s %-14s cpu %.2f us/op rss %.1f MiB"
+                    % (rnd + 1, w, s, fmt_rate(cell["rate"]), WORKLOADS[w][3],
+                       cell["cpu_us_per_op"], cell["rss_mib"]))
+    results = {s: {w: {k: statistics.median(c[k] for c in samples[s][w])
+                       for k in ("rate", "cpu_us_per_op", "rss_mib")}
+                   for w in workloads} for s in servers}
+
+    imports = {"socket2": import_ms(sys.executable, "socket2")}
+    if "peers" in interpreters:
+        for mod in ("gevent", "eventlet", "asyncio", "trio"):
+            imports[mod] = import_ms(interpreters["peers"], mod)
+
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "cpu": machine(), "ncpu": os.cpu_count(),
+            "kernel": platform.release(), "python": platform.python_version(),
+            "command": "bash tools/dev.sh bench " + " ".join(
+                a for a in (argv if argv is not None else sys.argv[1:])),
+            "rounds": args.rounds, "duration": args.duration,
+            "warmup": args.warmup, "idle": args.idle, "peers": versions,
+            "pinned": PIN}
+    table = render(results, servers, workloads, imports, meta)
+    os.makedirs(args.out, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    with open(os.path.join(args.out, "bench-%s.json" % stamp), "w") as f:
+        json.dump({"meta": meta, "results": results, "samples": samples,
+                   "imports": imports}, f, indent=1)
+    for name in ("bench-%s.md" % stamp, "latest.md"):
+        with open(os.path.join(args.out, name), "w") as f:
+            f.write(table)
+    if not args.no_docs:
+        os.makedirs(os.path.join(ROOT, "docs"), exist_ok=True)
+        with open(os.path.join(ROOT, "docs", "performance.md"), "w") as f:
+            f.write(table.replace("# socket2 echo benchmark",
+                                  "# socket2 performance", 1))
+    print(table)
+    return 0
+
+
+PIN = True
+
+if __name__ == "__main__":
+    sys.exit(main())
