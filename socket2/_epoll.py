@@ -25,7 +25,9 @@ BATCH = 512  # events per epoll_wait: large enough for 10k connections' bursts
 class EpollPoller:
     """Readiness poller over one epoll instance.
 
-    The backend surface (shared by every poller): ``register(fd)``,
+    The backend surface (shared by every poller): ``register(fd, slots)``
+    (*slots* is the hub's reader/writer record for the fd, for backends
+    that must know who waits),
     ``unregister(fd)``, ``poll(timeout) -> list of tokens`` where a token is
     ``fd << 3 | readable | writable << 1 | hangup << 2`` (hang-up: the peer
     closed or the socket failed), ``wakeup()`` (callable from any
@@ -49,7 +51,7 @@ class EpollPoller:
     def fileno(self):
         return self._fd
 
-    def register(self, fd):
+    def register(self, fd, waiters):
         r = lib.s2_epoll_add(self._fd, fd)
         if r < 0:
             raise os_error(-r, "epoll_ctl(ADD, %d)" % fd)

@@ -11,8 +11,9 @@ from .errors import Error
 
 _BACKENDS = {
     "epoll": ("socket2._epoll", "EpollPoller"),
+    "poll": ("socket2._pollbackend", "PollPoller"),
 }
-_DEFAULT_ORDER = ("epoll",)
+_DEFAULT_ORDER = ("epoll", "poll")
 
 _choice = os.environ.get("SOCKET2_POLLER", "").strip().lower() or None
 _local = threading.local()
@@ -65,8 +66,10 @@ def preset(name, fd):
     _local.preset = fd
 
 
-def make_poller():
-    cls = _load(backend_name())
+def make_poller(name=None):
+    """A new poller: *name*'s, else the configured or best one, using the
+    handle preset for this OS thread if any."""
+    cls = _load(name or backend_name())
     fd = getattr(_local, "preset", None)
     _local.preset = None
     return cls(fd) if fd is not None else cls()

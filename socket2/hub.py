@@ -72,8 +72,8 @@ class _Timer:
 class Hub:
     """The scheduler of one OS thread (see the module docstring)."""
 
-    def __init__(self):
-        self.poller = _poller.make_poller()
+    def __init__(self, poller=None):
+        self.poller = _poller.make_poller(poller)
         self._fdmap = {}           # fd -> _Waiters
         self._ready = deque()      # entries [greenlet, exception, value]
         self._queued = {}          # greenlet -> its entry in _ready
@@ -100,7 +100,7 @@ class Hub:
     def register(self, fd):
         """Watch *fd*; return its reader/writer slots."""
         w = _Waiters()
-        self.poller.register(fd)
+        self.poller.register(fd, w)
         self._fdmap[fd] = w
         return w
 
@@ -300,7 +300,9 @@ class Hub:
 
     # -- the loop --------------------------------------------------------
 
-    def _run(self):
+    def _run(self, *_):
+        # *_: a thread that ends before the hub ever ran passes its return
+        # value to the hub greenlet's first switch.
         while True:
             try:
                 self._loop()

@@ -40,11 +40,39 @@ class TestHung(Exception):
     pass
 
 
+POLLERS = socket2.pollers()
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "one_poller: run once, not once per available poller "
+        "(tests of subprocesses and tooling)")
+
+
+def pytest_generate_tests(metafunc):
+    # The whole suite runs once per poller this build has (epoll, poll,
+    # kqueue where libkqueue is installed): the same tests, parametrised.
+    if "poller" in metafunc.fixturenames:
+        if metafunc.definition.get_closest_marker("one_poller"):
+            names = [socket2.poller_name()]
+        else:
+            names = POLLERS
+        metafunc.parametrize("poller", names, indirect=True)
+
+
+@pytest.fixture
+def poller(request):
+    return request.param
+
+
 @pytest.fixture(autouse=True)
-def no_leaks():
-    """Fail a test that leaves a descriptor open or a thread parked."""
+def no_leaks(poller):
+    """Give the test a fresh hub on *poller*; fail it if it leaves a
+    descriptor open or a thread parked; stop it if it hangs."""
+    hub = _hub.Hub(poller)
+    _hub._local.hub = hub
     # The hub's own poller and wakeup fds are not leaks.
-    _hub.get_hub().poller.wakeup_fd()
+    hub.poller.wakeup_fd()
     gc.collect()
     before = _open_fds()
 
@@ -54,11 +82,10 @@ def no_leaks():
     old = signal.signal(signal.SIGALRM, on_alarm)
     signal.alarm(TEST_TIME_LIMIT)
     try:
-        yield
+        yield hub
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
-    hub = _hub.get_hub()
     # Let threads that are finishing (woken by a close, say) run out.
     for _ in range(3):
         if not hub._ready and hub._nio == 0:
@@ -74,6 +101,8 @@ def no_leaks():
             details[fd] = os.readlink("/proc/self/fd/%d" % fd)
         except OSError:
             pass
+    del _hub._local.hub
+    hub.close()
     assert not details, "test leaked file descriptors: %r" % details
     assert parked == 0, "test left %d threads parked on sockets" % parked
 

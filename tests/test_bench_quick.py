@@ -13,6 +13,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = os.path.join(ROOT, "tools", "bench", "run.py")
 
+pytestmark = pytest.mark.one_poller
+
 
 @pytest.mark.skipif(shutil.which(os.environ.get("CC", "gcc")) is None,
                     reason="the benchmark builds its load generator with gcc")

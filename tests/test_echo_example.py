@@ -8,14 +8,19 @@ import subprocess
 import sys
 import threading
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(ROOT, "examples", "echo_server.py")
 
 
-def start_server(*args):
+def start_server(*args, poller=None):
+    env = dict(os.environ)
+    if poller:
+        env["SOCKET2_POLLER"] = poller
     p = subprocess.Popen([sys.executable, EXAMPLE, *args],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
+                         text=True, env=env)
     line = p.stdout.readline()
     m = re.search(r"listening on (.+):(\d+) ", line)
     assert m, (line, p.stderr.read() if p.poll() is not None else "")
@@ -33,6 +38,7 @@ def stop_server(p):
     return p.returncode, err
 
 
+@pytest.mark.one_poller
 def test_help():
     out = subprocess.run([sys.executable, EXAMPLE, "--help"],
                          capture_output=True, text=True, timeout=30)
@@ -40,8 +46,9 @@ def test_help():
     assert "--host" in out.stdout and "--port" in out.stdout
 
 
-def test_echo_server_with_stdlib_clients():
-    p, host, port = start_server("--host", "127.0.0.1", "--port", "0")
+def test_echo_server_with_stdlib_clients(poller):
+    p, host, port = start_server("--host", "127.0.0.1", "--port", "0",
+                                 poller=poller)
     try:
         errors = []
 
@@ -79,8 +86,9 @@ def test_echo_server_with_stdlib_clients():
     assert "stopped" in err
 
 
-def test_echo_server_ipv6():
-    p, host, port = start_server("--host", "::1", "--port", "0")
+def test_echo_server_ipv6(poller):
+    p, host, port = start_server("--host", "::1", "--port", "0",
+                                 poller=poller)
     try:
         with socket.create_connection(("::1", port), timeout=10) as s:
             s.sendall(b"six")
@@ -90,6 +98,7 @@ def test_echo_server_ipv6():
     assert code == 0, err
 
 
+@pytest.mark.one_poller
 def test_port_in_use_is_a_clear_error():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -138,7 +138,12 @@ def test_sleep_zero_yields():
     assert order == ["other", "yielder"]
 
 
-def test_epoll_fd_get_and_set():
+def test_epoll_fd_get_and_set(poller):
+    if poller != "epoll":
+        with pytest.raises(socket2.Error) as e:
+            socket2.epoll_fd()
+        assert e.value.err == "unsupported"
+        return
     fd = socket2.epoll_fd()
     assert isinstance(fd, int) and fd >= 0
     assert socket2.epoll_fd(fd) == fd
