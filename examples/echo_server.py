@@ -37,10 +37,21 @@ def main(argv=None):
                     help="address family (default: guessed from --host)")
     ap.add_argument("--bufsize", type=int, default=65536,
                     help="receive buffer per connection (default: %(default)s)")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="processes, each with its own listener on the same "
+                         "port (SO_REUSEPORT): use every core (default: 1)")
     args = ap.parse_args(argv)
+    if args.workers > 1:
+        return run_workers(args, ap)
 
+    return run_server(args, ap)
+
+
+def run_server(args, ap, reuseport=False, quiet=False):
     family = args.family or ("inet6" if ":" in args.host else "inet")
     server = socket2.tcp(family)
+    if reuseport:
+        server.setopt("so_reuseport", True)
     try:
         if family == "unix":
             server.listen(args.host)
@@ -52,18 +63,64 @@ def main(argv=None):
         server.close()
         ap.exit(1, "echo_server: cannot listen on %s port %s: %s\n"
                 % (args.host, args.port, e))
-    print("echo_server: listening on %s (poller: %s)" % (
-        where, socket2.poller_name()), flush=True)
+    if not quiet:
+        print("echo_server: listening on %s (poller: %s)" % (
+            where, socket2.poller_name()), flush=True)
     # serve(): accept forever, each connection in a thread of its own,
     # started when the connection first sends something.
     socket2.newthread(socket2.serve, server, echo, args.bufsize)
     try:
         socket2.start()
     except KeyboardInterrupt:
-        print("echo_server: stopped", file=sys.stderr)
+        if not quiet:
+            print("echo_server: stopped", file=sys.stderr)
     finally:
         server.close()
     return 0
+
+
+def run_workers(args, ap):
+    """Fork --workers processes that each listen on the port with
+    SO_REUSEPORT (the kernel spreads connections over them); forward
+    SIGINT/SIGTERM to them and wait."""
+    import os
+    import signal
+
+    if args.port == 0 or args.family == "unix":
+        ap.error("--workers needs a fixed TCP port")
+    pids = []
+    for _ in range(args.workers):
+        pid = os.fork()
+        if pid == 0:        # a worker: nothing of socket2 exists here yet
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
+            code = 1
+            try:
+                code = run_server(args, ap, reuseport=True, quiet=True)
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    print("echo_server: listening on %s:%d with %d worker processes" % (
+        args.host, args.port, args.workers), flush=True)
+
+    def forward(signum, frame):
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, forward)
+    code = 0
+    for pid in pids:
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+                break
+            except KeyboardInterrupt:
+                forward(signal.SIGINT, None)
+        code = code or os.waitstatus_to_exitcode(status)
+    print("echo_server: stopped", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -8,18 +8,40 @@ Some facts about epoll that this file depends on:
   socket never inherits an old registration (dup'ed fds would otherwise
   keep it alive).
 - Edge-triggered mode (EPOLLET) reports a change of state once.  The hub
-  always tries the system call first and waits only after EAGAIN, so every
-  wait starts from an empty buffer (reads) or a full one (writes) and the
-  next edge is guaranteed to come.  A socket is therefore registered once,
-  for both directions, at creation: no epoll_ctl per wait.
-- An edge that arrives while no greenlet waits is simply dropped, and a
-  spurious wake-up (an fd number reused within one batch) only makes the
-  woken greenlet retry its system call and wait again.
+  always tries the system call first and waits only after EAGAIN (or after a
+  short read, which proves the queue empty), so the next edge is guaranteed
+  to come.  A socket is therefore registered once, for both directions, at
+  creation: no epoll_ctl per wait.
+- An edge that arrives while no greenlet waits is remembered by the hub
+  (rready), and a spurious wake-up (an fd number reused within one batch)
+  only makes the woken greenlet retry its system call and wait again.
+- Several OS threads may wait on one epoll set; each ready event goes to one
+  of them.  When a set is shared (``socket2.epoll_fd(fd)`` in another OS
+  thread), every hub on it waits on a private epoll that holds its own
+  wakeup fd and the set (level-triggered), so a wakeup is never consumed by
+  the wrong thread; an event for another hub's socket is forwarded to that
+  hub by hub.py.  The hub that created the set switches to this mode when
+  the first other thread joins (``_go_nested``), kicked out of a wait it may
+  be in on the set by a one-off eventfd.
 """
+import os
+import threading
+import time
+
 from ._epoll_ffi import ffi, lib
-from .errors import os_error
+from .errors import Error, os_error
 
 BATCH = 512  # events per epoll_wait: large enough for 10k connections' bursts
+
+_CREATORS = {}   # epoll fd -> the EpollPoller that created it (set owner)
+_JOIN_LOCK = threading.Lock()
+
+
+def _create():
+    fd = lib.s2_epoll_create()
+    if fd < 0:
+        raise os_error(-fd, "epoll_create1")
+    return fd
 
 
 class EpollPoller:
@@ -27,69 +49,131 @@ class EpollPoller:
 
     The backend surface (shared by every poller): ``register(fd, slots)``
     (*slots* is the hub's reader/writer record for the fd, for backends
-    that must know who waits),
-    ``unregister(fd)``, ``poll(timeout) -> list of tokens`` where a token is
-    ``fd << 3 | readable | writable << 1 | hangup << 2`` (hang-up: the peer
-    closed or the socket failed), ``wakeup()`` (callable from any
-    OS thread), ``fileno()``, ``close()`` and ``name``.
+    that must know who waits), ``unregister(fd)``, ``poll(timeout) -> list
+    of tokens`` where a token is ``fd << 3 | readable | writable << 1 |
+    hangup << 2`` (hang-up: the peer closed or the socket failed),
+    ``wakeup_fd(slots)`` / ``wakeup()`` (callable from any OS thread) /
+    ``drain_wakeup()``, ``fileno()``, ``close()`` and ``name``.
     """
 
     name = "epoll"
 
     def __init__(self, fd=None):
-        if fd is None:
-            fd = lib.s2_epoll_create()
-            if fd < 0:
-                raise os_error(-fd, "epoll_create1")
-            self._owned = True
-        else:
-            self._owned = False   # shared with other hubs: not ours to close
-        self._fd = fd
         self._tokens = ffi.new("int[]", BATCH)
         self._wakefd = -1
+        self._in_wait = False
+        self._polls = 0
+        if fd is None:
+            self._set = self._waitfd = _create()
+            self._owned = True
+            self.shared = False
+            _CREATORS[self._set] = self
+        else:
+            # Joining a set another hub (or the user) created.
+            self._owned = False
+            self._set = fd
+            self._waitfd = _create()
+            r = lib.s2_epoll_add_level(self._waitfd, fd)
+            if r < 0:
+                os.close(self._waitfd)
+                raise os_error(-r, "epoll_ctl(ADD, shared epoll fd %d)" % fd)
+            self.shared = True
+            # Forwarded events are announced through the wakeup fd: a shared
+            # poller always has one.
+            self.wakeup_fd()
+            with _JOIN_LOCK:      # two threads joining at once migrate once
+                creator = _CREATORS.get(fd)
+                if creator is not None and not creator.shared:
+                    creator._go_nested()
 
     def fileno(self):
-        return self._fd
+        """The epoll set sockets are registered in (shareable)."""
+        return self._set
 
-    def register(self, fd, waiters):
-        r = lib.s2_epoll_add(self._fd, fd)
+    def register(self, fd, slots):
+        r = lib.s2_epoll_add(self._set, fd)
         if r < 0:
             raise os_error(-r, "epoll_ctl(ADD, %d)" % fd)
 
     def unregister(self, fd):
-        lib.s2_epoll_del(self._fd, fd)   # ENOENT/EBADF: already gone, fine
+        lib.s2_epoll_del(self._set, fd)   # ENOENT/EBADF: already gone, fine
 
-    def poll(self, timeout, _wait=lib.s2_epoll_wait, _unpack=ffi.unpack):
+    def poll(self, timeout):
         """Wait up to *timeout* seconds (negative: forever); return tokens."""
-        n = _wait(self._fd, self._tokens, BATCH, timeout)
+        self._in_wait = True   # before reading _waitfd: see _go_nested
+        if self.shared:
+            n = lib.s2_epoll_wait_nested(self._waitfd, self._set, self._tokens,
+                                         BATCH, timeout)
+        else:
+            n = lib.s2_epoll_wait(self._waitfd, self._tokens, BATCH, timeout)
+        self._in_wait = False
+        self._polls += 1
         if n > 0:
-            return _unpack(self._tokens, n)
+            return ffi.unpack(self._tokens, n)
         if n == 0 or n == -4:   # -EINTR: the caller runs signal handlers
             return ()
         raise os_error(-n, "epoll_wait")
 
-    def wakeup_fd(self):
-        """An fd that, once registered, makes ``poll`` return when
-        ``wakeup()`` is called from any OS thread (created on first use)."""
+    def _go_nested(self):
+        """Called from a joining OS thread: move this (creator) poller to a
+        private epoll so its wakeups stay its own."""
+        priv = _create()
+        lib.s2_epoll_add_level(priv, self._set)
+        if self._wakefd >= 0:
+            lib.s2_epoll_del(self._set, self._wakefd)
+            lib.s2_epoll_add(priv, self._wakefd)
+        else:
+            self._wakefd = self._new_eventfd()
+            lib.s2_epoll_add(priv, self._wakefd)
+        self._waitfd = priv
+        polls = self._polls
+        self.shared = True
+        if self._in_wait:
+            # It may be blocked on the set itself: an event there ends that
+            # wait (no other thread polls the set yet, so it is the one to
+            # get it), and every later wait uses the private epoll.
+            kick = self._new_eventfd()
+            lib.s2_epoll_add(self._set, kick)
+            lib.s2_eventfd_signal(kick)
+            deadline = time.monotonic() + 5
+            while self._polls == polls and self._in_wait \
+                    and time.monotonic() < deadline:
+                time.sleep(0.0005)
+            lib.s2_epoll_del(self._set, kick)
+            os.close(kick)
+
+    @staticmethod
+    def _new_eventfd():
+        fd = lib.s2_eventfd()
+        if fd < 0:
+            raise os_error(-fd, "eventfd")
+        return fd
+
+    def wakeup_fd(self, slots=None):
+        """An fd that makes ``poll`` return when ``wakeup()`` is called from
+        any OS thread (created and registered on first use)."""
         if self._wakefd < 0:
-            fd = lib.s2_eventfd()
-            if fd < 0:
-                raise os_error(-fd, "eventfd")
-            self._wakefd = fd
+            self._wakefd = self._new_eventfd()
+            r = lib.s2_epoll_add(self._waitfd, self._wakefd)
+            if r < 0:
+                raise os_error(-r, "epoll_ctl(ADD, eventfd)")
         return self._wakefd
 
     def wakeup(self):
-        lib.s2_eventfd_signal(self._wakefd)
+        if self._wakefd >= 0:
+            lib.s2_eventfd_signal(self._wakefd)
 
     def drain_wakeup(self):
         lib.s2_eventfd_drain(self._wakefd)
 
     def close(self):
+        if _CREATORS.get(self._set) is self:
+            del _CREATORS[self._set]
         if self._wakefd >= 0:
-            import os
             os.close(self._wakefd)
             self._wakefd = -1
-        if self._fd >= 0 and self._owned:
-            import os
-            os.close(self._fd)
-        self._fd = -1
+        if self._waitfd >= 0 and self._waitfd != self._set:
+            os.close(self._waitfd)
+        if self._set >= 0 and self._owned:
+            os.close(self._set)
+        self._set = self._waitfd = -1

@@ -66,17 +66,20 @@ class PollPoller:
             return ()
         raise os_error(-k, "poll")
 
-    def wakeup_fd(self):
+    def wakeup_fd(self, slots=None):
         if self._pipe is None:
             fds = ffi.new("int[2]")
             r = lib.s2_pipe(fds)
             if r < 0:
                 raise os_error(-r, "pipe")
             self._pipe = (fds[0], fds[1])
+        if slots is not None:
+            self._slots[self._pipe[0]] = slots
         return self._pipe[0]
 
     def wakeup(self):
-        lib.s2_pipe_signal(self._pipe[1])
+        if self._pipe is not None:
+            lib.s2_pipe_signal(self._pipe[1])
 
     def drain_wakeup(self):
         lib.s2_pipe_drain(self._pipe[0])

@@ -36,6 +36,7 @@ __all__ = [
 
 clock = time.monotonic
 _local = threading.local()
+_OWNERS = {}    # fd -> the Hub whose socket it is (for shared pollers)
 
 
 class _Waiters:
@@ -88,6 +89,8 @@ class Hub:
         self._stopping = False
         self._external = 0         # pending jobs in other OS threads
         self._waker = None
+        self._completed = deque()  # finished jobs, appended by OS threads
+        self._forwarded = deque()  # tokens for our fds polled by other hubs
         root = getcurrent()
         while root.parent is not None:
             root = root.parent
@@ -100,14 +103,26 @@ class Hub:
     def register(self, fd):
         """Watch *fd*; return its reader/writer slots."""
         w = _Waiters()
-        self.poller.register(fd, w)
+        # Owner first: on a shared poller the ADD can report the fd at once
+        # (an accepted socket with data queued) to another OS thread, which
+        # must then know whose it is.
         self._fdmap[fd] = w
+        _OWNERS[fd] = self
+        try:
+            self.poller.register(fd, w)
+        except BaseException:
+            del self._fdmap[fd]
+            if _OWNERS.get(fd) is self:
+                del _OWNERS[fd]
+            raise
         return w
 
     def unregister(self, fd):
         """Stop watching *fd* (before it is closed)."""
         if self._fdmap.pop(fd, None) is not None:
             self.poller.unregister(fd)
+            if _OWNERS.get(fd) is self:
+                del _OWNERS[fd]
 
     # -- waiting ---------------------------------------------------------
 
@@ -317,6 +332,7 @@ class Hub:
         timers = self._timers
         poll = self.poller.poll
         fdget = self._fdmap.get
+        forwarded = self._forwarded
         while True:
             if ready:
                 self._run_ready()
@@ -337,9 +353,13 @@ class Hub:
                     timeout = left
             elif timeout < 0 and self._nio == 0 and self._deadlocked():
                 continue
-            for token in poll(timeout):
+            tokens = poll(timeout)
+            if forwarded:
+                tokens = self._add_forwarded(tokens)
+            for token in tokens:
                 w = fdget(token >> 3)
                 if w is None:
+                    self._forward(token)
                     continue
                 # Read the slot again after each switch: the reader may
                 # have closed the socket, which already woke the writer.
@@ -360,6 +380,22 @@ class Hub:
             if timers and timers[0][0] <= clock():
                 self._run_timers()
 
+    def _forward(self, token):
+        """An event for an fd this hub does not own: on a shared poller it
+        may be another hub's; hand it over (never resume its greenlets from
+        this OS thread)."""
+        owner = _OWNERS.get(token >> 3)
+        if owner is not None and owner is not self:
+            owner._forwarded.append(token)
+            owner.poller.wakeup()
+
+    def _add_forwarded(self, tokens):
+        forwarded = self._forwarded
+        tokens = list(tokens)
+        while forwarded:
+            tokens.append(forwarded.popleft())
+        return tokens
+
     def _starter_done(self):
         """Resume the greenlet in start()/poll() if its wait is over; return
         whether it was resumed."""
@@ -372,6 +408,10 @@ class Hub:
             result = False
         elif (not self._ready and self._nio == 0 and not self._external
               and not self.live_timers()):
+            if self._poll_once and self._start_deadline is not None:
+                # poll(timeout): sleep it out; work may still come from other
+                # OS threads (forwarded events, finished lookups).
+                return False
             result = not self._poll_once   # poll() with nothing to wait for
         else:
             return False
@@ -424,9 +464,9 @@ class Hub:
         self.poller.wakeup()
 
     def _start_waker(self):
-        self._completed = deque()   # appended by other OS threads
-        fd = self.poller.wakeup_fd()
-        self._wake_w = self.register(fd)
+        w = self._wake_w = _Waiters()
+        fd = self.poller.wakeup_fd(w)   # lives in the poller's private set
+        self._fdmap[fd] = w
         # Parked in the reader slot before it ever ran: the first wake-up
         # starts it (it is not counted as a parked thread).
         self._waker = self._wake_w.rg = greenlet(self._waker_loop,

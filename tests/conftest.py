@@ -72,7 +72,7 @@ def no_leaks(poller):
     hub = _hub.Hub(poller)
     _hub._local.hub = hub
     # The hub's own poller and wakeup fds are not leaks.
-    hub.poller.wakeup_fd()
+    hub._start_waker()
     gc.collect()
     before = _open_fds()
 
@@ -95,14 +95,14 @@ def no_leaks(poller):
     if parked:
         _kill_parked(hub)
     gc.collect()
+    del _hub._local.hub
+    hub.close()      # its own fds (incl. any made during the test) go too
     details = {}
     for fd in sorted(_open_fds() - before):
         try:
             details[fd] = os.readlink("/proc/self/fd/%d" % fd)
         except OSError:
             pass
-    del _hub._local.hub
-    hub.close()
     assert not details, "test leaked file descriptors: %r" % details
     assert parked == 0, "test left %d threads parked on sockets" % parked
 

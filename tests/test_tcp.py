@@ -468,10 +468,9 @@ def test_serve_threads_of_never_active_connections_end_cleanly():
             c.connect("127.0.0.1", srv.local_port)
             socket2.sleep(0.02)
             # close the server side while its thread has not started yet
-            (w,) = [w for w in socket2.hub.get_hub()._fdmap.values()
-                    if w.rg is not None and not w.rg]
-            conns = [s for s in gc_sockets() if s._w is w]
-            conns[0].close()
+            (conn,) = [s for s in gc_sockets()
+                       if isinstance(s._w.rg, socket2.Thread) and not s._w.rg]
+            conn.close()
             socket2.sleep(0.02)
     t.join(timeout=5)
     assert seen == ["closed"]

@@ -16,6 +16,9 @@ int s2_epoll_create(void);
 int s2_epoll_add(int epfd, int fd);
 int s2_epoll_del(int epfd, int fd);
 int s2_epoll_wait(int epfd, int *tokens, int maxevents, double timeout);
+int s2_epoll_wait_nested(int privfd, int setfd, int *tokens, int maxevents,
+                         double timeout);
+int s2_epoll_add_level(int epfd, int fd);
 int s2_eventfd(void);
 int s2_eventfd_signal(int fd);
 int s2_eventfd_drain(int fd);
@@ -81,6 +84,35 @@ int s2_epoll_wait(int epfd, int *tokens, int maxevents, double timeout)
         tokens[i] = t;
     }
     return n;
+}
+
+/* Shared epoll sets (socket2.epoll_fd(fd) in several OS threads): each hub
+   waits on a private epoll holding its own wakeup fd and, level-triggered,
+   the shared set; when the set is ready it takes one batch from it without
+   blocking.  A wakeup fd therefore never sits in the shared set, where
+   another thread could consume its event. */
+int s2_epoll_wait_nested(int privfd, int setfd, int *tokens, int maxevents,
+                         double timeout)
+{
+    int n = s2_epoll_wait(privfd, tokens, maxevents, timeout), i, k = 0, set = 0;
+    if (n <= 0) return n;
+    for (i = 0; i < n; i++) {           /* drop the set's own token */
+        if ((tokens[i] >> 3) == setfd) set = 1;
+        else tokens[k++] = tokens[i];
+    }
+    if (set && k < maxevents) {
+        int m = s2_epoll_wait(setfd, tokens + k, maxevents - k, 0);
+        if (m > 0) k += m;
+    }
+    return k;
+}
+
+int s2_epoll_add_level(int epfd, int fd)
+{
+    struct epoll_event ev;
+    ev.events = EPOLLIN;
+    ev.data.u64 = (uint64_t)fd;
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
 int s2_eventfd(void)

@@ -23,6 +23,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -137,12 +138,15 @@ def start_server(name, interpreters, port):
     cmd = pin(0) + ([interpreters[kind]] if kind else []) + argv + [
         "--host", "127.0.0.1", "--port", str(port)]
     env = dict(os.environ, PYTHONPATH=SERVERS_DIR)
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, env=env)
+    # stderr to a file, never an unread pipe: a server that logs every reset
+    # connection (churn) would fill the pipe and block.
+    err = tempfile.TemporaryFile()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
+    p.errfile = err
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if p.poll() is not None:
-            raise RuntimeError("%s exited: %s" % (name, p.stderr.read()))
+            raise RuntimeError("%s exited: %s" % (name, server_log(p)))
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return p
@@ -152,6 +156,11 @@ def start_server(name, interpreters, port):
     raise RuntimeError("%s did not start listening" % name)
 
 
+def server_log(p, limit=2000):
+    p.errfile.seek(0)
+    return p.errfile.read().decode("utf-8", "replace")[-limit:]
+
+
 def stop_server(p):
     p.send_signal(signal.SIGTERM)
     try:
@@ -159,7 +168,7 @@ def stop_server(p):
     except subprocess.TimeoutExpired:
         p.kill()
         p.wait()
-    p.stderr.close()
+    p.errfile.close()
 
 
 def run_cell(server, workload, interpreters, args):
@@ -182,7 +191,11 @@ def run_cell(server, workload, interpreters, args):
                 t1 = cpu_ticks(p.pid)
                 result = json.loads(line)
         if lg.wait() != 0 or result is None or t0 is None:
-            raise RuntimeError("loadgen failed against %s/%s" % (server, workload))
+            raise RuntimeError("loadgen failed against %s/%s; server said: %s"
+                               % (server, workload, server_log(p)))
+        if result["ops"] == 0 and result["bytes"] == 0:
+            raise RuntimeError("%s completed nothing in %s; server said: %s"
+                               % (server, workload, server_log(p)))
         rss = peak_rss_mib(p.pid)
     finally:
         stop_server(p)

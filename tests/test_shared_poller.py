@@ -1,0 +1,173 @@
+"""Several OS threads, each with its own hub, sharing one epoll set."""
+import os
+import threading
+
+import pytest
+
+import socket2
+from socket2 import hub as _hub
+
+pytestmark = pytest.mark.one_poller
+
+
+@pytest.fixture
+def epoll_only(no_leaks):
+    if no_leaks.poller.name != "epoll":
+        pytest.skip("sharing a poller set is an epoll feature here")
+    return no_leaks
+
+
+def test_four_threads_400_connections_share_one_epoll(epoll_only):
+    main_hub = epoll_only
+    epfd = socket2.epoll_fd()
+    errors, resumed_elsewhere = [], []
+    ready = threading.Barrier(5)
+
+    def worker(k):
+        try:
+            socket2.epoll_fd(epfd)          # join before any other call
+            me = threading.get_ident()
+            hub = _hub.get_hub()
+            assert hub is not main_hub and hub.poller.fileno() == epfd
+            with socket2.tcp() as srv:
+                srv.listen("127.0.0.1", 0)
+
+                def echo(conn):
+                    with conn:
+                        buf = bytearray(4096)
+                        while True:
+                            n = conn.recv(buf)
+                            if threading.get_ident() != me:
+                                resumed_elsewhere.append("server")
+                            if n == 0:
+                                return
+                            conn.sendall(buf, n)
+
+                socket2.newthread(socket2.serve, srv, echo)
+                ready.wait()
+
+                def client(i):
+                    data = os.urandom(20000 + i)
+                    with socket2.tcp() as c:
+                        c.connect("127.0.0.1", srv.local_port)
+                        got = bytearray(len(data))
+                        r = socket2.newthread(c.recvn, got)
+                        c.sendall(data)
+                        r.join(timeout=30)
+                        if threading.get_ident() != me:
+                            resumed_elsewhere.append("client")
+                        assert got == data
+
+                clients = [socket2.newthread(client, i) for i in range(100)]
+                for t in clients:
+                    t.join(timeout=60)
+            socket2.start(5)
+        except BaseException as e:   # reported to the test below
+            errors.append(e)
+        finally:
+            try:
+                ready.abort()
+            except threading.BrokenBarrierError:
+                pass
+            _hub.get_hub().close()
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        ready.wait(timeout=30)
+    except threading.BrokenBarrierError:
+        pass
+    # The main thread's hub (the set's creator) keeps polling meanwhile, so
+    # it too picks up events of the workers' sockets and must hand them on.
+    while any(t.is_alive() for t in threads):
+        socket2.poll(0.01)
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert not resumed_elsewhere
+    assert main_hub.poller.shared
+
+
+def test_joining_after_first_use_is_refused(epoll_only):
+    fd = socket2.epoll_fd()
+    with pytest.raises(socket2.Error) as e:
+        socket2.epoll_fd(fd + 1)
+    assert e.value.err == "busy"
+
+
+def test_threaded_echo_example_runs():
+    import signal
+    import socket
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = subprocess.Popen([sys.executable, os.path.join(
+        root, "examples", "threaded_echo_server.py"), "--threads", "3",
+        "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    socks = []
+    try:
+        assert "3 threads" in p.stdout.readline()
+        for i in range(60):
+            socks.append(socket.create_connection(("127.0.0.1", port),
+                                                  timeout=10))
+        for i, s in enumerate(socks):
+            s.sendall(b"hello %d" % i)
+        for i, s in enumerate(socks):
+            want = b"hello %d" % i
+            got = b""
+            while len(got) < len(want):
+                got += s.recv(100)
+            assert got == want
+    finally:
+        for s in socks:
+            s.close()
+        p.send_signal(signal.SIGINT)
+        try:
+            out, err = p.communicate(timeout=20)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    assert p.returncode == 0, err
+
+
+def test_echo_server_workers():
+    import signal
+    import socket
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = subprocess.Popen([sys.executable, os.path.join(
+        root, "examples", "echo_server.py"), "--workers", "2",
+        "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    try:
+        assert "2 worker processes" in p.stdout.readline()
+        for i in range(20):
+            for _ in range(50):
+                try:
+                    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+                    break
+                except ConnectionRefusedError:   # workers still starting
+                    import time
+                    time.sleep(0.05)
+            with s:
+                s.sendall(b"w%d" % i)
+                assert s.recv(10) == b"w%d" % i
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            out, err = p.communicate(timeout=20)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    assert p.returncode == 0, err
