@@ -235,6 +235,10 @@ def import_ms(python, module, runs=7):
 
 # -- reporting ----------------------------------------------------------------
 
+def fmt_ratio(a, b):
+    return "%.2fx" % (a / b) if b and b == b and a == a else "n/a"
+
+
 def fmt_rate(v):
     return "%.0f" % v if v >= 100 else "%.1f" % v
 
@@ -260,7 +264,10 @@ def render(results, servers, workloads, imports, meta):
         cells = []
         for w in workloads:
             v = results[s][w]["rate"]
-            cells.append("%s (%.2fx)" % (fmt_rate(v), v / ref[w]["rate"]))
+            if v != v:      # NaN: every round of this cell failed
+                cells.append("failed")
+            else:
+                cells.append("%s (%s)" % (fmt_rate(v), fmt_ratio(v, ref[w]["rate"])))
         lines.append("| %s | %s |" % (s, " | ".join(cells)))
     lines += ["", "## Server CPU per operation (µs; bulk: µs per MiB)", "",
               "| server | " + " | ".join(workloads) + " |",
@@ -280,6 +287,10 @@ def render(results, servers, workloads, imports, meta):
         lines.append("| %s | %.1f |" % (mod, ms))
     lines += ["", "## Targets", "", TARGETS_TEXT, "", "Verdicts in this run:", ""]
     lines += ["- %s: %s" % (k, v) for k, v in verdicts(results, imports)]
+    if meta.get("failures"):
+        lines += ["", "## Failed cells", ""]
+        lines += ["- round %(round)d, %(server)s, %(workload)s: %(error)s"
+                  % f for f in meta["failures"]]
     return "\n".join(lines) + "\n"
 
 
@@ -291,7 +302,8 @@ def verdicts(results, imports):
     ref = results[REFERENCE]
 
     def ratio(w, other=REFERENCE):
-        return s2[w]["rate"] / results[other][w]["rate"]
+        b = results[other][w]["rate"]
+        return s2[w]["rate"] / b if b and b == b else float("nan")
 
     for w in ("rr-100", "rr-1000"):
         if w in s2:
@@ -308,7 +320,8 @@ def verdicts(results, imports):
         out.append(("rr-100+idle", "%s (%.2fx C, %.1f MiB)" % (
             "met" if r >= 0.85 and rss <= 60 else "NOT met", r, rss)))
     if "churn" in s2 and "gevent" in results:
-        c = s2["churn"]["cpu_us_per_op"] / results["gevent"]["churn"]["cpu_us_per_op"]
+        g = results["gevent"]["churn"]["cpu_us_per_op"]
+        c = s2["churn"]["cpu_us_per_op"] / g if g and g == g else float("nan")
         out.append(("churn", "%s (%.2fx gevent's CPU per connection)" % (
             "met" if c <= 0.7 else "NOT met", c)))
     if "bulk" in s2:
@@ -389,17 +402,29 @@ def main(argv=None):
         versions = peer_versions(interpreters["peers"])
 
     samples = {s: {w: [] for w in workloads} for s in servers}
+    failures = []
     for rnd in range(args.rounds):
         for w in workloads:
             # Interleave: a different server goes first each round.
             order = servers[rnd % len(servers):] + servers[:rnd % len(servers)]
             for s in order:
-                cell = run_cell(s, w, interpreters, args)
+                try:
+                    cell = run_cell(s, w, interpreters, args)
+                except RuntimeError as e:
+                    # One broken cell must not throw away a long run: it is
+                    # recorded, reported and left out of the medians.
+                    log("bench: round %d %-12s %-17s FAILED: %s" % (
+                        rnd + 1, w, s, e))
+                    failures.append({"round": rnd + 1, "server": s,
+                                     "workload": w, "error": str(e)})
+                    continue
                 samples[s][w].append(cell)
                 log("bench: round %d %-12s %-17s %10s %-14s cpu %.2f us/op rss %.1f MiB"
                     % (rnd + 1, w, s, fmt_rate(cell["rate"]), WORKLOADS[w][3],
                        cell["cpu_us_per_op"], cell["rss_mib"]))
-    results = {s: {w: {k: statistics.median(c[k] for c in samples[s][w])
+    nan = float("nan")
+    results = {s: {w: {k: (statistics.median(c[k] for c in samples[s][w])
+                           if samples[s][w] else nan)
                        for k in ("rate", "cpu_us_per_op", "rss_mib")}
                    for w in workloads} for s in servers}
 
@@ -415,7 +440,7 @@ def main(argv=None):
                 a for a in (argv if argv is not None else sys.argv[1:])),
             "rounds": args.rounds, "duration": args.duration,
             "warmup": args.warmup, "idle": args.idle, "peers": versions,
-            "pinned": PIN}
+            "pinned": PIN, "failures": failures}
     table = render(results, servers, workloads, imports, meta)
     os.makedirs(args.out, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
@@ -431,7 +456,7 @@ def main(argv=None):
             f.write(table.replace("# socket2 echo benchmark",
                                   "# socket2 performance", 1))
     print(table)
-    return 0
+    return 1 if failures else 0
 
 
 PIN = True

@@ -6,12 +6,15 @@ from _args import parse
 
 
 async def handle(reader, writer):
-    while True:
-        data = await reader.read(65536)
-        if not data:
-            break
-        writer.write(data)
-        await writer.drain()
+    try:
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                break
+            writer.write(data)
+            await writer.drain()
+    except ConnectionError:     # a client that resets: nothing to report
+        pass
     writer.close()
 
 

@@ -5,11 +5,14 @@ from _args import parse
 
 
 def handle(sock):
-    while True:
-        data = sock.recv(65536)
-        if not data:
-            break
-        sock.sendall(data)
+    try:
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            sock.sendall(data)
+    except ConnectionError:     # a client that resets: nothing to report
+        pass
     sock.close()
 
 

@@ -7,11 +7,14 @@ from _args import parse
 class Echo(socketserver.BaseRequestHandler):
     def handle(self):
         sock = self.request
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                break
-            sock.sendall(data)
+        try:
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                sock.sendall(data)
+        except ConnectionError:  # a client that resets: nothing to report
+            pass
 
 
 class Server(socketserver.ThreadingTCPServer):
