@@ -4,9 +4,10 @@ Some facts about epoll that this file depends on:
 
 - A registration belongs to the *open file description*, not the fd
   number, and the kernel drops it when the description is closed.  socket2
-  still deletes it explicitly before close(), so a number reused by a new
-  socket never inherits an old registration (dup'ed fds would otherwise
-  keep it alive).
+  never dups its descriptors, so close() alone unregisters (one system call
+  less per connection); a number reused by a new socket gets a new
+  registration.  Where a description outlives the number (_reopen's dup2),
+  the registration is deleted explicitly first.
 - Edge-triggered mode (EPOLLET) reports a change of state once.  The hub
   always tries the system call first and waits only after EAGAIN (or after a
   short read, which proves the queue empty), so the next edge is guaranteed
@@ -95,8 +96,11 @@ class EpollPoller:
         if r < 0:
             raise os_error(-r, "epoll_ctl(ADD, %d)" % fd)
 
-    def unregister(self, fd):
-        lib.s2_epoll_del(self._set, fd)   # ENOENT/EBADF: already gone, fine
+    def unregister(self, fd, closing=False):
+        # Closing the fd drops the registration with it (socket2 never dups
+        # its fds; _reopen's dup2 unregisters without closing=True).
+        if not closing:
+            lib.s2_epoll_del(self._set, fd)   # ENOENT: already gone, fine
 
     def poll(self, timeout):
         """Wait up to *timeout* seconds (negative: forever); return tokens."""

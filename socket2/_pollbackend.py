@@ -40,7 +40,7 @@ class PollPoller:
     def register(self, fd, waiters):
         self._slots[fd] = waiters
 
-    def unregister(self, fd):
+    def unregister(self, fd, closing=False):
         self._slots.pop(fd, None)
 
     def poll(self, timeout):

@@ -117,10 +117,11 @@ class Hub:
             raise
         return w
 
-    def unregister(self, fd):
-        """Stop watching *fd* (before it is closed)."""
+    def unregister(self, fd, closing=False):
+        """Stop watching *fd*; *closing*: it is about to be closed, which
+        drops kernel registrations by itself (no system call needed)."""
         if self._fdmap.pop(fd, None) is not None:
-            self.poller.unregister(fd)
+            self.poller.unregister(fd, closing)
             if _OWNERS.get(fd) is self:
                 del _OWNERS[fd]
 

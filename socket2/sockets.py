@@ -141,7 +141,7 @@ class _Socket:
         w.rg = w.wg = None
         # Detach the waiters before the fd number can be reused, then
         # release it; only then wake them (which may switch away).
-        hub.unregister(fd)
+        hub.unregister(fd, closing=True)
         lib.s2_close(fd)
         for g in (rg, wg):
             if g is not None:
@@ -156,7 +156,7 @@ class _Socket:
         try:
             warnings.warn("unclosed socket2 socket %r (fd %d)" % (
                 self.type(), fd), ResourceWarning, source=self)
-            self._hub.unregister(fd)
+            self._hub.unregister(fd, closing=True)
         except Exception:
             pass
         lib.s2_close(fd)
