@@ -1,13 +1,20 @@
 """Build glue: setuptools' ``cffi_modules`` cannot be declared in
 pyproject.toml, so the per-OS choice of poller modules lives here."""
+import os
 import sys
 
 from setuptools import setup
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "socket2", "ffi"))
+import build_kqueue  # noqa: E402  (only asks whether kqueue can be built)
 
 cffi_modules = ["socket2/ffi/build_socket.py:ffibuilder"]
 if sys.platform != "win32":
     cffi_modules.append("socket2/ffi/build_poll.py:ffibuilder")
 if sys.platform.startswith("linux"):
     cffi_modules.append("socket2/ffi/build_epoll.py:ffibuilder")
+if build_kqueue.available():   # macOS/BSD, or Linux with libkqueue installed
+    cffi_modules.append("socket2/ffi/build_kqueue.py:ffibuilder")
 
 setup(cffi_modules=cffi_modules)

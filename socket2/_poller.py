@@ -11,9 +11,12 @@ from .errors import Error
 
 _BACKENDS = {
     "epoll": ("socket2._epoll", "EpollPoller"),
+    "kqueue": ("socket2._kqueue", "KqueuePoller"),
     "poll": ("socket2._pollbackend", "PollPoller"),
 }
-_DEFAULT_ORDER = ("epoll", "poll")
+# Native first: epoll on Linux (even where libkqueue adds kqueue), kqueue on
+# macOS/BSD; poll(2) wherever neither exists.
+_DEFAULT_ORDER = ("epoll", "kqueue", "poll")
 
 _choice = os.environ.get("SOCKET2_POLLER", "").strip().lower() or None
 _local = threading.local()

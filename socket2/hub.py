@@ -44,13 +44,28 @@ class _Waiters:
     have data to read (see _Socket._recv_loop: after a short read the
     queue is known empty, and the next edge either wakes the reader or sets
     rready; after a hang-up no edge follows, so rready stays set)."""
-    __slots__ = ("rg", "wg", "rready", "hup")
+    __slots__ = ("rg", "wg", "rready", "hup", "soerr")
 
     def __init__(self):
         self.rg = None
         self.wg = None
         self.rready = True
         self.hup = False     # the peer closed or the socket failed: sticky
+        self.soerr = 0       # a socket error the backend saw (kqueue)
+
+
+class _TryFirstWaiters(_Waiters):
+    """For backends whose edges are not exact: rready cannot be cleared, so
+    every recv tries the system call first."""
+    __slots__ = ()
+
+    @property
+    def rready(self):
+        return True
+
+    @rready.setter
+    def rready(self, value):
+        pass
 
 
 class _Timer:
@@ -75,6 +90,11 @@ class Hub:
 
     def __init__(self, poller=None):
         self.poller = _poller.make_poller(poller)
+        self._waiters_class = (_Waiters if getattr(self.poller, "exact_edges",
+                                                   True) else _TryFirstWaiters)
+        # Backends that watch an fd only while a thread waits on it (kqueue)
+        # are told when one parks; None for the others (epoll, poll).
+        self._arm = getattr(self.poller, "arm", None)
         self._fdmap = {}           # fd -> _Waiters
         self._ready = deque()      # entries [greenlet, exception, value]
         self._queued = {}          # greenlet -> its entry in _ready
@@ -102,7 +122,7 @@ class Hub:
 
     def register(self, fd):
         """Watch *fd*; return its reader/writer slots."""
-        w = _Waiters()
+        w = self._waiters_class()
         # Owner first: on a shared poller the ADD can report the fd at once
         # (an accepted socket with data queued) to another OS thread, which
         # must then know whose it is.
@@ -133,10 +153,11 @@ class Hub:
             raise Error("hub", "cannot wait inside the hub's own greenlet")
         return g.switch()
 
-    def wait_readable(self, w, deadline):
+    def wait_readable(self, w, deadline, fd=-1):
         """Park the current greenlet in *w*'s reader slot until the fd is
         readable, *deadline* (a ``clock()`` value or ``None``) passes
-        (``TimeoutError``) or the socket is closed (``Error('closed')``)."""
+        (``TimeoutError``) or the socket is closed (``Error('closed')``).
+        *fd* is the socket's descriptor, for backends that arm per wait."""
         if w.rg is not None:
             raise Error("busy", "another thread is already receiving on "
                         "this socket")
@@ -144,6 +165,8 @@ class Hub:
         hubg = self.greenlet
         if g is hubg:
             raise Error("hub", "cannot wait inside the hub's own greenlet")
+        if self._arm is not None:
+            self._arm(fd, 0)
         w.rg = g
         self._nio += 1
         try:
@@ -155,8 +178,9 @@ class Hub:
             w.rg = None
             self._nio -= 1
 
-    def wait_writable(self, w, deadline):
-        """Like :meth:`wait_readable`, for the writer slot."""
+    def wait_writable(self, w, deadline, fd=-1):
+        """Like :meth:`wait_readable`, for the writer slot (*fd*: the
+        socket's descriptor, for backends that arm writes per wait)."""
         if w.wg is not None:
             raise Error("busy", "another thread is already sending on "
                         "this socket")
@@ -164,6 +188,8 @@ class Hub:
         hubg = self.greenlet
         if g is hubg:
             raise Error("hub", "cannot wait inside the hub's own greenlet")
+        if self._arm is not None:
+            self._arm(fd, 1)
         w.wg = g
         self._nio += 1
         try:
@@ -446,6 +472,8 @@ class Hub:
         if w.rg is not None:
             raise Error("busy", "another thread is already receiving on "
                         "this socket")
+        if self._arm is not None:
+            self._arm(sock._fd, 0)
         w.rg = Thread(self, _start_parked, (self, sock, func, args, kwargs),
                       {}, name=getattr(func, "__name__", None))
         self._nio += 1
@@ -475,7 +503,7 @@ class Hub:
 
     def _waker_loop(self):
         """Schedule the greenlets whose external jobs finished, then park
-        on the wakeup fd again."""
+        on the wakeup fd again (never armed: the wakeup is permanent)."""
         w, completed = self._wake_w, self._completed
         while True:
             self.poller.drain_wakeup()

@@ -312,8 +312,11 @@ class _Socket:
             if r == 0:
                 return
             if r == _EINPROGRESS:
-                self._hub.wait_writable(self._w, deadline)
+                w = self._w
+                self._hub.wait_writable(w, deadline, self._fd)
                 r = lib.s2_so_error(self._fd)
+                if r == 0 and w.soerr:      # the backend took it (kqueue)
+                    r, w.soerr = -w.soerr, 0
                 if r == 0:
                     return
             elif r in (_EAGAIN, _EWOULDBLOCK) and self._family == lib.AF_UNIX:
@@ -344,25 +347,34 @@ class _Socket:
         # comes while nobody waits).  Datagram sockets always try.
         if w.rready:
             r = _recv(self._fd, p, n)
-            if r >= 0:
-                if 0 < r < n and self._type == _STREAM and not w.hup:
+            if r > 0:
+                if r < n and self._type == _STREAM and not w.hup:
                     w.rready = False
                 return r
+            if r == 0:
+                return self._eof(w)
             if r != _EAGAIN and r != _EWOULDBLOCK:
                 raise self._fail(r, "recv")
         while True:
             if deadline is _UNSET:
                 deadline = self._deadline(timeout, expires)
-            self._hub.wait_readable(w, deadline)
+            self._hub.wait_readable(w, deadline, self._fd)
             r = _recv(self._fd, p, n)
-            if r >= 0:
-                if 0 < r < n and self._type == _STREAM and not w.hup:
-                    w.rready = False
-                else:
-                    w.rready = True
+            if r > 0:
+                w.rready = not (r < n and self._type == _STREAM and not w.hup)
                 return r
+            if r == 0:
+                return self._eof(w)
             if r != _EAGAIN and r != _EWOULDBLOCK:
                 raise self._fail(r, "recv")
+
+    def _eof(self, w):
+        """recv() gave 0: the end of the stream, unless the backend saw the
+        socket fail (a reset whose error the kernel no longer reports)."""
+        if w.soerr:
+            err, w.soerr = w.soerr, 0
+            raise os_error(err, "recv")
+        return 0
 
     def _send_loop(self, p, n, timeout, expires):
         deadline = _UNSET
@@ -374,7 +386,7 @@ class _Socket:
                 raise self._fail(r, "send")
             if deadline is _UNSET:
                 deadline = self._deadline(timeout, expires)
-            self._hub.wait_writable(self._w, deadline)
+            self._hub.wait_writable(self._w, deadline, self._fd)
 
 
 class TCPSocket(_Socket):
@@ -435,7 +447,7 @@ class TCPSocket(_Socket):
             if fd == _EAGAIN or fd == _EWOULDBLOCK:
                 if deadline is _UNSET:
                     deadline = self._deadline(timeout, expires)
-                self._hub.wait_readable(self._w, deadline)
+                self._hub.wait_readable(self._w, deadline, self._fd)
             elif fd not in _ACCEPT_RETRY:   # the peer gave up: next one
                 raise self._fail(fd, "accept")
 
@@ -659,7 +671,7 @@ class UDPSocket(_Socket):
                     raise self._fail(r, "sendto %s" % ai.tostring())
                 if deadline is _UNSET:
                     deadline = self._deadline(timeout, expires)
-                self._hub.wait_writable(self._w, deadline)
+                self._hub.wait_writable(self._w, deadline, self._fd)
         finally:
             if owned:
                 ai.free()
@@ -700,7 +712,7 @@ class UDPSocket(_Socket):
                 return r, SockAddr(ss, sl[0], ss)
             if r != _EAGAIN and r != _EWOULDBLOCK:
                 raise self._fail(r, "recvfrom")
-            self._hub.wait_readable(self._w, deadline)
+            self._hub.wait_readable(self._w, deadline, self._fd)
 
 
 class RawSocket(UDPSocket):
