@@ -153,6 +153,11 @@ class Hub:
             raise Error("hub", "cannot wait inside the hub's own greenlet")
         return g.switch()
 
+    # wait_readable and wait_writable are the hot path's only way into the
+    # hub: kept as two straight functions over the rg/wg slots rather than
+    # one parametrised by direction (which would cost a branch or a
+    # getattr per wait).
+
     def wait_readable(self, w, deadline, fd=-1):
         """Park the current greenlet in *w*'s reader slot until the fd is
         readable, *deadline* (a ``clock()`` value or ``None``) passes

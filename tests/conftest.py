@@ -21,11 +21,20 @@ def _is_open(fd):
         return False
 
 
+_FD_DIR = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
+
+
 def _open_fds():
     # The listing itself holds a descriptor while it runs: keep only those
     # still open afterwards, or that number would mask the next leak.
-    return set(fd for fd in map(int, os.listdir("/proc/self/fd"))
-               if _is_open(fd))
+    return set(fd for fd in map(int, os.listdir(_FD_DIR)) if _is_open(fd))
+
+
+def _describe(fd):
+    try:
+        return os.readlink("%s/%d" % (_FD_DIR, fd))
+    except OSError:
+        return "fd %d" % fd
 
 
 def _kill_parked(hub):
@@ -97,12 +106,7 @@ def no_leaks(poller):
     gc.collect()
     del _hub._local.hub
     hub.close()      # its own fds (incl. any made during the test) go too
-    details = {}
-    for fd in sorted(_open_fds() - before):
-        try:
-            details[fd] = os.readlink("/proc/self/fd/%d" % fd)
-        except OSError:
-            pass
+    details = {fd: _describe(fd) for fd in sorted(_open_fds() - before)}
     assert not details, "test leaked file descriptors: %r" % details
     assert parked == 0, "test left %d threads parked on sockets" % parked
 

@@ -96,7 +96,9 @@ def test_joining_after_first_use_is_refused(epoll_only):
     assert e.value.err == "busy"
 
 
-def test_threaded_echo_example_runs():
+def run_example(name, args, banner, talk, stop_signal):
+    """Start examples/<name> on a free port, check its banner, run
+    talk(port), stop it with *stop_signal*, expect a clean exit."""
     import signal
     import socket
     import subprocess
@@ -105,28 +107,14 @@ def test_threaded_echo_example_runs():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    p = subprocess.Popen([sys.executable, os.path.join(
-        root, "examples", "threaded_echo_server.py"), "--threads", "3",
-        "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
-    socks = []
+    p = subprocess.Popen([sys.executable, os.path.join(root, "examples", name),
+                          *args, "--port", str(port)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
     try:
-        assert "3 threads" in p.stdout.readline()
-        for i in range(60):
-            socks.append(socket.create_connection(("127.0.0.1", port),
-                                                  timeout=10))
-        for i, s in enumerate(socks):
-            s.sendall(b"hello %d" % i)
-        for i, s in enumerate(socks):
-            want = b"hello %d" % i
-            got = b""
-            while len(got) < len(want):
-                got += s.recv(100)
-            assert got == want
+        assert banner in p.stdout.readline()
+        talk(port)
     finally:
-        for s in socks:
-            s.close()
-        p.send_signal(signal.SIGINT)
+        p.send_signal(getattr(signal, stop_signal))
         try:
             out, err = p.communicate(timeout=20)
         finally:
@@ -136,38 +124,45 @@ def test_threaded_echo_example_runs():
     assert p.returncode == 0, err
 
 
-def test_echo_server_workers():
-    import signal
+def test_threaded_echo_example_runs():
     import socket
-    import subprocess
-    import sys
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    p = subprocess.Popen([sys.executable, os.path.join(
-        root, "examples", "echo_server.py"), "--workers", "2",
-        "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
-    try:
-        assert "2 worker processes" in p.stdout.readline()
+
+    def talk(port):
+        socks = []
+        try:
+            for _ in range(60):
+                socks.append(socket.create_connection(("127.0.0.1", port),
+                                                      timeout=10))
+            for i, s in enumerate(socks):
+                s.sendall(b"hello %d" % i)
+            for i, s in enumerate(socks):
+                want, got = b"hello %d" % i, b""
+                while len(got) < len(want):
+                    got += s.recv(100)
+                assert got == want
+        finally:
+            for s in socks:
+                s.close()
+
+    run_example("threaded_echo_server.py", ["--threads", "3"], "3 threads",
+                talk, "SIGINT")
+
+
+def test_echo_server_workers():
+    import socket
+    import time
+
+    def talk(port):
         for i in range(20):
-            for _ in range(50):
+            for _ in range(100):
                 try:
                     s = socket.create_connection(("127.0.0.1", port), timeout=10)
                     break
                 except ConnectionRefusedError:   # workers still starting
-                    import time
                     time.sleep(0.05)
             with s:
                 s.sendall(b"w%d" % i)
                 assert s.recv(10) == b"w%d" % i
-    finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            out, err = p.communicate(timeout=20)
-        finally:
-            if p.poll() is None:
-                p.kill()
-                p.communicate()
-    assert p.returncode == 0, err
+
+    run_example("echo_server.py", ["--workers", "2"], "2 worker processes",
+                talk, "SIGTERM")
