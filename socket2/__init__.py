@@ -7,7 +7,7 @@ IOCP on Windows) and resumes the thread each event is for.
 
     import socket2
 
-    def serve(conn):
+    def echo(conn):
         buf = bytearray(4096)
         with conn:
             while (n := conn.recv(buf)):
@@ -15,8 +15,7 @@ IOCP on Windows) and resumes the thread each event is for.
 
     server = socket2.tcp()
     server.listen("127.0.0.1", 8080)
-    socket2.newthread(lambda: [socket2.newthread(serve, server.accept())
-                               for _ in iter(int, 1)])
+    socket2.newthread(socket2.serve, server, echo)  # a thread per connection
     socket2.start()
 """
 from ._socket_ffi import lib as _lib

@@ -269,18 +269,16 @@ def render(results, servers, workloads, imports, meta):
             else:
                 cells.append("%s (%s)" % (fmt_rate(v), fmt_ratio(v, ref[w]["rate"])))
         lines.append("| %s | %s |" % (s, " | ".join(cells)))
-    lines += ["", "## Server CPU per operation (µs; bulk: µs per MiB)", "",
-              "| server | " + " | ".join(workloads) + " |",
-              "|---" * (len(workloads) + 1) + "|"]
-    for s in servers:
-        lines.append("| %s | %s |" % (s, " | ".join(
-            "%.2f" % results[s][w]["cpu_us_per_op"] for w in workloads)))
-    lines += ["", "## Peak RSS of the server (MiB)", "",
-              "| server | " + " | ".join(workloads) + " |",
-              "|---" * (len(workloads) + 1) + "|"]
-    for s in servers:
-        lines.append("| %s | %s |" % (s, " | ".join(
-            "%.1f" % results[s][w]["rss_mib"] for w in workloads)))
+    for title, key, fmt in (
+            ("Server CPU per operation (µs; bulk: µs per MiB)",
+             "cpu_us_per_op", "%.2f"),
+            ("Peak RSS of the server (MiB)", "rss_mib", "%.1f")):
+        lines += ["", "## " + title, "",
+                  "| server | " + " | ".join(workloads) + " |",
+                  "|---" * (len(workloads) + 1) + "|"]
+        for s in servers:
+            lines.append("| %s | %s |" % (s, " | ".join(
+                fmt % results[s][w][key] for w in workloads)))
     lines += ["", "## Import time (`python -X importtime`, median, ms)", "",
               "| module | ms |", "|---|---|"]
     for mod, ms in imports.items():
