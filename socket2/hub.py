@@ -368,7 +368,13 @@ class Hub:
         while True:
             if ready:
                 self._run_ready()
-            if self._starter is not None and self._starter_done():
+            # start() running with nothing to decide (no stop, no poll(),
+            # no deadline, threads still parked) is the common case of every
+            # server: test it inline instead of calling _starter_done().
+            if self._starter is not None and (
+                    self._stopping or self._poll_once or not self._nio
+                    or self._start_deadline is not None) \
+                    and self._starter_done():
                 continue
             if ready:
                 timeout = 0.0
