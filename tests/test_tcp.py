@@ -114,14 +114,30 @@ def test_listen_forms():
             s.listen("127.0.0.1", 0)
 
 
+def _somaxconn():
+    """The OS's listen backlog limit, where it can be read."""
+    try:
+        with open("/proc/sys/net/core/somaxconn") as f:
+            return int(f.read())
+    except OSError:
+        import subprocess
+        out = subprocess.run(["sysctl", "-n", "kern.ipc.somaxconn"],
+                             capture_output=True, text=True)
+        return int(out.stdout) if out.returncode == 0 else 128
+
+
 def test_default_backlog_is_the_system_maximum():
+    limit = _somaxconn()
+    if limit <= 128:
+        pytest.skip("this OS allows a backlog of only %d: nothing above "
+                    "the common default to observe" % limit)
     with socket2.tcp() as srv:
         srv.listen("127.0.0.1", 0)
         # Connections complete in the kernel (no accept) up to the backlog:
-        # far more than the 128 a small default would allow.
+        # more than the 128 a small default would allow.
         clients = []
         try:
-            for _ in range(300):
+            for _ in range(min(300, limit)):
                 c = socket2.tcp()
                 clients.append(c)
                 c.connect("127.0.0.1", srv.local_port, timeout=5)
@@ -341,7 +357,8 @@ def test_forgotten_socket_is_closed_by_gc():
     with pytest.warns(ResourceWarning):
         del c
         gc.collect()
-    assert not os.path.exists("/proc/self/fd/%d" % fd)
+    with pytest.raises(OSError):
+        os.fstat(fd)              # the descriptor is closed
 
 
 def test_options_round_trip():
