@@ -231,15 +231,6 @@ class Hub:
             return self._switch_to_hub()
         return self._wait_with_deadline(getcurrent(), deadline)
 
-    def wake_closed(self, w, what="socket"):
-        """Raise ``Error('closed')`` in the greenlets parked in *w*."""
-        rg, wg = w.rg, w.wg
-        w.rg = w.wg = None
-        for g in (rg, wg):
-            if g is not None:
-                self._throw(g, Error("closed", "%s was closed while this "
-                                     "thread was waiting on it" % what))
-
     # -- scheduling ------------------------------------------------------
 
     def schedule(self, g, value=None, exc=None):
