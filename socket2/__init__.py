@@ -86,7 +86,10 @@ def epoll_fd(fd=None):
 
 
 def kqueue_fd(fd=None):
-    """macOS/BSD: like :func:`epoll_fd`, for the kqueue of the hub."""
+    """macOS/BSD (and Linux with libkqueue): like :func:`epoll_fd`, for
+    the kqueue of the hub.  With *fd*, this OS thread's hub joins that
+    kqueue (created by another thread's hub) before its first socket2
+    call."""
     return _poller_handle("kqueue", fd)
 
 

@@ -62,17 +62,18 @@ def backend_name():
 
 
 def preset(name, fd):
-    """Record the poller handle the next hub of this OS thread will use."""
-    if backend_name() != name:
-        raise Error("unsupported", "%s is not the poller in use (%s is)"
-                    % (name, backend_name()))
-    _local.preset = fd
+    """Record the poller (its *name* and the shared handle *fd*) the next
+    hub of this OS thread will use."""
+    _load(name)     # raises if this build has no such poller
+    _local.preset = (name, fd)
 
 
 def make_poller(name=None):
     """A new poller: *name*'s, else the configured or best one, using the
     handle preset for this OS thread if any."""
-    cls = _load(name or backend_name())
-    fd = getattr(_local, "preset", None)
+    preset = getattr(_local, "preset", None)
     _local.preset = None
-    return cls(fd) if fd is not None else cls()
+    if preset is not None:
+        name, fd = preset
+        return _load(name)(fd)
+    return _load(name or backend_name())()

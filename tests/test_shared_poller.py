@@ -1,4 +1,5 @@
-"""Several OS threads, each with its own hub, sharing one epoll set."""
+"""Several OS threads, each with its own hub, sharing one poller (an epoll
+set, or a kqueue) among them."""
 import os
 import threading
 
@@ -7,25 +8,28 @@ import pytest
 import socket2
 from socket2 import hub as _hub
 
-pytestmark = pytest.mark.one_poller
+_HANDLE = {"epoll": socket2.epoll_fd, "kqueue": socket2.kqueue_fd}
 
 
 @pytest.fixture
-def epoll_only(no_leaks):
-    if no_leaks.poller.name != "epoll":
-        pytest.skip("sharing a poller set is an epoll feature here")
-    return no_leaks
+def shared(no_leaks):
+    """(the test's hub, the getter/setter of its poller's shareable
+    handle); the test runs once per poller, as everywhere."""
+    name = no_leaks.poller.name
+    if name not in _HANDLE:
+        pytest.skip("the %s poller keeps no kernel set to share" % name)
+    return no_leaks, _HANDLE[name]
 
 
-def test_four_threads_400_connections_share_one_epoll(epoll_only):
-    main_hub = epoll_only
-    epfd = socket2.epoll_fd()
+def test_four_threads_400_connections_share_one_poller(shared):
+    main_hub, handle = shared
+    epfd = handle()
     errors, resumed_elsewhere = [], []
     ready = threading.Barrier(5)
 
     def worker(k):
         try:
-            socket2.epoll_fd(epfd)          # join before any other call
+            handle(epfd)                    # join before any other call
             me = threading.get_ident()
             hub = _hub.get_hub()
             assert hub is not main_hub and hub.poller.fileno() == epfd
@@ -89,10 +93,48 @@ def test_four_threads_400_connections_share_one_epoll(epoll_only):
     assert main_hub.poller.shared
 
 
-def test_joining_after_first_use_is_refused(epoll_only):
-    fd = socket2.epoll_fd()
+def test_wakeups_reach_their_own_thread_on_a_shared_poller(shared):
+    # Name lookups finish in worker OS threads and come back through the
+    # hub's wakeup: on a shared poller it must reach the hub that asked,
+    # whichever thread is waiting on the set at that moment.
+    main_hub, handle = shared
+    fd = handle()
+    errors, done = [], []
+
+    def worker(k):
+        try:
+            handle(fd)
+            hub = _hub.get_hub()
+            assert hub is not main_hub
+            for i in range(20):
+                ai = socket2.addr("localhost", 1000 + i, type="tcp")
+                try:
+                    assert ai.addr.port() == 1000 + i
+                finally:
+                    ai.free()
+                socket2.sleep(0.001 * (k + 1))
+            done.append(k)
+        except BaseException as e:   # reported to the test below
+            errors.append(e)
+        finally:
+            _hub.get_hub().close()
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        socket2.poll(0.01)
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert sorted(done) == [0, 1, 2]
+
+
+def test_joining_after_first_use_is_refused(shared):
+    _, handle = shared
+    fd = handle()
     with pytest.raises(socket2.Error) as e:
-        socket2.epoll_fd(fd + 1)
+        handle(fd + 1)
     assert e.value.err == "busy"
 
 
@@ -124,6 +166,7 @@ def run_example(name, args, banner, talk, stop_signal):
     assert p.returncode == 0, err
 
 
+@pytest.mark.one_poller
 def test_threaded_echo_example_runs():
     import socket
 
@@ -148,6 +191,7 @@ def test_threaded_echo_example_runs():
                 talk, "SIGINT")
 
 
+@pytest.mark.one_poller
 def test_echo_server_workers():
     import socket
     import time

@@ -21,10 +21,11 @@ CDEF = r"""
 int s2_kqueue_create(void);
 int s2_kqueue_wait(int kq, const int *arms, int narms, int *tokens,
                    int *errs, int maxevents, double timeout);
+int s2_kqueue_arm(int kq, const int *arms, int narms, int *tokens);
 int s2_kqueue_del(int kq, int fd);
 int s2_kqueue_user_add(int kq, int ident);
 int s2_kqueue_user_trigger(int kq, int ident);
-int s2_kqueue_add_read(int kq, int fd);
+int s2_kqueue_user_del(int kq, int ident);
 """
 
 SOURCE = r"""
@@ -47,6 +48,13 @@ int s2_kqueue_create(void)
     return kq;
 }
 
+static void s2_set_arm(struct kevent *ch, int arm)
+{
+    int fd = arm >> 1;
+    EV_SET(ch, fd, (arm & 1) ? EVFILT_WRITE : EVFILT_READ,
+           EV_ADD | EV_ONESHOT, 0, 0, (void *)(intptr_t)fd);
+}
+
 int s2_kqueue_wait(int kq, const int *arms, int narms, int *tokens,
                    int *errs, int maxevents, double timeout)
 {
@@ -60,12 +68,8 @@ int s2_kqueue_wait(int kq, const int *arms, int narms, int *tokens,
        last together with the wait (one system call in the common case). */
     for (;;) {
         int k = 0;
-        while (a < narms && k < 128) {
-            int fd = arms[a] >> 1;
-            EV_SET(&ch[k], fd, (arms[a] & 1) ? EVFILT_WRITE : EVFILT_READ,
-                   EV_ADD | EV_ONESHOT, 0, 0, (void *)(intptr_t)fd);
-            k++; a++;
-        }
+        while (a < narms && k < 128)
+            s2_set_arm(&ch[k++], arms[a++]);
         if (a >= narms) {
             if (timeout >= 0) {
                 ts.tv_sec = (time_t)timeout;
@@ -81,15 +85,18 @@ int s2_kqueue_wait(int kq, const int *arms, int narms, int *tokens,
     if (n < 0) return -errno;
     for (i = 0; i < n; i++) {
         int fd = (int)ev[i].ident, t = fd << 3;
-        /* A socket error travels in fflags with EV_EOF (and in data with
-           EV_ERROR); libkqueue reads SO_ERROR to get it, which clears it
-           in the kernel, so it must be handed on from here. */
-        errs[i] = (ev[i].flags & EV_ERROR) ? (int)ev[i].data
-                : (ev[i].flags & EV_EOF) ? (int)ev[i].fflags : 0;
+        /* A socket error travels in fflags with EV_EOF; libkqueue reads
+           SO_ERROR to get it, which clears it in the kernel, so it must be
+           handed on from here.  EV_ERROR is about the change (the arming),
+           not the socket, and its data is no socket error: libkqueue can
+           report a stale errno there when two threads arm and fire the
+           same one-shot at once. */
+        errs[i] = (!(ev[i].flags & EV_ERROR) && (ev[i].flags & EV_EOF))
+                ? (int)ev[i].fflags : 0;
         if (ev[i].flags & EV_ERROR) {
-            /* A failed registration or a broken socket: wake both ways;
-               the retried system call says what happened. */
-            t |= 1 | 2 | 4;
+            /* The arming failed: wake both ways; the retried system call
+               says whether to wait (and arm) again. */
+            t |= 1 | 2;
         } else if (ev[i].filter == EVFILT_READ) {
             t |= 1;
             if (ev[i].flags & EV_EOF) t |= 4;
@@ -102,6 +109,28 @@ int s2_kqueue_wait(int kq, const int *arms, int narms, int *tokens,
         tokens[i] = t;
     }
     return n;
+}
+
+/* Apply arms without taking any event (a follower on a shared kqueue must
+   not consume the leader's events).  An arming that fails becomes a token
+   that wakes both directions of its fd in tokens[]; returns their count. */
+int s2_kqueue_arm(int kq, const int *arms, int narms, int *tokens)
+{
+    struct kevent ch[128];
+    struct timespec ts = {0, 0};
+    int a = 0, nfail = 0, i, k;
+    while (a < narms) {
+        k = narms - a < 128 ? narms - a : 128;
+        for (i = 0; i < k; i++) s2_set_arm(&ch[i], arms[a + i]);
+        if (kevent(kq, ch, k, NULL, 0, &ts) < 0) {
+            /* Processing stops at the failing change: redo one by one. */
+            for (i = 0; i < k; i++)
+                if (kevent(kq, &ch[i], 1, NULL, 0, &ts) < 0)
+                    tokens[nfail++] = (arms[a + i] >> 1) << 3 | 1 | 2;
+        }
+        a += k;
+    }
+    return nfail;
 }
 
 int s2_kqueue_del(int kq, int fd)
@@ -131,11 +160,11 @@ int s2_kqueue_user_trigger(int kq, int ident)
     return kevent(kq, &ch, 1, NULL, 0, &ts) < 0 ? -errno : 0;
 }
 
-int s2_kqueue_add_read(int kq, int fd)
+int s2_kqueue_user_del(int kq, int ident)
 {
     struct kevent ch;
     struct timespec ts = {0, 0};
-    EV_SET(&ch, fd, EVFILT_READ, EV_ADD, 0, 0, (void *)(intptr_t)fd);
+    EV_SET(&ch, ident, EVFILT_USER, EV_DELETE, 0, 0, NULL);
     return kevent(kq, &ch, 1, NULL, 0, &ts) < 0 ? -errno : 0;
 }
 """
