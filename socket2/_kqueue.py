@@ -34,28 +34,13 @@ misdelivered: one that lands on another leader is dropped there, and the
 flag still delivers it.
 """
 import os
-import threading
 
 from ._kqueue_ffi import ffi, lib
+from ._shared import Member, Registry
 from .errors import Error, os_error
 
 BATCH = 512
-
-_RUN, _LEAD, _FOLLOW = 0, 1, 2
-_SHARED = {}              # kqueue fd -> its _Shared (once shared)
-_CREATORS = {}            # kqueue fd -> the KqueuePoller that created it
-_JOIN_LOCK = threading.Lock()
-
-
-class _Shared:
-    """The state of one kqueue shared by several hubs' pollers."""
-
-    def __init__(self, kq):
-        self.kq = kq
-        self.lock = threading.Lock()
-        self.leader = None
-        self.members = []
-        self.slots = {}       # fd -> the owner hub's _Waiters (for soerr)
+_KQUEUES = Registry()
 
 
 def _check(r, what):
@@ -64,38 +49,30 @@ def _check(r, what):
     return r
 
 
-class KqueuePoller:
+class KqueuePoller(Member):
     """Readiness poller over one kqueue; see EpollPoller for the surface."""
 
     name = "kqueue"
 
     def __init__(self, fd=None):
+        self._init_member()
         self._arms = {}           # fd << 1 | write -> None, for the next wait
         self._armv = ffi.new("int[]", 64)
         self._tokens = ffi.new("int[]", BATCH)
         self._errs = ffi.new("int[]", BATCH)
         self._user = False
-        self._in_wait = False
-        self._sh = None           # the _Shared state once the kqueue is shared
-        self._state = _RUN
-        self._wake_pending = False
         self._pkq = -1            # private kqueue (followers sleep there)
         if fd is None:
             self._kq = _check(lib.s2_kqueue_create(), "kqueue")
             self._owned = True
             self._wake_ident = self._kq
             self._slots = {}      # fd -> the hub's _Waiters (for soerr)
-            _CREATORS[self._kq] = self
+            _KQUEUES.creators[self._kq] = self
             return
         self._kq = fd
         self._owned = False
-        with _JOIN_LOCK:          # two threads joining at once migrate once
-            sh = _SHARED.get(fd)
-            if sh is None:
-                sh = _SHARED[fd] = _Shared(fd)
-                creator = _CREATORS.get(fd)
-                if creator is not None:
-                    creator._go_shared(sh)
+
+        def prepare(sh):
             self._pkq = _check(lib.s2_kqueue_create(), "kqueue")
             self._wake_ident = self._pkq
             try:
@@ -107,35 +84,27 @@ class KqueuePoller:
                 os.close(self._pkq)
                 raise
             self._user = True
-            self._slots = sh.slots
-            self._sh = sh
-            with sh.lock:
-                sh.members.append(self)
+            self._slots = sh.data.setdefault("slots", {})
+            self._become_member(sh)
+
+        _KQUEUES.join(fd, prepare)
 
     def _go_shared(self, sh):
-        """Called from a joining OS thread, under _JOIN_LOCK: make this
-        (creator) poller a member of *sh*.  If it is waiting on the kqueue
-        right now, it is the leader of that wait."""
+        """The creator, when a first thread joins: a private kqueue for its
+        wakeup (same ident: the hub maps its token), slots shared."""
         pkq = _check(lib.s2_kqueue_create(), "kqueue")
-        # The wakeup keeps its ident (the hub maps its token): add it to the
-        # private kqueue too, and to the shared one if it was never made.
         lib.s2_kqueue_user_add(pkq, self._wake_ident)
         if not self._user:
             lib.s2_kqueue_user_add(self._kq, self._wake_ident)
             self._user = True
         self._pkq = pkq
-        sh.slots.update(self._slots)
-        self._slots = sh.slots
-        with sh.lock:
-            sh.members.append(self)
-            if self._in_wait:
-                self._state = _LEAD
-                sh.leader = self
-            self._sh = sh
+        slots = sh.data.setdefault("slots", {})
+        slots.update(self._slots)
+        self._slots = slots
 
     @property
-    def shared(self):
-        return self._sh is not None
+    def _wake_token(self):
+        return self._wake_ident << 3 | 1
 
     def fileno(self):
         return self._kq
@@ -172,20 +141,30 @@ class KqueuePoller:
         return n
 
     def poll(self, timeout):
-        # _in_wait is set before _sh is read: a thread joining at any point
-        # either sees this poller about to wait (and makes it the leader of
-        # that wait) or makes it shared before it reads _sh.
-        self._in_wait = True
         if self._sh is not None:
-            self._in_wait = False
             return self._poll_shared(timeout)
+        return self.poll_alone(self._wait_leader, timeout)
+
+    def _wait_leader(self, timeout):
         n = self._take_arms()
-        k = lib.s2_kqueue_wait(self._kq, self._armv, n, self._tokens,
-                               self._errs, BATCH, timeout)
-        self._in_wait = False
-        if self._sh is not None:  # became shared during the wait
-            self._end_wait(self._sh, [])
-        return self._result(k)
+        return self._result(lib.s2_kqueue_wait(
+            self._kq, self._armv, n, self._tokens, self._errs, BATCH, timeout))
+
+    def _wait_follower(self, timeout):
+        n = self._take_arms()
+        if n:
+            # Arm on the shared kqueue without taking its events (they are
+            # the leader's).  A failed arming wakes its waiters: no sleeping
+            # this turn.
+            if n > len(self._tokens):
+                self._tokens = ffi.new("int[]", n)
+                self._errs = ffi.new("int[]", n)
+            k = lib.s2_kqueue_arm(self._kq, self._armv, n, self._tokens)
+            if k:
+                return ffi.unpack(self._tokens, k)
+        return self._result(lib.s2_kqueue_wait(
+            self._pkq, self._armv, 0, self._tokens, self._errs, BATCH,
+            timeout))
 
     def _result(self, k):
         if k > 0:
@@ -201,61 +180,11 @@ class KqueuePoller:
             return ()
         raise os_error(-k, "kevent")
 
-    def _poll_shared(self, timeout):
-        sh = self._sh
-        wake = self._wake_ident << 3 | 1
-        with sh.lock:
-            if self._wake_pending:
-                self._wake_pending = False
-                return [wake]     # the arms wait for the next call
-            if sh.leader is None or sh.leader is self:
-                sh.leader = self
-                self._state = _LEAD
-            else:
-                self._state = _FOLLOW
-        n = self._take_arms()
-        if self._state == _LEAD:
-            k = lib.s2_kqueue_wait(self._kq, self._armv, n, self._tokens,
-                                   self._errs, BATCH, timeout)
-        else:
-            k = 0
-            if n:
-                # Arm on the shared kqueue without taking its events (they
-                # are the leader's).  A failed arming wakes its waiters: no
-                # sleeping this turn.
-                if n > BATCH:
-                    self._tokens = ffi.new("int[]", n)
-                    self._errs = ffi.new("int[]", n)
-                k = lib.s2_kqueue_arm(self._kq, self._armv, n, self._tokens)
-                for i in range(k):
-                    self._errs[i] = 0
-            if k == 0:
-                k = lib.s2_kqueue_wait(self._pkq, self._armv, 0, self._tokens,
-                                       self._errs, BATCH, timeout)
-        tokens = []
-        try:
-            tokens = list(self._result(k))
-        finally:
-            self._end_wait(sh, tokens)
-        return tokens
+    def _kick_shared(self):
+        lib.s2_kqueue_user_trigger(self._kq, self._wake_ident)
 
-    def _end_wait(self, sh, tokens):
-        """After a wait in shared mode: give up the lead (waking a sleeping
-        follower to take it) and collect a wakeup that went elsewhere."""
-        with sh.lock:
-            self._state = _RUN
-            if sh.leader is self:
-                sh.leader = None
-                for m in sh.members:
-                    if m._state == _FOLLOW:
-                        m._state = _RUN   # woken once; it re-polls and leads
-                        lib.s2_kqueue_user_trigger(m._pkq, m._wake_ident)
-                        break
-            if self._wake_pending:
-                self._wake_pending = False
-                wake = self._wake_ident << 3 | 1
-                if wake not in tokens:
-                    tokens.append(wake)
+    def _kick_private(self):
+        lib.s2_kqueue_user_trigger(self._pkq, self._wake_ident)
 
     def wakeup_fd(self, slots=None):
         if not self._user:
@@ -266,42 +195,24 @@ class KqueuePoller:
         return self._wake_ident
 
     def wakeup(self):
-        sh = self._sh
-        if sh is None:
-            if self._user:
-                lib.s2_kqueue_user_trigger(self._kq, self._wake_ident)
-            return
-        with sh.lock:
-            if self._wake_pending:
-                return            # already on its way
-            self._wake_pending = True
-            if self._state == _LEAD:
-                lib.s2_kqueue_user_trigger(self._kq, self._wake_ident)
-            elif self._state == _FOLLOW:
-                lib.s2_kqueue_user_trigger(self._pkq, self._wake_ident)
-            # _RUN: it reads the flag before its next wait
+        if self._sh is not None:
+            self._wakeup_shared()
+        elif self._user:
+            lib.s2_kqueue_user_trigger(self._kq, self._wake_ident)
 
     def drain_wakeup(self):
         pass                        # EV_CLEAR: nothing to drain
 
     def close(self):
         sh = self._sh
-        if sh is not None:
-            with sh.lock:
-                if self in sh.members:
-                    sh.members.remove(self)
-                if sh.leader is self:
-                    sh.leader = None
-            if self._kq >= 0 and self._wake_ident != self._kq:
-                lib.s2_kqueue_user_del(self._kq, self._wake_ident)
+        self._leave()
+        if sh is not None and self._kq >= 0 and self._wake_ident != self._kq:
+            lib.s2_kqueue_user_del(self._kq, self._wake_ident)
         if self._pkq >= 0:
             os.close(self._pkq)
             self._pkq = -1
-        if _CREATORS.get(self._kq) is self:
-            del _CREATORS[self._kq]
+        _KQUEUES.forget(self, self._kq, self._owned)
         if self._kq >= 0 and self._owned:
-            with _JOIN_LOCK:
-                _SHARED.pop(self._kq, None)
             os.close(self._kq)
         self._kq = -1
         self._arms.clear()
