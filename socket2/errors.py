@@ -7,7 +7,6 @@ whose message says what was being done.
 """
 import builtins
 import errno as _errno
-import os
 
 __all__ = ["Error", "TimeoutError", "err_name"]
 
@@ -76,19 +75,42 @@ _NAMES = {
 }
 
 
+# Winsock reports its own numbers (WSAECONNREFUSED ...): the same names.
+for _wsa in dir(_errno):
+    if _wsa.startswith("WSAE") and getattr(_errno, _wsa[3:], None) in _NAMES:
+        _NAMES.setdefault(getattr(_errno, _wsa),
+                          _NAMES[getattr(_errno, _wsa[3:])])
+_NAMES.setdefault(getattr(_errno, "WSAETIMEDOUT", -1), "timeout")
+
+
 def err_name(code):
     """Return the normalised ``err`` name for the OS error number *code*."""
     name = _NAMES.get(code)
     if name is None:
         name = _errno.errorcode.get(code, "errno_%d" % code).lower()
+        if name.startswith("wsae"):
+            name = name[3:]
     return name
+
+
+def strerror(code):
+    """The OS's message for error *code* (Winsock's too)."""
+    from ._socket_ffi import ffi, lib
+    buf = ffi.new("char[]", 256)
+    lib.s2_strerror(code, buf, 256)
+    msg = ffi.string(buf).decode("utf-8", "replace")
+    if not msg or msg.lower().startswith("unknown error"):
+        name = err_name(code)     # a system without the message (wine)
+        if not name.startswith("errno_"):
+            return name.replace("_", " ")
+    return msg
 
 
 def os_error(code, what):
     """Build the exception for OS error *code* raised while doing *what*."""
     name = err_name(code)
     cls = TimeoutError if name == "timeout" else Error
-    return cls(name, "%s: %s" % (what, os.strerror(code)), code)
+    return cls(name, "%s: %s" % (what, strerror(code)), code)
 
 
 def closed_error(what="socket"):

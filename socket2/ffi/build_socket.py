@@ -4,8 +4,19 @@ Produces ``socket2._socket_ffi``.  The C helpers below return ``-errno`` on
 failure instead of ``-1``: the Python side then needs no second call to fetch
 ``errno`` on the hot path (recv/send/accept), and "would block" is one
 integer comparison.
+
+One declaration (cdef) serves every OS; the C behind it comes in two
+variants: POSIX (``CUSTOMIZATIONS``) and Winsock (``WIN_CUSTOMIZATIONS``),
+where the error is ``-WSAGetLastError()``, a socket is an overlapped SOCKET
+(handles are 32-bit significant, so it fits the ``int`` descriptors) and
+``close`` is ``closesocket``.  ``S2_E*`` name the codes the Python side
+tests for (would block, in progress ...), whatever their values are.
 """
+import sys
+
 from cffi import FFI
+
+WINDOWS = sys.platform == "win32"
 
 INCLUDES = r"""
 #include <sys/types.h>
@@ -31,20 +42,21 @@ struct sockaddr { sa_family_t sa_family; ...; };
 struct sockaddr_storage { sa_family_t ss_family; ...; };
 struct sockaddr_un { sa_family_t sun_family; char sun_path[...]; ...; };
 
-struct linger { int l_onoff; int l_linger; ...; };
+struct linger { %(linger_t)s l_onoff; %(linger_t)s l_linger; ...; };
 
 struct addrinfo {
     int ai_flags;
     int ai_family;
     int ai_socktype;
     int ai_protocol;
-    socklen_t ai_addrlen;
+    %(addrlen_t)s ai_addrlen;
     struct sockaddr *ai_addr;
     char *ai_canonname;
     struct addrinfo *ai_next;
     ...;
 };
-"""
+""" % ({"linger_t": "unsigned short", "addrlen_t": "size_t"} if WINDOWS else
+       {"linger_t": "int", "addrlen_t": "socklen_t"})
 
 # Constants every POSIX system has.
 CONSTANTS = r"""
@@ -77,7 +89,6 @@ CONSTANTS = r"""
 #define EAI_NONAME ...
 #define EAI_SERVICE ...
 #define EAI_SOCKTYPE ...
-#define EAI_SYSTEM ...
 #define SHUT_RD ...
 #define SHUT_WR ...
 #define SHUT_RDWR ...
@@ -105,6 +116,12 @@ CONSTANTS = r"""
 #define IPV6_MULTICAST_LOOP ...
 #define INET6_ADDRSTRLEN ...
 #define NI_MAXHOST ...
+#define S2_EAGAIN ...
+#define S2_EWOULDBLOCK ...
+#define S2_EINPROGRESS ...
+#define S2_EINTR ...
+#define S2_ECONNABORTED ...
+#define S2_EPROTO ...
 """
 
 # Constants some systems lack: -1 where absent (see CUSTOMIZATIONS).
@@ -113,6 +130,7 @@ OPTIONAL_CONSTANTS = [
     "TCP_KEEPCNT", "TCP_QUICKACK", "TCP_CORK", "TCP_NOPUSH",
     "TCP_FASTOPEN", "TCP_USER_TIMEOUT", "IP_RECVERR", "EAI_NODATA",
     "EAI_ADDRFAMILY", "SO_BINDTODEVICE", "SO_PRIORITY", "SO_MARK",
+    "EAI_SYSTEM",
 ]
 
 FUNCTIONS = r"""
@@ -150,6 +168,7 @@ int s2_sa_unix_make(struct sockaddr_un *sun, const char *path, int len);
 int s2_sa_unix_path(const struct sockaddr *sa, socklen_t salen,
                     const char **path);
 int s2_is_would_block(int neg_errno);
+int s2_strerror(int code, char *buf, int len);
 """
 
 CUSTOMIZATIONS = r"""
@@ -284,6 +303,30 @@ int s2_so_error(int fd)
     return -e;
 }
 
+#define S2_EAGAIN EAGAIN
+#define S2_EWOULDBLOCK EWOULDBLOCK
+#define S2_EINPROGRESS EINPROGRESS
+#define S2_EINTR EINTR
+#define S2_ECONNABORTED ECONNABORTED
+#ifdef EPROTO
+#define S2_EPROTO EPROTO
+#else
+#define S2_EPROTO ECONNABORTED
+#endif
+#define S2_EAFNOSUPPORT EAFNOSUPPORT
+#define S2_LASTERR (-errno)
+
+int s2_strerror(int code, char *buf, int len)
+{
+    const char *m = strerror(code);
+    strncpy(buf, m ? m : "unknown error", (size_t)len - 1);
+    buf[len - 1] = 0;
+    return 0;
+}
+"""
+
+# Address helpers, the same on every OS.
+SA_HELPERS = r"""
 int s2_sa_port(const struct sockaddr *sa)
 {
     switch (sa->sa_family) {
@@ -299,9 +342,9 @@ int s2_sa_ip(const struct sockaddr *sa, char *out, int outlen)
     switch (sa->sa_family) {
     case AF_INET: a = &((const struct sockaddr_in *)sa)->sin_addr; break;
     case AF_INET6: a = &((const struct sockaddr_in6 *)sa)->sin6_addr; break;
-    default: return -EAFNOSUPPORT;
+    default: return -S2_EAFNOSUPPORT;
     }
-    return inet_ntop(sa->sa_family, a, out, (socklen_t)outlen) ? 0 : -errno;
+    return inet_ntop(sa->sa_family, a, out, (socklen_t)outlen) ? 0 : S2_LASTERR;
 }
 
 const unsigned char *s2_sa_ipbytes(const struct sockaddr *sa, int *len)
@@ -362,7 +405,183 @@ int s2_sa_unix_path(const struct sockaddr *sa, socklen_t salen,
 
 int s2_is_would_block(int neg_errno)
 {
-    return neg_errno == -EAGAIN || neg_errno == -EWOULDBLOCK;
+    return neg_errno == -S2_EAGAIN || neg_errno == -S2_EWOULDBLOCK;
+}
+"""
+
+WIN_INCLUDES = r"""
+#define WIN32_LEAN_AND_MEAN
+#ifndef _WIN32_WINNT
+#define _WIN32_WINNT 0x0601
+#endif
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <afunix.h>
+#include <mswsock.h>
+#include <windows.h>
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <string.h>
+typedef ADDRESS_FAMILY sa_family_t;
+#define SHUT_RD SD_RECEIVE
+#define SHUT_WR SD_SEND
+#define SHUT_RDWR SD_BOTH
+"""
+
+# Winsock: the same calls, with -WSAGetLastError() for -errno.  Sockets
+# are overlapped (the IOCP backend associates them with its port when the
+# hub registers them) and non-blocking, so the try-first calls below
+# return WSAEWOULDBLOCK instead of blocking.
+WIN_CUSTOMIZATIONS = r"""
+#define S2_EAGAIN WSAEWOULDBLOCK
+#define S2_EWOULDBLOCK WSAEWOULDBLOCK
+#define S2_EINPROGRESS WSAEWOULDBLOCK
+#define S2_EINTR WSAEINTR
+#define S2_ECONNABORTED WSAECONNABORTED
+#define S2_EPROTO WSAECONNRESET
+#define S2_EAFNOSUPPORT WSAEAFNOSUPPORT
+#define S2_LASTERR (-(int)WSAGetLastError())
+#define S2_SOCK(fd) ((SOCKET)(intptr_t)(fd))
+#define MSG_NOSIGNAL 0
+#ifndef SIO_UDP_CONNRESET
+#define SIO_UDP_CONNRESET _WSAIOW(IOC_VENDOR, 12)   /* mstcpip.h in the SDK */
+#endif
+
+static int s2_wsa_started;
+
+static int s2_nonblocking(SOCKET s)
+{
+    u_long one = 1;
+    return ioctlsocket(s, FIONBIO, &one) ? S2_LASTERR : 0;
+}
+
+int s2_socket(int family, int type, int protocol)
+{
+    SOCKET s;
+    int r;
+    if (!s2_wsa_started) {
+        WSADATA wsa;
+        if ((r = WSAStartup(MAKEWORD(2, 2), &wsa)) != 0) return -r;
+        s2_wsa_started = 1;
+    }
+    s = WSASocketW(family, type, protocol, NULL, 0,
+                   WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+    if (s == INVALID_SOCKET) return S2_LASTERR;
+    if (type == SOCK_DGRAM) {
+        /* An ICMP "port unreachable" for an earlier datagram would fail
+           the next receive with WSAECONNRESET (POSIX reports it only on
+           connected sockets): turn that off, as CPython's asyncio does. */
+        BOOL no = FALSE;
+        DWORD n;
+        WSAIoctl(s, SIO_UDP_CONNRESET, &no, sizeof no, NULL, 0, &n, NULL, NULL);
+    }
+    if ((r = s2_nonblocking(s)) < 0) { closesocket(s); return r; }
+    return (int)(intptr_t)s;
+}
+
+int s2_close(int fd) { return closesocket(S2_SOCK(fd)) ? S2_LASTERR : 0; }
+
+int s2_bind(int fd, const struct sockaddr *sa, socklen_t len)
+{ return bind(S2_SOCK(fd), sa, len) ? S2_LASTERR : 0; }
+
+int s2_listen(int fd, int backlog)
+{
+    if (backlog < 0) backlog = SOMAXCONN;
+    return listen(S2_SOCK(fd), backlog) ? S2_LASTERR : 0;
+}
+
+int s2_connect(int fd, const struct sockaddr *sa, socklen_t len)
+{ return connect(S2_SOCK(fd), sa, len) ? S2_LASTERR : 0; }
+
+int s2_accept(int fd)
+{
+    SOCKET c = accept(S2_SOCK(fd), NULL, NULL);
+    int r;
+    if (c == INVALID_SOCKET) return S2_LASTERR;
+    if ((r = s2_nonblocking(c)) < 0) { closesocket(c); return r; }
+    return (int)(intptr_t)c;
+}
+
+int s2_shutdown(int fd, int how)
+{ return shutdown(S2_SOCK(fd), how) ? S2_LASTERR : 0; }
+
+/* A datagram longer than the buffer is cut to it (as on POSIX) rather
+   than reported as WSAEMSGSIZE. */
+#define S2_RECV_RESULT(n, len) ((n) != SOCKET_ERROR ? (long)(n) : \
+    WSAGetLastError() == WSAEMSGSIZE ? (len) : (long)S2_LASTERR)
+
+long s2_recv(int fd, char *buf, long len)
+{
+    int n = recv(S2_SOCK(fd), buf, (int)len, 0);
+    return S2_RECV_RESULT(n, len);
+}
+
+long s2_send(int fd, const char *buf, long len)
+{
+    int n = send(S2_SOCK(fd), buf, (int)len, 0);
+    return n == SOCKET_ERROR ? S2_LASTERR : n;
+}
+
+long s2_recvfrom(int fd, char *buf, long len,
+                 struct sockaddr_storage *sa, socklen_t *salen)
+{
+    int n;
+    *salen = sizeof *sa;
+    n = recvfrom(S2_SOCK(fd), buf, (int)len, 0, (struct sockaddr *)sa, salen);
+    return S2_RECV_RESULT(n, len);
+}
+
+long s2_sendto(int fd, const char *buf, long len,
+               const struct sockaddr *sa, socklen_t salen)
+{
+    int n = sendto(S2_SOCK(fd), buf, (int)len, 0, sa, salen);
+    return n == SOCKET_ERROR ? S2_LASTERR : n;
+}
+
+int s2_getsockname(int fd, struct sockaddr_storage *sa, socklen_t *salen)
+{
+    *salen = sizeof *sa;
+    return getsockname(S2_SOCK(fd), (struct sockaddr *)sa, salen)
+           ? S2_LASTERR : 0;
+}
+
+int s2_getpeername(int fd, struct sockaddr_storage *sa, socklen_t *salen)
+{
+    *salen = sizeof *sa;
+    return getpeername(S2_SOCK(fd), (struct sockaddr *)sa, salen)
+           ? S2_LASTERR : 0;
+}
+
+int s2_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{ return setsockopt(S2_SOCK(fd), level, name, val, len) ? S2_LASTERR : 0; }
+
+int s2_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{ return getsockopt(S2_SOCK(fd), level, name, val, len) ? S2_LASTERR : 0; }
+
+int s2_so_error(int fd)
+{
+    int e = 0; socklen_t len = sizeof e;
+    if (getsockopt(S2_SOCK(fd), SOL_SOCKET, SO_ERROR, (char *)&e, &len))
+        return S2_LASTERR;
+    return -e;
+}
+
+int s2_strerror(int code, char *buf, int len)
+{
+    DWORD n = FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM |
+                             FORMAT_MESSAGE_IGNORE_INSERTS, NULL, (DWORD)code,
+                             0, buf, (DWORD)len, NULL);
+    if (n == 0) {
+        const char *m = strerror(code);
+        strncpy(buf, m ? m : "unknown error", (size_t)len - 1);
+        buf[len - 1] = 0;
+        return 0;
+    }
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' ||
+                     buf[n - 1] == '.' || buf[n - 1] == ' '))
+        buf[--n] = 0;
+    return 0;
 }
 """
 
@@ -379,8 +598,13 @@ _opt_cdef, _opt_src = _optional_constants()
 
 ffibuilder = FFI()
 ffibuilder.cdef(TYPES + CONSTANTS + _opt_cdef + FUNCTIONS)
-ffibuilder.set_source("socket2._socket_ffi",
-                      INCLUDES + _opt_src + CUSTOMIZATIONS)
+if WINDOWS:
+    ffibuilder.set_source("socket2._socket_ffi", WIN_INCLUDES + _opt_src +
+                          WIN_CUSTOMIZATIONS + SA_HELPERS,
+                          libraries=["ws2_32"])
+else:
+    ffibuilder.set_source("socket2._socket_ffi", INCLUDES + _opt_src +
+                          CUSTOMIZATIONS + SA_HELPERS)
 
 if __name__ == "__main__":
     ffibuilder.compile(verbose=True)
