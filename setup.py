@@ -10,7 +10,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 import build_kqueue  # noqa: E402  (only asks whether kqueue can be built)
 
 cffi_modules = ["socket2/ffi/build_socket.py:ffibuilder"]
-if sys.platform != "win32":
+if sys.platform == "win32":
+    cffi_modules.append("socket2/ffi/build_iocp.py:ffibuilder")
+else:
     cffi_modules.append("socket2/ffi/build_poll.py:ffibuilder")
 if sys.platform.startswith("linux"):
     cffi_modules.append("socket2/ffi/build_epoll.py:ffibuilder")

@@ -13,10 +13,11 @@ _BACKENDS = {
     "epoll": ("socket2._epoll", "EpollPoller"),
     "kqueue": ("socket2._kqueue", "KqueuePoller"),
     "poll": ("socket2._pollbackend", "PollPoller"),
+    "iocp": ("socket2._iocp", "IocpPoller"),
 }
 # Native first: epoll on Linux (even where libkqueue adds kqueue), kqueue on
-# macOS/BSD; poll(2) wherever neither exists.
-_DEFAULT_ORDER = ("epoll", "kqueue", "poll")
+# macOS/BSD, IOCP on Windows; poll(2) wherever none exists.
+_DEFAULT_ORDER = ("epoll", "kqueue", "iocp", "poll")
 
 _choice = os.environ.get("SOCKET2_POLLER", "").strip().lower() or None
 _local = threading.local()
@@ -77,3 +78,16 @@ def make_poller(name=None):
         name, fd = preset
         return _load(name)(fd)
     return _load(name or backend_name())()
+
+
+def install_socket_io(*classes):
+    """Let a completion backend (IOCP) put its own I/O loops into the socket
+    classes: there, waiting means submitting the operation itself.  Every
+    backend of one build is of the same kind, so this is decided once."""
+    try:
+        cls = _load(backend_name())
+    except Error:
+        return
+    install = getattr(cls, "install_socket_io", None)
+    if install is not None:
+        install(*classes)

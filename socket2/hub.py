@@ -90,11 +90,17 @@ class Hub:
 
     def __init__(self, poller=None):
         self.poller = _poller.make_poller(poller)
-        self._waiters_class = (_Waiters if getattr(self.poller, "exact_edges",
-                                                   True) else _TryFirstWaiters)
+        # A backend may bring its own slot record (IOCP: one with room for
+        # its per-socket operations); else exact edges decide.
+        self._waiters_class = getattr(self.poller, "waiters_class", None) or (
+            _Waiters if getattr(self.poller, "exact_edges", True)
+            else _TryFirstWaiters)
         # Backends that watch an fd only while a thread waits on it (kqueue)
         # are told when one parks; None for the others (epoll, poll).
         self._arm = getattr(self.poller, "arm", None)
+        # Completion backends (IOCP) have no readiness to wait for: they
+        # post an operation that completes when data arrives (serve()).
+        self._prime_read = getattr(self.poller, "prime_read", None)
         self._fdmap = {}           # fd -> _Waiters
         self._ready = deque()      # entries [greenlet, exception, value]
         self._queued = {}          # greenlet -> its entry in _ready
@@ -476,6 +482,8 @@ class Hub:
                         "this socket")
         if self._arm is not None:
             self._arm(sock._fd, 0)
+        elif self._prime_read is not None:
+            self._prime_read(sock)
         w.rg = Thread(self, _start_parked, (self, sock, func, args, kwargs),
                       {}, name=getattr(func, "__name__", None))
         self._nio += 1

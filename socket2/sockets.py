@@ -4,12 +4,11 @@ Every socket is non-blocking underneath and registered with its hub's poller
 once, at creation.  Each operation tries the system call first and parks the
 calling greenlet only when the kernel says "would block" (see hub.py).
 """
-import errno as _errno
 import os
 import warnings
 
 from ._socket_ffi import ffi, lib
-from . import _names
+from . import _names, _poller
 from .addr import AddrInfo, SockAddr, addr
 from .errors import Error, closed_error, os_error
 from .hub import clock, get_hub, sleep
@@ -21,10 +20,10 @@ _from_buffer = ffi.from_buffer
 _recv = lib.s2_recv
 _send = lib.s2_send
 _accept = lib.s2_accept
-_EAGAIN = -_errno.EAGAIN
-_EWOULDBLOCK = -_errno.EWOULDBLOCK
-_EINPROGRESS = -_errno.EINPROGRESS
-_ACCEPT_RETRY = (-_errno.ECONNABORTED, -_errno.EPROTO, -_errno.EINTR)
+_EAGAIN = -lib.S2_EAGAIN
+_EWOULDBLOCK = -lib.S2_EWOULDBLOCK
+_EINPROGRESS = -lib.S2_EINPROGRESS
+_ACCEPT_RETRY = (-lib.S2_ECONNABORTED, -lib.S2_EPROTO, -lib.S2_EINTR)
 _STREAM = lib.SOCK_STREAM
 _SHUT = {"r": lib.SHUT_RD, "w": lib.SHUT_WR, "rw": lib.SHUT_RDWR}
 _UNSET = object()
@@ -661,20 +660,23 @@ class UDPSocket(_Socket):
             return self._send_loop(p, n, timeout, expires)
         ai, owned = self._resolve(host, port, passive=False)
         try:
-            sa = ai._p
-            deadline = _UNSET
-            while True:
-                r = lib.s2_sendto(self._fd, p, n, sa.ai_addr, sa.ai_addrlen)
-                if r >= 0:
-                    return r
-                if r != _EAGAIN and r != _EWOULDBLOCK:
-                    raise self._fail(r, "sendto %s" % ai.tostring())
-                if deadline is _UNSET:
-                    deadline = self._deadline(timeout, expires)
-                self._hub.wait_writable(self._w, deadline, self._fd)
+            return self._sendto(p, n, ai, timeout, expires)
         finally:
             if owned:
                 ai.free()
+
+    def _sendto(self, p, n, ai, timeout, expires):
+        sa = ai._p
+        deadline = _UNSET
+        while True:
+            r = lib.s2_sendto(self._fd, p, n, sa.ai_addr, sa.ai_addrlen)
+            if r >= 0:
+                return r
+            if r != _EAGAIN and r != _EWOULDBLOCK:
+                raise self._fail(r, "sendto %s" % ai.tostring())
+            if deadline is _UNSET:
+                deadline = self._deadline(timeout, expires)
+            self._hub.wait_writable(self._w, deadline, self._fd)
 
     def recv(self, buf, maxlen=None, host=None, port=None, timeout=None,
              expires=None):
@@ -739,3 +741,6 @@ def udp(family="inet", protocol=None):
 def raw(family="inet", protocol="raw"):
     """A new raw socket, e.g. ``raw('inet', 'icmp')`` for ping."""
     return RawSocket(family, protocol)
+
+
+_poller.install_socket_io(_Socket, TCPSocket, UDPSocket)

@@ -5,7 +5,13 @@ One script per C surface, each exposing ``ffibuilder``:
 - ``build_socket.py``: the portable BSD socket and getaddrinfo calls
   (module ``socket2._socket_ffi``), built everywhere;
 - ``build_epoll.py``: the Linux epoll poller (``socket2._epoll_ffi``),
-  built only on Linux.
+  built only on Linux;
+- ``build_kqueue.py``: the kqueue poller (macOS/BSD, and Linux where
+  pkg-config finds libkqueue);
+- ``build_poll.py``: the poll(2) poller, on every POSIX system;
+- ``build_iocp.py``: the Windows IOCP backend (``socket2._iocp_ffi``),
+  compiling ``iocp.c``; built only on Windows (and cross-built for wine by
+  ``tests/windows/build.py``).
 
 ``setup.py`` lists in ``cffi_modules`` only the scripts that apply to the
 OS being built on; the runtime guards each import again.

@@ -47,6 +47,8 @@ typedef struct s2_op {
     DWORD flags;
     struct sockaddr_storage addr;   /* recvfrom source / sendto target */
     int addrlen;
+    unsigned long done_bytes;   /* set by s2_iocp_wait on completion */
+    int done_err;               /* 0 or the WSA error, likewise */
     char acceptbuf[2 * (sizeof(struct sockaddr_storage) + 16)];
 } s2_op;
 
@@ -84,25 +86,34 @@ HANDLE s2_iocp_create(void)
 
 int s2_iocp_close(HANDLE port) { return CloseHandle(port) ? 0 : -(int)GetLastError(); }
 
+/* Make an existing overlapped socket (from WSASocket or accept) complete
+   through *port*, skipping the port when an operation completes at once. */
+int s2_iocp_associate(HANDLE port, SOCKET s)
+{
+    if (!CreateIoCompletionPort((HANDLE)s, port, 0, 0) ||
+        !SetFileCompletionNotificationModes((HANDLE)s,
+            FILE_SKIP_COMPLETION_PORT_ON_SUCCESS | FILE_SKIP_SET_EVENT_ON_HANDLE))
+        return -(int)GetLastError();
+    return s2_load_ext(s);
+}
+
 /* A new overlapped socket, associated with the port. */
 SOCKET s2_iocp_socket(HANDLE port, int family, int type, int proto, int *err)
 {
     SOCKET s = WSASocketW(family, type, proto, NULL, 0, WSA_FLAG_OVERLAPPED);
     if (s == INVALID_SOCKET) { *err = s2_wsaerr(); return s; }
-    if (!CreateIoCompletionPort((HANDLE)s, port, 0, 0) ||
-        !SetFileCompletionNotificationModes((HANDLE)s,
-            FILE_SKIP_COMPLETION_PORT_ON_SUCCESS | FILE_SKIP_SET_EVENT_ON_HANDLE)) {
-        *err = -(int)GetLastError();
+    if ((*err = s2_iocp_associate(port, s)) < 0) {
         closesocket(s);
         return INVALID_SOCKET;
     }
-    *err = s2_load_ext(s);
     return s;
 }
 
 static void s2_op_start(s2_op *op, int kind, SOCKET s, unsigned long long token)
 {
     memset(&op->ov, 0, sizeof op->ov);
+    op->done_bytes = 0;
+    op->done_err = 0;
     op->kind = kind;
     op->sock = s;
     op->token = token;
@@ -113,7 +124,7 @@ static void s2_op_start(s2_op *op, int kind, SOCKET s, unsigned long long token)
    < 0: -WSA error. */
 static int s2_op_result(s2_op *op, int ok, DWORD *n, unsigned long *got)
 {
-    if (ok) { op->pending = 0; *got = *n; return 0; }
+    if (ok) { op->pending = 0; *got = op->done_bytes = *n; return 0; }
     {
         int e = WSAGetLastError();
         if (e == WSA_IO_PENDING || e == ERROR_IO_PENDING) return 1;
@@ -250,6 +261,8 @@ int s2_iocp_wait(HANDLE port, s2_op **ops, unsigned long long *tokens,
             op->pending = 0;
             if (!WSAGetOverlappedResult(op->sock, &op->ov, &got, FALSE, &flags))
                 errs[i] = (int)WSAGetLastError();
+            op->done_bytes = bytes[i];
+            op->done_err = errs[i];
         }
     }
     return (int)n;
