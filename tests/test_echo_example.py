@@ -28,6 +28,13 @@ def start_server(*args, poller=None):
 
 
 def stop_server(p):
+    """Stop the server as Ctrl-C would; return (exit code, stderr).  A
+    process without a console cannot be sent Ctrl-C on Windows: it is
+    terminated there, and the code is None (not checked)."""
+    if os.name == "nt":
+        p.terminate()
+        out, err = p.communicate(timeout=10)
+        return None, err
     p.send_signal(signal.SIGINT)
     try:
         out, err = p.communicate(timeout=10)
@@ -82,8 +89,9 @@ def test_echo_server_with_stdlib_clients(poller):
         assert not errors, errors
     finally:
         code, err = stop_server(p)
-    assert code == 0, err
-    assert "stopped" in err
+    if code is not None:
+        assert code == 0, err
+        assert "stopped" in err
 
 
 def test_echo_server_ipv6(poller):
@@ -95,7 +103,7 @@ def test_echo_server_ipv6(poller):
             assert s.recv(10) == b"six"
     finally:
         code, err = stop_server(p)
-    assert code == 0, err
+    assert code in (0, None), err
 
 
 @pytest.mark.one_poller

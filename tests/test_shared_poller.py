@@ -8,7 +8,8 @@ import pytest
 import socket2
 from socket2 import hub as _hub
 
-_HANDLE = {"epoll": socket2.epoll_fd, "kqueue": socket2.kqueue_fd}
+_HANDLE = {"epoll": socket2.epoll_fd, "kqueue": socket2.kqueue_fd,
+           "iocp": socket2.iocp}
 
 
 @pytest.fixture
@@ -166,6 +167,13 @@ def run_example(name, args, banner, talk, stop_signal):
     assert p.returncode == 0, err
 
 
+_NO_REUSEPORT = pytest.mark.skipif(
+    "so_reuseport" not in socket2.OPTIONS or not hasattr(os, "fork"),
+    reason="the example runs a listener per thread or process on one port, "
+    "with SO_REUSEPORT (and fork() for processes), which this OS lacks")
+
+
+@_NO_REUSEPORT
 @pytest.mark.one_poller
 def test_threaded_echo_example_runs():
     import socket
@@ -191,6 +199,7 @@ def test_threaded_echo_example_runs():
                 talk, "SIGINT")
 
 
+@_NO_REUSEPORT
 @pytest.mark.one_poller
 def test_echo_server_workers():
     import socket

