@@ -96,6 +96,9 @@ def run_workers(args, ap):
 
     if args.port == 0 or args.family == "unix":
         ap.error("--workers needs a fixed TCP port")
+    if not hasattr(os, "fork") or "so_reuseport" not in socket2.OPTIONS:
+        ap.error("--workers needs fork() and SO_REUSEPORT, which this OS "
+                 "does not have")
     pids = []
     for _ in range(args.workers):
         pid = os.fork()
