@@ -94,5 +94,8 @@ def kqueue_fd(fd=None):
 
 
 def iocp(handle=None):
-    """Windows: like :func:`epoll_fd`, for the hub's IOCP handle."""
+    """Windows: like :func:`epoll_fd`, for the hub's I/O completion port
+    (its HANDLE as an int).  With *handle*, this OS thread's hub joins that
+    port (created by another thread's hub) before its first socket2
+    call."""
     return _poller_handle("iocp", handle)
