@@ -54,7 +54,12 @@ class EpollPoller:
     of tokens`` where a token is ``fd << 3 | readable | writable << 1 |
     hangup << 2`` (hang-up: the peer closed or the socket failed),
     ``wakeup_fd(slots)`` / ``wakeup()`` (callable from any OS thread) /
-    ``drain_wakeup()``, ``fileno()``, ``close()`` and ``name``.
+    ``drain_wakeup()``, ``fileno()``, ``close()`` and ``name``.  Optional,
+    for backends that need them: ``exact_edges = False`` (recv always
+    tries first), ``arm(fd, write)`` (kqueue: watch an fd once a thread
+    parks), ``waiters_class``, ``prime_read(sock)`` and
+    ``install_socket_io(...)`` (IOCP: per-socket operations, serve()'s first
+    receive, the completion-based socket loops).
     """
 
     name = "epoll"

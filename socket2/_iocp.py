@@ -263,7 +263,7 @@ def _wait_op(sock, op, deadline, write):
                 lib.s2_iocp_cancel(op)
                 while op.pending:
                     wait(w, None)   # the cancellation's own completion
-            if op.done_err:
+            if op.done_err and op.done_err != _EMSGSIZE:
                 raise
             # It completed as the timer fired: its result stands.
     except BaseException:

@@ -80,7 +80,6 @@ for _wsa in dir(_errno):
     if _wsa.startswith("WSAE") and getattr(_errno, _wsa[3:], None) in _NAMES:
         _NAMES.setdefault(getattr(_errno, _wsa),
                           _NAMES[getattr(_errno, _wsa[3:])])
-_NAMES.setdefault(getattr(_errno, "WSAETIMEDOUT", -1), "timeout")
 
 
 def err_name(code):
