@@ -36,6 +36,10 @@ __all__ = [
 
 clock = time.monotonic
 _local = threading.local()
+_INF = float("inf")
+# The longest single wait handed to a poller: a far deadline (a huge
+# timeout) is reached by waiting again, so no C timeout argument overflows.
+_MAX_WAIT = 86400.0
 _OWNERS = {}    # fd -> the Hub whose socket it is (for shared pollers)
 
 
@@ -251,6 +255,13 @@ class Hub:
         self._queued[g] = entry
         self._ready.append(entry)
 
+    def schedule_first(self, g):
+        """Queue the running greenlet *g* to resume before everything else
+        queued (newthread's caller)."""
+        entry = [g, None, None]
+        self._queued[g] = entry
+        self._ready.appendleft(entry)
+
     def _throw(self, g, exc):
         """Raise *exc* in the parked or queued greenlet *g*, now if it is
         parked (the caller is queued to resume after it), at its turn if it
@@ -388,6 +399,8 @@ class Hub:
                     timeout = left
             elif timeout < 0 and self._nio == 0 and self._deadlocked():
                 continue
+            if timeout > _MAX_WAIT:
+                timeout = _MAX_WAIT
             tokens = poll(timeout)
             if forwarded:
                 tokens = self._add_forwarded(tokens)
@@ -664,12 +677,56 @@ def _start_parked(hub, sock, func, args, kwargs):
     return func(sock, *args, **kwargs)
 
 
+def seconds_arg(value, what="timeout"):
+    """*value* as seconds for a wait: a float >= 0, or ``None`` for no
+    limit (``None`` or ``inf``).  NaN, negatives and non-numbers raise."""
+    if value is None:
+        return None
+    t = type(value)
+    if t is not float and t is not int:
+        import numbers
+        if not isinstance(value, numbers.Real):
+            raise TypeError("%s must be a number of seconds, not %s"
+                            % (what, t.__name__))
+        value = float(value)
+    if value != value:
+        raise ValueError("%s must be a number of seconds, not NaN" % what)
+    if value < 0:
+        raise ValueError("%s must be >= 0, got %r" % (what, value))
+    if value == _INF:
+        return None
+    return value
+
+
+def deadline_arg(value, what="expires"):
+    """*value* as a ``clock()`` deadline: ``None`` (or ``inf``) for none;
+    NaN and non-numbers raise (a NaN would break the timer heap's order)."""
+    if value is None:
+        return None
+    t = type(value)
+    if t is not float and t is not int:
+        import numbers
+        if not isinstance(value, numbers.Real):
+            raise TypeError("%s must be a clock() value, not %s"
+                            % (what, t.__name__))
+        value = float(value)
+    if value != value:
+        raise ValueError("%s must be a clock() value, not NaN" % what)
+    if value == _INF:
+        return None
+    return value
+
+
 def _deadline(timeout, expires):
+    """The earlier of ``clock() + timeout`` and *expires*, validated;
+    ``None`` when neither limits the wait."""
+    if expires is not None:
+        expires = deadline_arg(expires)
     if timeout is not None:
-        if timeout < 0:
-            raise ValueError("timeout must be >= 0, got %r" % (timeout,))
-        d = clock() + timeout
-        return d if expires is None else min(d, expires)
+        timeout = seconds_arg(timeout)
+        if timeout is not None:
+            d = clock() + timeout
+            return d if expires is None or d < expires else expires
     return expires
 
 
@@ -686,7 +743,10 @@ def newthread(func, *args, **kwargs):
     t = Thread(hub, func, args, kwargs)
     cur = getcurrent()
     if cur is not hub.greenlet:
-        hub.schedule(cur)
+        # At the head of the ready queue, not its tail: when the new thread
+        # first waits, its caller is the next to run, however deep threads
+        # nest and whatever else is queued.
+        hub.schedule_first(cur)
     t.switch()
     return t
 
@@ -720,8 +780,13 @@ def stop():
 
 
 def sleep_until(t):
-    """Wait until ``clock()`` reaches *t*; other threads run meanwhile."""
+    """Wait until ``clock()`` reaches *t* (``inf``: until killed); other
+    threads run meanwhile."""
+    t = deadline_arg(t, "sleep_until()'s time")
     hub = get_hub()
+    if t is None:
+        hub._switch_to_hub()
+        return
     entry = hub._add_timer(t, hub._fire_resume, getcurrent())
     try:
         hub._switch_to_hub()
@@ -730,9 +795,12 @@ def sleep_until(t):
 
 
 def sleep(seconds):
-    """Wait *seconds*; ``sleep(0)`` lets every other ready thread run."""
-    if seconds < 0:
-        raise ValueError("sleep() needs seconds >= 0, got %r" % (seconds,))
+    """Wait *seconds* (``inf``: until killed); ``sleep(0)`` lets every
+    other ready thread run."""
+    seconds = seconds_arg(seconds, "sleep()'s seconds")
+    if seconds is None:
+        sleep_until(None)
+        return
     if seconds == 0:
         hub = get_hub()
         hub.schedule(getcurrent())
@@ -741,21 +809,38 @@ def sleep(seconds):
     sleep_until(clock() + seconds)
 
 
+def _never(hub):
+    """A handle for a timer set at infinity: it never fires."""
+    return _Timer(hub, [_INF, 0, None, None])
+
+
 def runat(t, func, *args, **kwargs):
     """Run ``func(*args)`` in a new thread when ``clock()`` reaches *t*;
     return a handle with ``cancel()``."""
-    return get_hub().call_at(t, func, args, kwargs)
+    t = deadline_arg(t, "runat()'s time")
+    hub = get_hub()
+    if t is None:
+        return _never(hub)
+    return hub.call_at(t, func, args, kwargs)
 
 
 def runafter(seconds, func, *args, **kwargs):
     """Run ``func(*args)`` in a new thread after *seconds*."""
-    return get_hub().call_at(clock() + seconds, func, args, kwargs)
+    seconds = seconds_arg(seconds, "runafter()'s seconds")
+    hub = get_hub()
+    if seconds is None:
+        return _never(hub)
+    return hub.call_at(clock() + seconds, func, args, kwargs)
 
 
 def runevery(seconds, func, *args, **kwargs):
     """Run ``func(*args)`` in a new thread every *seconds* until the
     handle's ``cancel()``."""
-    if seconds <= 0:
+    seconds = seconds_arg(seconds, "runevery()'s interval")
+    hub = get_hub()
+    if seconds is None:
+        return _never(hub)
+    if seconds == 0:
         raise ValueError("runevery() needs an interval > 0")
-    return get_hub().call_at(clock() + seconds, func, args, kwargs,
-                             interval=seconds)
+    return hub.call_at(clock() + seconds, func, args, kwargs,
+                       interval=seconds)

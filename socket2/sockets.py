@@ -11,7 +11,7 @@ from ._socket_ffi import ffi, lib
 from . import _names, _poller
 from .addr import AddrInfo, SockAddr, addr
 from .errors import Error, closed_error, os_error
-from .hub import clock, get_hub, sleep
+from .hub import clock, get_hub, sleep, _deadline
 
 __all__ = ["tcp", "udp", "raw", "TCPSocket", "UDPSocket", "RawSocket"]
 
@@ -183,14 +183,8 @@ class _Socket:
         return os_error(-neg, what)
 
     def _deadline(self, timeout, expires):
-        if timeout is None:
-            timeout = self.timeout
-            if timeout is None:
-                return expires
-        if timeout < 0:
-            raise ValueError("timeout must be >= 0, got %r" % (timeout,))
-        d = clock() + timeout
-        return d if expires is None or d < expires else expires
+        return _deadline(self.timeout if timeout is None else timeout,
+                         expires)
 
     def _resolve(self, host, port, passive):
         """(ai, owned): *host* as an ai of this socket's family and type."""

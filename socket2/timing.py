@@ -11,7 +11,7 @@ earliest deadline wins, and each scope only claims its own expiry.
 from greenlet import getcurrent
 
 from .errors import Error, TimeoutError
-from .hub import clock, get_hub, _deadline
+from .hub import clock, get_hub, _deadline, deadline_arg, seconds_arg
 
 __all__ = ["timeout", "sleep_job", "SleepJob"]
 
@@ -84,6 +84,7 @@ class SleepJob:
         """Sleep until ``clock()`` reaches *t* (``None``: until woken)."""
         if self._g is not None:
             raise Error("busy", "another thread already sleeps on this job")
+        t = deadline_arg(t, "sleep_until()'s time")
         hub = get_hub()
         g = self._g = getcurrent()
         entry = None if t is None else hub._add_timer(t, hub._fire_resume, g)
@@ -99,8 +100,7 @@ class SleepJob:
 
     def sleep(self, seconds=None):
         """Sleep *seconds* (``None``: until woken)."""
-        if seconds is not None and seconds < 0:
-            raise ValueError("sleep() needs seconds >= 0")
+        seconds = seconds_arg(seconds, "sleep()'s seconds")
         return self.sleep_until(None if seconds is None
                                 else clock() + seconds)
 

@@ -180,3 +180,176 @@ def test_misuse_is_reported():
         socket2.runevery(0, print)
     t = socket2.newthread(lambda: socket2.current())
     assert t.join() is t
+
+
+# -- newthread returns to its own caller, however deep threads nest --------
+
+
+def test_nested_newthread_resumes_its_caller_first():
+    order = []
+
+    def setup():
+        def serve():
+            order.append("serve-start")
+            socket2.sleep(0.01)
+            order.append("serve-end")
+        socket2.newthread(serve)
+        order.append("setup-after-newthread")
+
+    socket2.newthread(setup)
+    order.append("main-after-newthread")
+    socket2.start()
+    assert order == ["serve-start", "setup-after-newthread",
+                     "main-after-newthread", "serve-end"]
+
+
+def test_three_deep_with_other_threads_already_queued():
+    order = []
+
+    def level(k):
+        if k < 3:
+            socket2.newthread(level, k + 1)
+        order.append("after-%d" % k)
+        socket2.sleep(0)
+        order.append("end-%d" % k)
+
+    def queued(name):
+        order.append(name)
+
+    def starter():
+        # Two threads queued (ready to run) before the nesting begins:
+        # they keep their order, after every caller on the chain.
+        sj1, sj2 = socket2.sleep_job(), socket2.sleep_job()
+        socket2.newthread(lambda: (sj1.sleep(), queued("q1")))
+        socket2.newthread(lambda: (sj2.sleep(), queued("q2")))
+        sj1.wakeup()
+        sj2.wakeup()
+        socket2.newthread(level, 1)
+        order.append("starter-after-newthread")
+
+    t = socket2.newthread(starter)
+    order.append("main-after-newthread")
+    t.join()
+    socket2.start()
+    assert order[:5] == ["after-3", "after-2", "after-1",
+                         "starter-after-newthread", "main-after-newthread"]
+    assert order.index("q1") < order.index("q2")
+    assert sorted(order[5:]) == ["end-1", "end-2", "end-3", "q1", "q2"]
+
+
+def test_setup_thread_publishes_its_port_before_main_resumes():
+    # The real consequence of the ordering: main must see what setup did
+    # after starting its server thread.
+    found = {}
+
+    def setup():
+        srv = socket2.tcp()
+        srv.listen("127.0.0.1", 0)
+        socket2.newthread(lambda: (srv.accept().close(), srv.close()))
+        found["port"] = srv.local_port
+
+    socket2.newthread(setup)
+    with socket2.tcp() as c:
+        c.connect("127.0.0.1", found["port"])   # KeyError before the fix
+    socket2.start(timeout=5)
+
+
+# -- non-finite and huge times ----------------------------------------------
+
+NAN = float("nan")
+INF = float("inf")
+
+
+@pytest.mark.parametrize("call", [
+    lambda: socket2.sleep(NAN),
+    lambda: socket2.sleep_until(NAN),
+    lambda: socket2.runafter(NAN, print),
+    lambda: socket2.runat(NAN, print),
+    lambda: socket2.runevery(NAN, print),
+    lambda: socket2.timeout(NAN),
+    lambda: socket2.timeout(None, expires=NAN),
+    lambda: socket2.poll(NAN),
+    lambda: socket2.start(NAN),
+    lambda: socket2.sleep_job().sleep(NAN),
+    lambda: _join_nan(),
+    lambda: socket2.sleep(-1),
+], ids=["sleep", "sleep_until", "runafter", "runat", "runevery", "timeout",
+        "timeout_expires", "poll", "start", "sleep_job", "join", "negative"])
+def test_nan_and_negative_times_are_value_errors(call):
+    with pytest.raises(ValueError, match="NaN|>= 0"):
+        call()
+    # Nothing reached the timer heap to break its order.
+    assert _hub.get_hub().live_timers() == 0
+
+
+def _join_nan():
+    t = socket2.newthread(socket2.sleep, 1)
+    try:
+        t.join(timeout=NAN)
+    finally:
+        t.kill()
+
+
+def test_nan_timeouts_on_socket_calls(pair):
+    c, a = pair
+    for kw in ({"timeout": NAN}, {"expires": NAN}):
+        with pytest.raises(ValueError, match="NaN"):
+            c.recv(bytearray(8), **kw)
+    c.timeout = NAN
+    with pytest.raises(ValueError, match="timeout must be a number"):
+        c.recv(bytearray(8))
+    c.timeout = None
+    with pytest.raises(TypeError, match="timeout must be a number"):
+        c.recv(bytearray(8), timeout="1")
+    # The socket is untouched and still works.
+    a.sendall(b"ok")
+    buf = bytearray(2)
+    assert c.recvn(buf) == 2 and buf == b"ok"
+
+
+def test_infinite_means_no_limit(pair):
+    c, a = pair
+    socket2.runafter(0.02, a.sendall, b"x")
+    assert c.recv(bytearray(1), timeout=INF) == 1
+    socket2.runafter(0.02, a.sendall, b"y")
+    assert c.recv(bytearray(1), expires=INF) == 1
+    t = socket2.runafter(INF, print)
+    assert socket2.start(timeout=INF) is True   # nothing left: returns
+    t.cancel()
+    with socket2.timeout(INF) as scope:
+        socket2.sleep(0.001)
+    assert scope.deadline is None
+    sj = socket2.sleep_job()
+    socket2.runafter(0.01, sj.wakeup, 7)
+    assert sj.sleep(INF) == 7
+
+
+def test_sleep_inf_sleeps_until_killed():
+    ended = []
+
+    def f():
+        try:
+            socket2.sleep(INF)
+        finally:
+            ended.append(True)
+
+    t = socket2.newthread(f)
+    socket2.sleep(0.01)
+    assert not ended
+    t.kill()
+    t.join()
+    assert ended == [True]
+
+
+def test_huge_finite_timeouts_overflow_nothing(pair):
+    c, a = pair
+    socket2.runafter(0.02, a.sendall, b"z")
+    assert c.recv(bytearray(1), timeout=1e300) == 1
+    t = socket2.runafter(1e300, print)
+    # The hub waits with the huge timer pending (clamped for the poller).
+    assert socket2.poll(0.01) is False
+    t.cancel()
+    with socket2.timeout(1e308):
+        socket2.sleep(0.001)
+    socket2.runafter(0.01, lambda: None)
+    assert socket2.start(timeout=1e300) is True
