@@ -10,7 +10,17 @@ Some facts about kqueue that this file depends on:
   does) lose edges under libkqueue when an fd has both filters: under load,
   readers and writers stayed parked forever.  One-shots are correct on
   every kqueue.
-- Closing a descriptor removes its kevents, so close() needs no EV_DELETE.
+- On the BSD kernels closing a descriptor removes its kevents; libkqueue
+  does not.  It keeps a knote per (filter, descriptor number) in its own
+  map, and its epoll registration under it, until the one-shot fires or
+  is deleted.  A one-shot still pending when its descriptor is closed (the
+  thread's wait timed out or was killed) outlives the socket; the next
+  socket that gets the same number then finds that knote, libkqueue
+  "modifies" it instead of creating one, and its events never come (a
+  connect() parked forever).  So the poller remembers which one-shots are
+  applied and not yet fired (``_armed``) and deletes those before the
+  descriptor is closed: one system call, only where a wait ended without
+  its event; on a BSD kernel the deletion is merely redundant.
 - A queued arming for an fd that is closed before the wait is dropped, so
   a reused fd number can never inherit it.
 - The wakeup is an EVFILT_USER event whose ident is the kqueue's own fd
@@ -57,6 +67,7 @@ class KqueuePoller(Member):
     def __init__(self, fd=None):
         self._init_member()
         self._arms = {}           # fd << 1 | write -> None, for the next wait
+        self._armed = set()       # fd << 1 | write applied, not yet fired
         self._armv = ffi.new("int[]", 64)
         self._tokens = ffi.new("int[]", BATCH)
         self._errs = ffi.new("int[]", BATCH)
@@ -85,6 +96,7 @@ class KqueuePoller(Member):
                 raise
             self._user = True
             self._slots = sh.data.setdefault("slots", {})
+            self._armed = sh.data.setdefault("armed", set())
             self._become_member(sh)
 
         _KQUEUES.join(fd, prepare)
@@ -101,6 +113,9 @@ class KqueuePoller(Member):
         slots = sh.data.setdefault("slots", {})
         slots.update(self._slots)
         self._slots = slots
+        armed = sh.data.setdefault("armed", set())
+        armed.update(self._armed)
+        self._armed = armed
 
     @property
     def _wake_token(self):
@@ -125,7 +140,14 @@ class KqueuePoller(Member):
         self._slots.pop(fd, None)
         self._arms.pop(fd << 1, None)
         self._arms.pop(fd << 1 | 1, None)
-        if not closing:
+        armed = self._armed
+        pending = (fd << 1) in armed or (fd << 1 | 1) in armed
+        if pending:
+            armed.discard(fd << 1)
+            armed.discard(fd << 1 | 1)
+        if pending or not closing:
+            # A one-shot that has not fired: delete it while the number is
+            # still this socket's (libkqueue keeps it past close()).
             lib.s2_kqueue_del(self._kq, fd)
 
     def _take_arms(self):
@@ -137,6 +159,7 @@ class KqueuePoller(Member):
             armv = self._armv
             for i, a in enumerate(arms):
                 armv[i] = a
+            self._armed.update(arms)
             arms.clear()
         return n
 
@@ -161,14 +184,27 @@ class KqueuePoller(Member):
                 self._errs = ffi.new("int[]", n)
             k = lib.s2_kqueue_arm(self._kq, self._armv, n, self._tokens)
             if k:
-                return ffi.unpack(self._tokens, k)
+                tokens = ffi.unpack(self._tokens, k)
+                self._fired(tokens)
+                return tokens
         return self._result(lib.s2_kqueue_wait(
             self._pkq, self._armv, 0, self._tokens, self._errs, BATCH,
             timeout))
 
+    def _fired(self, tokens):
+        """These one-shots are spent (fired, or their arming failed)."""
+        discard = self._armed.discard
+        for t in tokens:
+            a = t >> 2 & ~1          # fd << 1
+            if t & 1:
+                discard(a)
+            if t & 2:
+                discard(a | 1)
+
     def _result(self, k):
         if k > 0:
             tokens = ffi.unpack(self._tokens, k)
+            self._fired(tokens)
             errs = self._errs
             for i in range(k):
                 if errs[i]:
@@ -218,3 +254,4 @@ class KqueuePoller(Member):
         self._arms.clear()
         if sh is None:
             self._slots.clear()
+            self._armed.clear()

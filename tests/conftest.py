@@ -117,6 +117,9 @@ def pytest_configure(config):
         "markers", "time_limit(seconds): this test may run longer than "
         "S2_TEST_LIMIT before it counts as hung")
     config.addinivalue_line(
+        "markers", "fresh_hub: run on a hub of its own instead of the "
+        "session's (tests that turn the hub's poller into a shared one)")
+    config.addinivalue_line(
         "markers", "unix: uses unix sockets (skipped where the OS has none, "
         "e.g. Windows under wine)")
 
@@ -146,17 +149,71 @@ def poller(request):
     return request.param
 
 
+# One hub per poller for the whole session, as in a program that runs for
+# days: descriptor numbers, kernel registrations and the backend's own
+# bookkeeping carry over from test to test, so a stale registration left by
+# one test meets the sockets of the next (a fresh hub per test hid exactly
+# that: libkqueue's knotes outliving their descriptors).  Between tests the
+# hub must be back to idle, which the fixture checks.
+_HUBS = {}
+
+
+def _session_hub(poller):
+    hub = _HUBS.get(poller)
+    if hub is None:
+        hub = _HUBS[poller] = _hub.Hub(poller)
+        hub._start_waker()   # its fd is the hub's own, not a test's leak
+    return hub
+
+
+def pytest_sessionfinish(session, exitstatus):
+    for hub in _HUBS.values():
+        hub.close()
+    _HUBS.clear()
+
+
+def _hub_leftovers(hub):
+    """What a test left in the shared hub that the next one would inherit."""
+    left = []
+    stray = [fd for fd in hub._fdmap if hub._fdmap[fd] is not hub._wake_w]
+    if stray:
+        left.append("descriptors still registered: %r" % stray)
+    if hub.live_timers():
+        left.append("%d timers still pending" % hub.live_timers())
+    if hub._ready:
+        left.append("%d greenlets still queued" % len(hub._ready))
+    if hub._starter is not None or hub._stopping:
+        left.append("start()/poll()/stop() state left over")
+    return left
+
+
+def _reset_hub(hub):
+    for entry in hub._timers:
+        entry[2] = entry[3] = None
+    hub._timers.clear()
+    hub._ncancelled = 0
+    hub._ready.clear()
+    hub._queued.clear()
+    hub._starter = hub._start_deadline = None
+    hub._stopping = hub._poll_once = False
+    for fd in [fd for fd, w in hub._fdmap.items() if w is not hub._wake_w]:
+        hub.unregister(fd)
+
+
 @pytest.fixture(autouse=True)
 def no_leaks(poller, request):
-    """Give the test a fresh hub on *poller*; fail it if it leaves a
-    descriptor open or a thread parked; stop it if it hangs (after
-    TEST_TIME_LIMIT seconds, or its ``time_limit`` marker's)."""
+    """Give the test this session's hub on *poller*; fail it if it leaves a
+    descriptor open, a thread parked or the hub busy; stop it if it hangs
+    (after TEST_TIME_LIMIT seconds, or its ``time_limit`` marker's)."""
     marker = request.node.get_closest_marker("time_limit")
     limit = marker.args[0] if marker else TEST_TIME_LIMIT
-    hub = _hub.Hub(poller)
+    fresh = request.node.get_closest_marker("fresh_hub") is not None
+    if fresh:
+        hub = _hub.Hub(poller)
+        hub._start_waker()
+    else:
+        hub = _session_hub(poller)
     _hub._local.hub = hub
-    # The hub's own poller and wakeup fds are not leaks.
-    hub._start_waker()
     gc.collect()
     before = _open_fds()
 
@@ -185,8 +242,13 @@ def no_leaks(poller, request):
     if parked:
         _kill_parked(hub)
     gc.collect()
-    del _hub._local.hub
-    hub.close()      # its own fds (incl. any made during the test) go too
+    if getattr(_hub._local, "hub", None) is hub:
+        del _hub._local.hub
+    left = _hub_leftovers(hub)
+    if fresh:
+        hub.close()
+    elif left:
+        _reset_hub(hub)
     leaked = _open_fds() - before
     # libkqueue frees a closed kqueue's own descriptors (an epoll set, a
     # pipe, eventfds) in its monitoring thread, a moment later.
@@ -198,6 +260,7 @@ def no_leaks(poller, request):
     details = {fd: _describe(fd) for fd in sorted(leaked)}
     assert not details, "test leaked file descriptors: %r" % details
     assert parked == 0, "test left %d threads parked on sockets" % parked
+    assert not left, "test left the hub busy: %s" % "; ".join(left)
 
 
 @pytest.fixture

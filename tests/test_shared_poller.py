@@ -8,6 +8,10 @@ import pytest
 import socket2
 from socket2 import hub as _hub
 
+# Sharing turns the hub's poller into a shared one for good: not the
+# session's hub, then.
+pytestmark = pytest.mark.fresh_hub
+
 _HANDLE = {"epoll": socket2.epoll_fd, "kqueue": socket2.kqueue_fd,
            "iocp": socket2.iocp}
 

@@ -72,6 +72,9 @@ int s2_kqueue_wait(int kq, const int *arms, int narms, int *tokens,
             s2_set_arm(&ch[k++], arms[a++]);
         if (a >= narms) {
             if (timeout >= 0) {
+                /* A far deadline is reached by waiting again; time_t and
+                   tv_nsec must not overflow. */
+                if (!(timeout <= 2000000.0)) timeout = 2000000.0;
                 ts.tv_sec = (time_t)timeout;
                 ts.tv_nsec = (long)((timeout - (double)ts.tv_sec) * 1e9);
                 tsp = &ts;
