@@ -25,10 +25,10 @@ from .sockets import tcp, udp, raw, TCPSocket, UDPSocket, RawSocket
 from .hub import (Thread, newthread, poll, start, stop, current, clock,
                   sleep, sleep_until, runafter, runat, runevery)
 from .timing import timeout, sleep_job, SleepJob
-from ._serve import serve
+from .serve import serve
 from ._options import OPTIONS
-from ._poller import backend_name as poller_name, available as pollers
-from . import _poller
+from .pollers import backend_name as poller_name, available as available_pollers
+from . import pollers
 
 __version__ = "0.1.0"
 
@@ -74,7 +74,7 @@ def _poller_handle(name, handle):
         raise Error("busy", "this OS thread's hub already uses %s %d; set "
                     "it before the first socket2 call" % (
                         name, hub.poller.fileno()))
-    _poller.preset(name, handle)
+    pollers.preset(name, handle)
     return get_hub().poller.fileno()
 
 

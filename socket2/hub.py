@@ -26,7 +26,8 @@ from collections import deque
 
 from greenlet import getcurrent, greenlet, GreenletExit
 
-from . import _poller
+from . import pollers as _pollers
+from .pollers import Waiters as _Waiters, TryFirstWaiters as _TryFirstWaiters
 from .errors import Error, TimeoutError
 
 __all__ = [
@@ -41,35 +42,6 @@ _INF = float("inf")
 # timeout) is reached by waiting again, so no C timeout argument overflows.
 _MAX_WAIT = 86400.0
 _OWNERS = {}    # fd -> the Hub whose socket it is (for shared pollers)
-
-
-class _Waiters:
-    """The reader and writer slots of one registered fd, and whether it may
-    have data to read (see _Socket._recv_loop: after a short read the
-    queue is known empty, and the next edge either wakes the reader or sets
-    rready; after a hang-up no edge follows, so rready stays set)."""
-    __slots__ = ("rg", "wg", "rready", "hup", "soerr")
-
-    def __init__(self):
-        self.rg = None
-        self.wg = None
-        self.rready = True
-        self.hup = False     # the peer closed or the socket failed: sticky
-        self.soerr = 0       # a socket error the backend saw (kqueue)
-
-
-class _TryFirstWaiters(_Waiters):
-    """For backends whose edges are not exact: rready cannot be cleared, so
-    every recv tries the system call first."""
-    __slots__ = ()
-
-    @property
-    def rready(self):
-        return True
-
-    @rready.setter
-    def rready(self, value):
-        pass
 
 
 class _Timer:
@@ -93,7 +65,7 @@ class Hub:
     """The scheduler of one OS thread (see the module docstring)."""
 
     def __init__(self, poller=None):
-        self.poller = _poller.make_poller(poller)
+        self.poller = _pollers.make_poller(poller)
         # A backend may bring its own slot record (IOCP: one with room for
         # its per-socket operations); else exact edges decide.
         self._waiters_class = getattr(self.poller, "waiters_class", None) or (
@@ -496,7 +468,7 @@ class Hub:
         if self._arm is not None:
             self._arm(sock._fd, 0)
         elif self._prime_read is not None:
-            self._prime_read(sock)
+            self._prime_read(sock._fd, w, sock._type)
         w.rg = Thread(self, _start_parked, (self, sock, func, args, kwargs),
                       {}, name=getattr(func, "__name__", None))
         self._nio += 1

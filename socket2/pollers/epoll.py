@@ -29,8 +29,8 @@ import os
 import threading
 import time
 
-from ._epoll_ffi import ffi, lib
-from .errors import Error, os_error
+from .._epoll_ffi import ffi, lib
+from ..errors import os_error
 
 BATCH = 512  # events per epoll_wait: large enough for 10k connections' bursts
 
@@ -57,9 +57,10 @@ class EpollPoller:
     ``drain_wakeup()``, ``fileno()``, ``close()`` and ``name``.  Optional,
     for backends that need them: ``exact_edges = False`` (recv always
     tries first), ``arm(fd, write)`` (kqueue: watch an fd once a thread
-    parks), ``waiters_class``, ``prime_read(sock)`` and
-    ``install_socket_io(...)`` (IOCP: per-socket operations, serve()'s first
-    receive, the completion-based socket loops).
+    parks), ``waiters_class``, ``prime_read(fd, slots, socktype)`` and
+    ``completion_based = True`` (IOCP: per-socket operations, serve()'s
+    first receive, and the socket layer's completion-based loops in
+    ``socket2/_completion.py``).
     """
 
     name = "epoll"

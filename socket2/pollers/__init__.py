@@ -1,19 +1,25 @@
-"""The one place where a kernel poller is chosen.
+"""The kernel pollers, one file each, and the one place one is chosen.
+
+Adding a poller is adding a module here (a class with the surface that
+``EpollPoller``'s docstring lists) and its cffi build script in
+``socket2/ffi/``.
 
 ``SOCKET2_POLLER`` (read at import) names the backend; without it, the best
 one this build has is used.  Each backend module is imported only when
 chosen, and only exists where its cffi module was built.
 """
 import os
+import sys
 import threading
+import types
 
-from .errors import Error
+from ..errors import Error
 
 _BACKENDS = {
-    "epoll": ("socket2._epoll", "EpollPoller"),
-    "kqueue": ("socket2._kqueue", "KqueuePoller"),
-    "poll": ("socket2._pollbackend", "PollPoller"),
-    "iocp": ("socket2._iocp", "IocpPoller"),
+    "epoll": ("socket2.pollers.epoll", "EpollPoller"),
+    "kqueue": ("socket2.pollers.kqueue", "KqueuePoller"),
+    "poll": ("socket2.pollers.poll", "PollPoller"),
+    "iocp": ("socket2.pollers.iocp", "IocpPoller"),
 }
 # Native first: epoll on Linux (even where libkqueue adds kqueue), kqueue on
 # macOS/BSD, IOCP on Windows; poll(2) wherever none exists.
@@ -80,14 +86,56 @@ def make_poller(name=None):
     return _load(name or backend_name())()
 
 
-def install_socket_io(*classes):
-    """Let a completion backend (IOCP) put its own I/O loops into the socket
-    classes: there, waiting means submitting the operation itself.  Every
-    backend of one build is of the same kind, so this is decided once."""
+class _PollersModule(types.ModuleType):
+    """``socket2.pollers()`` is also the list of the pollers this build has
+    (the package is callable, as the function it replaced was)."""
+
+    def __call__(self):
+        return available()
+
+
+sys.modules[__name__].__class__ = _PollersModule
+
+
+def completion_based():
+    """Whether this build's pollers complete operations (IOCP) instead of
+    reporting readiness: the socket layer then uses its completion-based
+    I/O loops.  Every backend of one build is of the same kind, so this is
+    decided once."""
     try:
         cls = _load(backend_name())
     except Error:
-        return
-    install = getattr(cls, "install_socket_io", None)
-    if install is not None:
-        install(*classes)
+        return False
+    return getattr(cls, "completion_based", False)
+
+
+# -- the slot record the hub keeps per registered fd -------------------------
+
+class Waiters:
+    """The reader and writer slots of one registered fd (the hub parks
+    greenlets there, the backend's events resume them), and whether it may
+    have data to read (see _Socket._recv_loop: after a short read the
+    queue is known empty, and the next edge either wakes the reader or sets
+    rready; after a hang-up no edge follows, so rready stays set)."""
+    __slots__ = ("rg", "wg", "rready", "hup", "soerr")
+
+    def __init__(self):
+        self.rg = None
+        self.wg = None
+        self.rready = True
+        self.hup = False     # the peer closed or the socket failed: sticky
+        self.soerr = 0       # a socket error the backend saw (kqueue)
+
+
+class TryFirstWaiters(Waiters):
+    """For backends whose edges are not exact: rready cannot be cleared, so
+    every recv tries the system call first."""
+    __slots__ = ()
+
+    @property
+    def rready(self):
+        return True
+
+    @rready.setter
+    def rready(self, value):
+        pass

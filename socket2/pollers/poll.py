@@ -11,8 +11,8 @@ turn of the loop: the fallback, not the fast path.
 """
 import os
 
-from ._poll_ffi import ffi, lib
-from .errors import Error, os_error
+from .._poll_ffi import ffi, lib
+from ..errors import Error, os_error
 
 
 class PollPoller:

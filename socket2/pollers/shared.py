@@ -3,7 +3,7 @@
 Used where a hub cannot wait on the shared queue and on a wakeup of its own
 at once: a kqueue (libkqueue cannot nest one kqueue in another) and an I/O
 completion port (a thread waits on one port).  epoll nests its sets
-instead (``_epoll.py``).
+instead (``epoll.py``).
 
 At most one member at a time (the leader) waits on the shared queue and
 takes every event; hub.py forwards the events of other hubs' sockets to
