@@ -26,6 +26,9 @@ from .hub import (Thread, newthread, poll, start, stop, current, clock,
                   sleep, sleep_until, runafter, runat, runevery)
 from .timing import timeout, sleep_job, SleepJob
 from .serve import serve
+from .sync import (Event, Lock, Semaphore, BoundedSemaphore, Condition,
+                   Queue, group, Group, Cancelled, run_in_thread,
+                   thread_pool_size)
 from ._options import OPTIONS
 from .pollers import backend_name as poller_name, available as available_pollers
 from . import pollers

@@ -11,63 +11,103 @@ from queue import SimpleQueue
 
 from greenlet import getcurrent
 
-MAX_WORKERS = 8
-
-_jobs = SimpleQueue()
 _lock = threading.Lock()
-_workers = 0
-_idle = 0
+_room = threading.Condition(_lock)   # notified when a running job ends
+_jobs = SimpleQueue()
+_max_workers = 8     # settable: socket2.thread_pool_size(n)
+_workers = 0         # worker threads alive
+_idle = 0            # of which waiting for a job
+_queued = 0          # jobs not yet taken by a worker
+_running = 0         # jobs running now (at most _max_workers)
 
 
 class _Job:
-    __slots__ = ("hub", "g", "fn", "args", "cancelled")
+    __slots__ = ("hub", "g", "fn", "args", "kwargs", "cancelled")
 
-    def __init__(self, hub, g, fn, args):
+    def __init__(self, hub, g, fn, args, kwargs):
         self.hub = hub
         self.g = g
         self.fn = fn
         self.args = args
+        self.kwargs = kwargs
         self.cancelled = False
 
 
 def _worker():
-    global _idle
+    global _idle, _queued, _workers, _running
     while True:
         with _lock:
+            if _workers > _max_workers and not _queued:
+                _workers -= 1          # the pool was made smaller
+                return
             _idle += 1
         job = _jobs.get()
         with _lock:
             _idle -= 1
+            _queued -= 1
+            # Workers made before the pool was shrunk wait their turn here.
+            while _running >= _max_workers:
+                _room.wait()
+            _running += 1
         try:
-            result, exc = job.fn(*job.args), None
-        except BaseException as e:   # noqa: B902 - handed to the waiter
-            result, exc = None, e
-        job.fn = job.args = None
+            if job.cancelled:
+                result = exc = None
+            else:
+                try:
+                    result, exc = job.fn(*job.args, **job.kwargs), None
+                except BaseException as e:   # noqa: B902 - to the waiter
+                    result, exc = None, e
+        finally:
+            with _lock:
+                _running -= 1
+                _room.notify()
+        job.fn = job.args = job.kwargs = None
         job.hub.complete_external(job, result, exc)
+        del job, result, exc
 
 
-def _start_worker():
-    global _workers
+def _submit(job):
+    global _workers, _queued
     with _lock:
-        if _idle or _workers >= MAX_WORKERS:
-            return
-        _workers += 1
-    threading.Thread(target=_worker, name="socket2-offload",
-                     daemon=True).start()
+        _queued += 1
+        start = _queued > _idle and _workers < _max_workers
+        if start:
+            _workers += 1
+    _jobs.put(job)
+    if start:
+        threading.Thread(target=_worker, name="socket2-offload",
+                         daemon=True).start()
 
 
-def run(hub, fn, *args):
-    """Run ``fn(*args)`` in a worker OS thread; wait cooperatively for its
-    result (or exception).  From the hub greenlet, just call it."""
+def pool_size(n=None):
+    """The most worker OS threads the pool runs at once; with *n*, set it
+    (extra workers end after their current job)."""
+    global _max_workers
+    if n is not None:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError("the thread pool size must be an int >= 1, "
+                             "got %r" % (n,))
+        with _lock:
+            _max_workers = n
+            _room.notify_all()
+    return _max_workers
+
+
+def run(hub, fn, *args, deadline=None, kwargs=None):
+    """Run ``fn(*args, **kwargs)`` in a worker OS thread; wait
+    cooperatively for its result (or exception) until *deadline* (a
+    ``clock()`` value: ``TimeoutError``, the call is abandoned).  From the
+    hub greenlet, just call it."""
     g = getcurrent()
     if g is hub.greenlet:
-        return fn(*args)
-    job = _Job(hub, g, fn, args)
+        return fn(*args, **(kwargs or {}))
+    job = _Job(hub, g, fn, args, kwargs or {})
     hub.begin_external()
-    _start_worker()
-    _jobs.put(job)
+    _submit(job)
     try:
-        return hub.suspend()
+        return hub.suspend(deadline)
     except BaseException:
-        job.cancelled = True
+        if not job.cancelled:
+            job.cancelled = True
+            hub.end_external()
         raise

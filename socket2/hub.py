@@ -92,6 +92,7 @@ class Hub:
         self._external = 0         # pending jobs in other OS threads
         self._waker = None
         self._completed = deque()  # finished jobs, appended by OS threads
+        self._calls = deque()      # (func, args) from other OS threads
         self._forwarded = deque()  # tokens for our fds polled by other hubs
         root = getcurrent()
         while root.parent is not None:
@@ -345,6 +346,7 @@ class Hub:
         poll = self.poller.poll
         fdget = self._fdmap.get
         forwarded = self._forwarded
+        busy = 0
         while True:
             if ready:
                 self._run_ready()
@@ -357,6 +359,13 @@ class Hub:
                     and self._starter_done():
                 continue
             if ready:
+                # Threads that keep the ready queue busy (sleep(0), lock
+                # and queue hand-offs) would pay a zero-timeout poll per
+                # turn; I/O and timers are looked at every 8th busy turn
+                # instead, which still never starves them.
+                busy += 1
+                if busy & 7:
+                    continue
                 timeout = 0.0
             elif timers:
                 while timers and timers[0][2] is None:
@@ -477,14 +486,27 @@ class Hub:
 
     def begin_external(self):
         """Count a job another OS thread will complete (keeps the loop and
-        the deadlock check aware of it); starts the waker on first use."""
+        the deadlock check aware of it); starts the waker on first use.
+        The waiter calls :meth:`end_external` if it stops waiting first
+        (a timeout, a kill); the job's completion then counts no more."""
         if self._waker is None:
             self._start_waker()
         self._external += 1
 
+    def end_external(self):
+        """A wait counted by :meth:`begin_external` is over."""
+        self._external -= 1
+
     def complete_external(self, job, value, exc):
         """From any OS thread: hand a finished job back to this hub."""
         self._completed.append((job, value, exc))
+        self.poller.wakeup()
+
+    def call_threadsafe(self, func, *args):
+        """From any OS thread: run ``func(*args)`` in this hub's OS thread
+        (in its hub greenlet: *func* must not wait), at its next turn.
+        The hub must have its waker (``begin_external`` starts it)."""
+        self._calls.append((func, args))
         self.poller.wakeup()
 
     def _start_waker(self):
@@ -499,14 +521,20 @@ class Hub:
     def _waker_loop(self):
         """Schedule the greenlets whose external jobs finished, then park
         on the wakeup fd again (never armed: the wakeup is permanent)."""
-        w, completed = self._wake_w, self._completed
+        w, completed, calls = self._wake_w, self._completed, self._calls
         while True:
             self.poller.drain_wakeup()
             while completed:
                 job, value, exc = completed.popleft()
-                self._external -= 1
-                if not job.cancelled:
+                if not job.cancelled:    # else its waiter uncounted it
+                    # Settled: a kill that reaches the waiter before it
+                    # runs must not uncount the job a second time.
+                    job.cancelled = True
+                    self._external -= 1
                     self.schedule(job.g, value, exc)
+            while calls:
+                func, args = calls.popleft()
+                func(*args)
             w.rg = self._waker
             self.greenlet.switch()
 
@@ -572,6 +600,7 @@ class Thread(greenlet):
         self._exc = None
         self._joiners = []
         self._finished = False
+        self._group = None      # the socket2.group that spawned it
 
     def run(self):
         try:
@@ -584,6 +613,8 @@ class Thread(greenlet):
                 # KeyboardInterrupt/SystemExit belong to the program: raise
                 # them in the main greenlet.
                 self._hub.schedule(self._hub._root, exc=e)
+            elif self._group is not None:
+                self._group._child_failed(self, e)
             elif not self._joiners:
                 self._report(e)
         finally:
@@ -593,6 +624,8 @@ class Thread(greenlet):
             for g in self._joiners:
                 hub.schedule(g, self)
             self._joiners = None
+            if self._group is not None:
+                self._group._child_done(self)
 
     def _report(self, e):
         import traceback
@@ -712,7 +745,12 @@ def newthread(func, *args, **kwargs):
         raise TypeError("newthread() needs a callable, not %s"
                         % type(func).__name__)
     hub = get_hub()
-    t = Thread(hub, func, args, kwargs)
+    return start_thread(hub, Thread(hub, func, args, kwargs))
+
+
+def start_thread(hub, t):
+    """Run the new :class:`Thread` *t* now; return it when it first waits
+    (or finishes)."""
     cur = getcurrent()
     if cur is not hub.greenlet:
         # At the head of the ready queue, not its tail: when the new thread

@@ -3,6 +3,7 @@
 #   tools/dev.sh run [echo_server args]   build, then start the echo server
 #   tools/dev.sh test [pytest args]       build, then run the test suite
 #   tools/dev.sh bench [--quick ...]      build, then the side-by-side benchmark
+#   tools/dev.sh bench-sync               build, then Lock/Queue costs vs gevent
 #   tools/dev.sh setup                    only build
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,5 +34,6 @@ case "$cmd" in
     run)   setup; exec "$PY" examples/echo_server.py "$@" ;;
     test)  setup; exec "$PY" -m pytest "$@" ;;
     bench) setup; exec "$PY" tools/bench/run.py "$@" ;;
-    *)     echo "usage: tools/dev.sh run|test|bench|setup [args...]" >&2; exit 2 ;;
+    bench-sync) setup; exec "$PY" tools/bench/sync_bench.py "$@" ;;
+    *)     echo "usage: tools/dev.sh run|test|bench|bench-sync|setup [args...]" >&2; exit 2 ;;
 esac
