@@ -19,13 +19,14 @@ IOCP on Windows) and resumes the thread each event is for.
     socket2.start()
 """
 from ._socket_ffi import lib as _lib
-from .errors import Error, TimeoutError
+from .errors import Error, TimeoutError, TLSError
 from .addr import addr, AddrInfo, SockAddr, IPAddr
 from .sockets import tcp, udp, raw, TCPSocket, UDPSocket, RawSocket
 from .hub import (Thread, newthread, poll, start, stop, current, clock,
                   sleep, sleep_until, runafter, runat, runevery)
 from .timing import timeout, sleep_job, SleepJob
-from .serve import serve
+from .serve import serve, connect
+from .tls import tls, TLSSocket
 from .sync import (Event, Lock, Semaphore, BoundedSemaphore, Condition,
                    Queue, group, Group, Cancelled, run_in_thread,
                    thread_pool_size)

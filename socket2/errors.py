@@ -8,7 +8,7 @@ whose message says what was being done.
 import builtins
 import errno as _errno
 
-__all__ = ["Error", "TimeoutError", "err_name"]
+__all__ = ["Error", "TimeoutError", "TLSError", "err_name"]
 
 
 class Error(OSError):
@@ -41,6 +41,21 @@ class TimeoutError(Error, builtins.TimeoutError):
 
     def __init__(self, err="timeout", message=None, errno=None):
         super().__init__(err, message or "timed out", errno)
+
+
+class TLSError(Error):
+    """A TLS failure: ``err`` is ``'certificate_verify_failed'`` when the
+    peer's certificate or host name did not verify, ``'tls'`` otherwise;
+    ``reason`` is OpenSSL's reason (``'WRONG_VERSION_NUMBER'``,
+    ``'CERTIFICATE_VERIFY_FAILED'`` ...) or ``None``."""
+
+    def __init__(self, err="tls", message=None, errno=None, reason=None):
+        super().__init__(err, message, errno)
+        self.reason = reason
+
+    def __reduce__(self):
+        return (type(self), (self.err, self.strerror or str(self),
+                             self.errno, self.reason))
 
 
 _NAMES = {

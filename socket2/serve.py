@@ -1,15 +1,15 @@
 """``socket2.serve()``: the accept loop every server writes, once."""
 import sys
 
-from .errors import Error
-from .hub import sleep
+from .errors import Error, TimeoutError
+from .hub import clock, newthread, sleep
 
 # Accept failures that mean "the machine is short of something right now":
 # wait a moment for connections to finish instead of dying.
 _TRANSIENT = ("too_many_open_files", "no_buffer_space", "out_of_memory")
 
 
-def serve(listener, handler, *args, **kwargs):
+def serve(listener, handler, *args, tls=None, tls_timeout=10, **kwargs):
     """Accept connections on the listening *listener* until it is closed;
     run ``handler(conn, *args, **kwargs)`` in a thread of its own for each.
 
@@ -18,9 +18,22 @@ def serve(listener, handler, *args, **kwargs):
     costs a socket, not a greenlet.  The handler owns *conn* (close it, or
     use ``with conn:``).  Returns when *listener* is closed; running out of
     descriptors pauses accepting for 0.1 s instead of failing.
+
+    With *tls* (an ``ssl.SSLContext`` with the server's certificate), each
+    connection first completes a TLS handshake within *tls_timeout* seconds
+    of being accepted (a client that says nothing is dropped too), and the
+    handler gets the ``TLSSocket``; a failed or stalled handshake closes
+    that connection and is reported once on stderr.
     """
     hub = listener._hub
     start = hub.start_when_readable
+    if tls is not None:
+        import ssl
+        if not isinstance(tls, ssl.SSLContext):
+            raise TypeError("tls must be an ssl.SSLContext, not %s"
+                            % type(tls).__name__)
+        args = (tls, tls_timeout, handler, args)
+        handler = _tls_connection
     while True:
         try:
             conn = listener.accept()
@@ -32,4 +45,166 @@ def serve(listener, handler, *args, **kwargs):
                 sleep(0.1)
                 continue
             raise
-        start(conn, handler, args, kwargs)
+        if tls is not None:
+            # Silent clients never start their thread: a timer drops them.
+            entry = hub._add_timer(clock() + tls_timeout, _drop_silent, conn)
+            start(conn, handler, args + (entry,), kwargs)
+        else:
+            start(conn, handler, args, kwargs)
+
+
+def _drop_silent(conn):
+    """Timer: the connection sent nothing for tls_timeout seconds."""
+    g = conn._w.rg
+    if g is not None and not g:       # its thread never started
+        _report(conn, "no TLS handshake started in time")
+        conn.close()                  # starts the thread, which sees it
+
+
+def _peer(conn):
+    try:
+        return "%s:%s" % (conn.remote_addr, conn.remote_port)
+    except Error:
+        return "a client"
+
+
+def _report(peer, what):
+    if not isinstance(peer, str):
+        peer = _peer(peer)
+    sys.stderr.write("socket2.serve: TLS with %s: %s\n" % (peer, what))
+    sys.stderr.flush()
+
+
+def _tls_connection(conn, ctx, tls_timeout, handler, args, entry, **kwargs):
+    """A connection's thread under serve(tls=...): handshake, then the
+    handler with the TLSSocket."""
+    from .tls import tls
+    hub = conn._hub
+    deadline = entry[0]
+    hub._cancel_timer(entry)
+    if conn.closed:
+        return                        # dropped silent (reported already)
+    peer = _peer(conn)
+    try:
+        t = tls(conn, ctx, server_side=True, expires=deadline)
+    except TimeoutError:
+        _report(peer, "handshake not finished within %gs" % tls_timeout)
+        return
+    except Error as e:
+        _report(peer, "handshake failed: %s" % e)
+        return
+    handler(t, *args, **kwargs)
+
+
+# ---------------------------------------------------------------------------
+# connect(): by name, Happy Eyeballs
+
+
+def _interleave(nodes):
+    """RFC 8305 section 4: alternate address families, starting with the
+    family of the first address the resolver preferred."""
+    if not nodes:
+        return nodes
+    first = nodes[0][0]
+    a = [n for n in nodes if n[0] == first]
+    b = [n for n in nodes if n[0] != first]
+    out = []
+    for i in range(max(len(a), len(b))):
+        out.extend(x[i] for x in (a, b) if i < len(x))
+    return out
+
+
+def connect(host, port, *, family=None, tls=None, server_hostname=None,
+            local=None, timeout=None, expires=None, happy_eyeballs=0.25):
+    """Connect to *host* (a name or an IP) on *port* and return the
+    connected ``tcp`` (or, with *tls*, a ``TLSSocket``).
+
+    *host* is resolved without blocking the OS thread; then the addresses
+    are raced as RFC 8305 ("Happy Eyeballs") says: IPv6 and IPv4
+    interleaved, a new attempt started every *happy_eyeballs* seconds or as
+    soon as the previous one fails; the first to connect wins and the
+    others are closed.  *family* (``'inet'``/``'inet6'``) limits the
+    addresses; *local* ``(host, port)`` binds each attempt first.
+    ``tls=True`` wraps the winner with the default client context and
+    ``server_hostname=host``, ``tls=context`` with that context.  The
+    whole call is bounded by *timeout*/*expires*; when every attempt
+    fails, the last attempt's error is raised.
+    """
+    from .addr import addr
+    from .hub import _deadline, seconds_arg
+    from .sockets import tcp
+    from .sync import Queue
+
+    deadline = _deadline(timeout, expires)
+    delay = seconds_arg(happy_eyeballs, "happy_eyeballs")
+    ai = addr(host, port, type="tcp", family=family)
+    try:
+        nodes = _interleave([(n.family(), n) for n in ai])
+        nodes = [n for _, n in nodes]
+        if not nodes:
+            raise Error("host_not_found", "no address for %r" % (host,))
+        results = Queue()
+        attempts = []
+
+        def attempt(node):
+            s = tcp(node.family())
+            try:
+                if local is not None:
+                    s.bind(*local)
+                s.connect(node, expires=deadline)
+            except BaseException as e:   # noqa: B902 - reported below
+                s.close()
+                results.put((None, e))
+                return
+            results.put((s, None))
+
+        winner, last = None, None
+        pending = 0
+        nxt = 0
+        try:
+            while winner is None:
+                if nxt < len(nodes):
+                    attempts.append(newthread(attempt, nodes[nxt]))
+                    nxt += 1
+                    pending += 1
+                if pending == 0:
+                    break
+                wait_until = deadline
+                if nxt < len(nodes) and delay is not None:
+                    stagger = clock() + delay
+                    wait_until = stagger if deadline is None \
+                        else min(stagger, deadline)
+                try:
+                    s, e = results.get(expires=wait_until)
+                except TimeoutError:
+                    if deadline is not None and clock() >= deadline:
+                        raise
+                    continue                 # stagger: start the next one
+                pending -= 1
+                if s is not None:
+                    winner = s
+                else:
+                    last = e
+                    if nxt >= len(nodes) and pending == 0:
+                        break
+        finally:
+            for t in attempts:
+                t.kill()                     # losers close their sockets
+            while not results.empty():
+                s, _ = results.get_nowait()
+                if s is not None and s is not winner:
+                    s.close()
+        if winner is None:
+            raise last
+    finally:
+        ai.free()
+    if tls is None or tls is False:
+        return winner
+    from .tls import tls as _tls
+    import ssl
+    ctx = None if tls is True else tls
+    if ctx is not None and not isinstance(ctx, ssl.SSLContext):
+        winner.close()
+        raise TypeError("tls must be True or an ssl.SSLContext")
+    return _tls(winner, ctx, server_hostname=server_hostname or host,
+                expires=deadline)

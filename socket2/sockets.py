@@ -382,7 +382,118 @@ class _Socket:
             self._hub.wait_writable(self._w, deadline, self._fd)
 
 
-class TCPSocket(_Socket):
+class _Stream:
+    """The reading helpers every stream has (TCP and TLS alike), written
+    over the stream's ``_recv_loop(p, n, timeout, expires)`` (*p*: a cffi
+    pointer to writable memory), ``_deadline`` and ``_rb`` (the
+    read-ahead of ``read``/``readline``, or ``None``)."""
+
+    __slots__ = ()
+
+    def recvn(self, buf, n=None, timeout=None, expires=None):
+        """Fill exactly *n* bytes of *buf* (default: all of it).  If the
+        peer closes first, raises ``Error(err='eof')`` with ``.received``."""
+        p = _wbuf(buf, "recvn()")
+        n = _maxlen(n, len(p))
+        deadline = self._deadline(timeout, expires)
+        got = self._take(p, n) if self._rb else 0
+        try:
+            while got < n:
+                r = self._recv_loop(p + got, n - got, None, deadline)
+                if r == 0:
+                    raise Error("eof", "peer closed the connection after %d "
+                                "of %d bytes" % (got, n))
+                got += r
+        except Error as e:
+            e.received = got
+            raise
+        return got
+
+    def recvall(self, timeout=None, expires=None, chunk=65536):
+        """Receive until the peer closes; return everything as bytes."""
+        deadline = self._deadline(timeout, expires)
+        buf = bytearray(chunk)
+        p = _from_buffer(buf)
+        parts = []
+        if self._rb:
+            parts.append(bytes(self._rb))
+            self._rb.clear()
+        while True:
+            r = self._recv_loop(p, chunk, None, deadline)
+            if r == 0:
+                return b"".join(parts)
+            parts.append(bytes(buf[:r]))
+
+    # -- buffered reading ----------------------------------------------------
+    # read() and readline() read ahead into one bytearray; recv(), recvn()
+    # and recvall() hand out what it holds first.  Consuming from the front
+    # of a bytearray is amortised O(1) in CPython, so nothing is copied
+    # twice.
+
+    def _take(self, p, n):
+        rb = self._rb
+        k = min(n, len(rb))
+        ffi.memmove(p, rb, k)
+        del rb[:k]
+        return k
+
+    def _fill(self, deadline):
+        """Append one recv() worth to the read-ahead; return its size."""
+        rb = self._rb
+        old = len(rb)
+        rb += _CHUNK
+        p = _from_buffer(rb)
+        r = 0
+        try:
+            r = self._recv_loop(p + old, len(_CHUNK), None, deadline)
+        finally:
+            del p                 # release the export before resizing
+            del rb[old + r:]
+        return r
+
+    def read(self, n=-1, timeout=None, expires=None):
+        """Return *n* bytes (fewer only if the peer closes first); with
+        ``n < 0``, everything until the peer closes."""
+        if self._rb is None:
+            self._rb = bytearray()
+        if n is None or n < 0:
+            return self.recvall(timeout, expires)
+        deadline = self._deadline(timeout, expires)
+        rb = self._rb
+        while len(rb) < n and self._fill(deadline):
+            pass
+        out = bytes(rb[:n])
+        del rb[:n]
+        return out
+
+    def readline(self, limit=-1, timeout=None, expires=None):
+        """Return one line including its ``b'\\n'`` (the rest at EOF, or
+        *limit* bytes if the line is longer)."""
+        if self._rb is None:
+            self._rb = bytearray()
+        deadline = self._deadline(timeout, expires)
+        rb = self._rb
+        start = 0
+        while True:
+            i = rb.find(b"\n", start)
+            if i >= 0:
+                end = i + 1
+                break
+            if 0 <= limit <= len(rb):
+                end = limit
+                break
+            start = len(rb)
+            if not self._fill(deadline):
+                end = len(rb)
+                break
+        if 0 <= limit < end:
+            end = limit
+        out = bytes(rb[:end])
+        del rb[:end]
+        return out
+
+
+class TCPSocket(_Stream, _Socket):
     """A TCP (stream) socket; also used for unix stream sockets."""
 
     __slots__ = ()
@@ -503,108 +614,6 @@ class TCPSocket(_Socket):
             e.sent = sent
             raise
         return sent
-
-    def recvn(self, buf, n=None, timeout=None, expires=None):
-        """Fill exactly *n* bytes of *buf* (default: all of it).  If the
-        peer closes first, raises ``Error(err='eof')`` with ``.received``."""
-        p = _wbuf(buf, "recvn()")
-        n = _maxlen(n, len(p))
-        deadline = self._deadline(timeout, expires)
-        got = self._take(p, n) if self._rb else 0
-        try:
-            while got < n:
-                r = self._recv_loop(p + got, n - got, None, deadline)
-                if r == 0:
-                    raise Error("eof", "peer closed the connection after %d "
-                                "of %d bytes" % (got, n))
-                got += r
-        except Error as e:
-            e.received = got
-            raise
-        return got
-
-    def recvall(self, timeout=None, expires=None, chunk=65536):
-        """Receive until the peer closes; return everything as bytes."""
-        deadline = self._deadline(timeout, expires)
-        buf = bytearray(chunk)
-        p = _from_buffer(buf)
-        parts = []
-        if self._rb:
-            parts.append(bytes(self._rb))
-            self._rb.clear()
-        while True:
-            r = self._recv_loop(p, chunk, None, deadline)
-            if r == 0:
-                return b"".join(parts)
-            parts.append(bytes(buf[:r]))
-
-    # -- buffered reading ----------------------------------------------------
-    # read() and readline() read ahead into one bytearray; recv(), recvn()
-    # and recvall() hand out what it holds first.  Consuming from the front
-    # of a bytearray is amortised O(1) in CPython, so nothing is copied
-    # twice.
-
-    def _take(self, p, n):
-        rb = self._rb
-        k = min(n, len(rb))
-        ffi.memmove(p, rb, k)
-        del rb[:k]
-        return k
-
-    def _fill(self, deadline):
-        """Append one recv() worth to the read-ahead; return its size."""
-        rb = self._rb
-        old = len(rb)
-        rb += _CHUNK
-        p = _from_buffer(rb)
-        r = 0
-        try:
-            r = self._recv_loop(p + old, len(_CHUNK), None, deadline)
-        finally:
-            del p                 # release the export before resizing
-            del rb[old + r:]
-        return r
-
-    def read(self, n=-1, timeout=None, expires=None):
-        """Return *n* bytes (fewer only if the peer closes first); with
-        ``n < 0``, everything until the peer closes."""
-        if self._rb is None:
-            self._rb = bytearray()
-        if n is None or n < 0:
-            return self.recvall(timeout, expires)
-        deadline = self._deadline(timeout, expires)
-        rb = self._rb
-        while len(rb) < n and self._fill(deadline):
-            pass
-        out = bytes(rb[:n])
-        del rb[:n]
-        return out
-
-    def readline(self, limit=-1, timeout=None, expires=None):
-        """Return one line including its ``b'\\n'`` (the rest at EOF, or
-        *limit* bytes if the line is longer)."""
-        if self._rb is None:
-            self._rb = bytearray()
-        deadline = self._deadline(timeout, expires)
-        rb = self._rb
-        start = 0
-        while True:
-            i = rb.find(b"\n", start)
-            if i >= 0:
-                end = i + 1
-                break
-            if 0 <= limit <= len(rb):
-                end = limit
-                break
-            start = len(rb)
-            if not self._fill(deadline):
-                end = len(rb)
-                break
-        if 0 <= limit < end:
-            end = limit
-        out = bytes(rb[:end])
-        del rb[:end]
-        return out
 
     def shutdown(self, how="rw"):
         """Shut down reading (``'r'``), writing (``'w'``) or both."""

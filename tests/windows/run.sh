@@ -35,24 +35,29 @@ if [ ! -f "$pyroot/python.exe" ]; then
     rm -rf "$cache/sdist" "$cache/dl"
 fi
 site="$cache/site"
-if [ ! -f "$site/.complete" ]; then
+if [ "$(cat "$site/.complete" 2>/dev/null)" != "$wheels" ]; then
     echo "windows: fetching win_amd64 wheels" >&2
     rm -rf "$site" "$cache/wheels" && mkdir -p "$site" "$cache/wheels"
     # shellcheck disable=SC2086
     "$host_python" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
         --platform win_amd64 --python-version 3.13 -d "$cache/wheels" $wheels
     for w in "$cache"/wheels/*.whl; do "$host_python" -m zipfile -e "$w" "$site"; done
-    touch "$site/.complete"
+    echo "$wheels" > "$site/.complete"     # refetched when the list changes
 fi
 
 work=$(mktemp -d)
 export WINEPREFIX="$cache/prefix" WINEDEBUG=-all
 trap 'rm -rf "$work"' EXIT
 "$host_python" "$here/build.py" "$pyroot" "$work" >/dev/null
+# The TLS tests' certificates are made here, on the Linux side (trustme's
+# cryptography does not load under wine).
+"$host_python" "$root/tests/pki.py" "$work/pki"
 cd "$work"
 winpath() { printf 'Z:%s' "${1//\//\\}"; }
 # The build directory on the path too: examples run as subprocesses import
 # socket2 from it.  Wine's loopback is slower than the host's: a longer
 # per-test limit.
+export SOCKET2_TEST_PKI
+SOCKET2_TEST_PKI=$(winpath "$work/pki")
 S2_TEST_LIMIT=${S2_TEST_LIMIT:-120} PYTHONPATH="$(winpath "$work");$(winpath "$site")" \
     timeout 1200 "$wine" "$pyroot/python.exe" -X utf8 -m pytest -p no:cacheprovider "$@" </dev/null

@@ -11,6 +11,9 @@
  *   bulk   CONNS connections streaming 64 KiB chunks, at most 1 MiB in
  *          flight each, counting the bytes that come back.
  * --idle N opens N extra connections first and keeps them open, silent.
+ * --tls speaks TLS on every connection (rr and bulk; built with -DWITH_TLS
+ * and OpenSSL): the handshakes all complete before the warm-up starts, so
+ * the window measures the data path only.  The certificate is not checked.
  *
  * Prints "counting" when the measured window opens (after the warm-up) and
  * then one JSON object, {"ops":..,"bytes":..,"seconds":..,"errors":..},
@@ -31,6 +34,9 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef WITH_TLS
+#include <openssl/ssl.h>
+#endif
 
 enum { RR, CHURN, BULK };
 #define CHUNK 65536
@@ -39,8 +45,13 @@ enum { RR, CHURN, BULK };
 struct conn {
     int fd;
     int connecting;
+    int handshaking;
+#ifdef WITH_TLS
+    SSL *ssl;
+#endif
     long want;        /* rr/churn: bytes of echo still expected */
     long inflight;    /* bulk: sent but not yet echoed */
+    int started;      /* connected (and handshaken): requests flowing */
 };
 
 static int mode, size = 64, ep;
@@ -49,6 +60,40 @@ static socklen_t addrlen;
 static char *msg, *rbuf;
 static long long ops, bytes_, errors;
 static int counting;
+static int use_tls, nready;
+#ifdef WITH_TLS
+static SSL_CTX *tls_ctx;
+#endif
+
+/* send/recv, through TLS when --tls: -1 with errno EAGAIN to wait. */
+static ssize_t c_send(struct conn *c, const void *b, size_t n)
+{
+#ifdef WITH_TLS
+    if (c->ssl) {
+        int r = SSL_write(c->ssl, b, n), e;
+        if (r > 0) return r;
+        e = SSL_get_error(c->ssl, r);
+        errno = (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) ? EAGAIN : EIO;
+        return -1;
+    }
+#endif
+    return send(c->fd, b, n, MSG_NOSIGNAL);
+}
+
+static ssize_t c_recv(struct conn *c, void *b, size_t n)
+{
+#ifdef WITH_TLS
+    if (c->ssl) {
+        int r = SSL_read(c->ssl, b, n), e;
+        if (r > 0) return r;
+        e = SSL_get_error(c->ssl, r);
+        if (e == SSL_ERROR_ZERO_RETURN) return 0;
+        errno = (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) ? EAGAIN : EIO;
+        return -1;
+    }
+#endif
+    return recv(c->fd, b, n, 0);
+}
 
 static double now(void)
 {
@@ -84,6 +129,8 @@ static void start(struct conn *c)
 {
     c->fd = open_conn();
     c->connecting = 1;
+    c->handshaking = 0;
+    c->started = 0;
     c->want = 0;
     c->inflight = 0;
     watch(c, EPOLL_CTL_ADD, EPOLLOUT | EPOLLIN);
@@ -91,7 +138,7 @@ static void start(struct conn *c)
 
 static void send_request(struct conn *c)
 {
-    ssize_t n = send(c->fd, msg, size, MSG_NOSIGNAL);
+    ssize_t n = c_send(c, msg, size);
     if (n != size) { errors++; fprintf(stderr, "loadgen: short send\n"); exit(3); }
     c->want = size;
 }
@@ -99,7 +146,7 @@ static void send_request(struct conn *c)
 static void pump_bulk(struct conn *c)
 {
     while (c->inflight < INFLIGHT) {
-        ssize_t n = send(c->fd, msg, CHUNK, MSG_NOSIGNAL);
+        ssize_t n = c_send(c, msg, CHUNK);
         if (n < 0) {
             if (errno == EAGAIN) break;
             die("send");
@@ -117,6 +164,33 @@ static void on_event(struct conn *c, uint32_t ev)
         if (err) { errno = err; die("connect"); }
         if (!(ev & EPOLLOUT)) return;
         c->connecting = 0;
+#ifdef WITH_TLS
+        if (use_tls) {
+            c->ssl = SSL_new(tls_ctx);
+            SSL_set_fd(c->ssl, c->fd);
+            SSL_set_connect_state(c->ssl);
+            c->handshaking = 1;
+        }
+#endif
+    }
+#ifdef WITH_TLS
+    if (c->handshaking) {
+        int r = SSL_do_handshake(c->ssl), e;
+        if (r != 1) {
+            e = SSL_get_error(c->ssl, r);
+            if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+                fprintf(stderr, "loadgen: TLS handshake failed\n");
+                exit(3);
+            }
+            watch(c, EPOLL_CTL_MOD, e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT);
+            return;
+        }
+        c->handshaking = 0;
+    }
+#endif
+    if (!c->connecting && c->want == 0 && c->inflight == 0 && !c->started) {
+        c->started = 1;
+        nready++;
         if (mode == BULK) {
             watch(c, EPOLL_CTL_MOD, EPOLLIN | EPOLLOUT | EPOLLET);
             pump_bulk(c);
@@ -128,7 +202,7 @@ static void on_event(struct conn *c, uint32_t ev)
     }
     if (mode == BULK) {
         for (;;) {
-            ssize_t n = recv(c->fd, rbuf, CHUNK, 0);
+            ssize_t n = c_recv(c, rbuf, CHUNK);
             if (n < 0) { if (errno == EAGAIN) break; die("recv"); }
             if (n == 0) { fprintf(stderr, "loadgen: server closed\n"); exit(3); }
             c->inflight -= n;
@@ -138,7 +212,7 @@ static void on_event(struct conn *c, uint32_t ev)
         return;
     }
     for (;;) {
-        ssize_t n = recv(c->fd, rbuf, CHUNK, 0);
+        ssize_t n = c_recv(c, rbuf, CHUNK);
         if (n < 0) { if (errno == EAGAIN) return; die("recv"); }
         if (n == 0) { fprintf(stderr, "loadgen: server closed\n"); exit(3); }
         if (memcmp(rbuf, msg + (size - c->want), n) != 0) {
@@ -178,6 +252,21 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--idle")) idle = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--size")) size = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--warmup")) warmup = atof(argv[i + 1]);
+    }
+    for (i = 6; i < argc; i++)
+        if (!strcmp(argv[i], "--tls")) use_tls = 1;
+    if (use_tls) {
+#ifdef WITH_TLS
+        if (mode == CHURN) { fprintf(stderr, "loadgen: --tls: rr or bulk\n"); return 2; }
+        tls_ctx = SSL_CTX_new(TLS_client_method());
+        SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
+        SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+#else
+        fprintf(stderr, "loadgen: built without TLS (needs OpenSSL's headers: "
+                        "apt-get install libssl-dev)\n");
+        return 2;
+#endif
     }
     if (strchr(argv[1], ':')) {
         struct sockaddr_in6 *a = (void *)&addr;
@@ -227,8 +316,19 @@ int main(int argc, char **argv)
     struct epoll_event evs[512];
     for (i = 0; i < conns; i++) start(&cs[i]);
     double t0 = now(), tstart = t0 + warmup, tend = tstart + seconds, tcount = 0;
+    int all_ready = !use_tls;
     for (;;) {
         double t = now();
+        if (!all_ready) {
+            /* TLS: the warm-up starts once every handshake is done. */
+            if (nready < conns) {
+                if (t - t0 > 60) { fprintf(stderr, "loadgen: handshakes stalled at %d\n", nready); return 3; }
+                tstart = t + warmup;
+                tend = tstart + seconds;
+            } else {
+                all_ready = 1;
+            }
+        }
         if (!counting && t >= tstart) {
             counting = 1;
             tcount = t;

@@ -50,15 +50,35 @@ SERVERS = {
 }
 REFERENCE = "c-epoll"
 
-# name -> (loadgen mode, connections, extra idle connections, unit)
-WORKLOADS = {
-    "rr-1": ("rr", 1, 0, "round trips/s"),
-    "rr-100": ("rr", 100, 0, "round trips/s"),
-    "rr-1000": ("rr", 1000, 0, "round trips/s"),
-    "rr-100+idle": ("rr", 100, 10000, "round trips/s"),
-    "churn": ("churn", 50, 0, "connections/s"),
-    "bulk": ("bulk", 4, 0, "MiB/s"),
+# The same servers over TLS (given --cert/--key): name -> (interpreter, argv).
+# The C reference is its own program; eventlet and threads have no TLS
+# variant here (their cells read n/a).
+TLS_SERVERS = {
+    "c-epoll": (None, [os.path.join(BUILD, "echo_epoll_tls")]),
+    "socket2": ("socket2", [os.path.join(ROOT, "examples", "tls_echo_server.py")]),
+    "gevent": SERVERS["gevent"],
+    "asyncio-streams": SERVERS["asyncio-streams"],
+    "asyncio-protocol": SERVERS["asyncio-protocol"],
+    "uvloop-streams": SERVERS["uvloop-streams"],
+    "uvloop-protocol": SERVERS["uvloop-protocol"],
+    "trio": SERVERS["trio"],
 }
+TLS_DIR = os.path.join(BUILD, "tls")
+
+# name -> (loadgen mode, connections, extra idle connections, unit, tls)
+WORKLOADS = {
+    "rr-1": ("rr", 1, 0, "round trips/s", False),
+    "rr-100": ("rr", 100, 0, "round trips/s", False),
+    "rr-1000": ("rr", 1000, 0, "round trips/s", False),
+    "rr-100+idle": ("rr", 100, 10000, "round trips/s", False),
+    "churn": ("churn", 50, 0, "connections/s", False),
+    "bulk": ("bulk", 4, 0, "MiB/s", False),
+    "tls-rr-1": ("rr", 1, 0, "round trips/s", True),
+    "tls-rr-100": ("rr", 100, 0, "round trips/s", True),
+    "tls-rr-1000": ("rr", 1000, 0, "round trips/s", True),
+    "tls-bulk": ("bulk", 4, 0, "MiB/s", True),
+}
+QUICK_WORKLOADS = [w for w in WORKLOADS if not WORKLOADS[w][4]]
 
 TARGETS_TEXT = """\
 - request/response at 100 and 1000 connections: socket2 >= 0.9x the C
@@ -67,6 +87,8 @@ TARGETS_TEXT = """\
   <= 60 MiB;
 - churn: socket2 server CPU per connection <= 0.7x gevent's;
 - bulk: socket2 >= 0.9x the C reference;
+- TLS rr-100: socket2 >= 1.5x gevent and >= uvloop-protocol;
+- TLS bulk: socket2 >= 0.9x the C TLS reference (epoll + OpenSSL);
 - `python -X importtime -c "import socket2"` <= 15 ms."""
 
 
@@ -77,14 +99,53 @@ def log(*args):
 # -- building -----------------------------------------------------------------
 
 def build():
+    """Compile the load generator and the C references; return whether they
+    speak TLS (OpenSSL's headers present: Debian's libssl-dev)."""
     os.makedirs(BUILD, exist_ok=True)
     cc = os.environ.get("CC", "gcc")
-    for out, src in (("loadgen", os.path.join(HERE, "loadgen.c")),
-                     ("echo_epoll", os.path.join(SERVERS_DIR, "echo_epoll.c"))):
+    tls = ["-DWITH_TLS"], ["-lssl", "-lcrypto"]
+    has_tls = True
+    for out, src, opt in (
+            ("loadgen", os.path.join(HERE, "loadgen.c"), True),
+            ("echo_epoll", os.path.join(SERVERS_DIR, "echo_epoll.c"), None),
+            ("echo_epoll_tls", os.path.join(SERVERS_DIR, "echo_epoll_tls.c"),
+             False)):
         target = os.path.join(BUILD, out)
-        if (not os.path.exists(target)
-                or os.path.getmtime(target) < os.path.getmtime(src)):
+        stamp = target + ".tls"
+        if (os.path.exists(target)
+                and os.path.getmtime(target) >= os.path.getmtime(src)):
+            has_tls = has_tls and (opt is None or os.path.exists(stamp))
+            continue
+        if opt is None:
             subprocess.run([cc, "-O2", "-Wall", "-o", target, src], check=True)
+            continue
+        r = subprocess.run([cc, "-O2", "-Wall", "-o", target, src]
+                           + (tls[0] if opt else []) + tls[1],
+                           capture_output=True, text=True)
+        if r.returncode == 0:
+            open(stamp, "w").close()
+            continue
+        has_tls = False
+        if os.path.exists(stamp):
+            os.unlink(stamp)
+        if opt:     # the load generator is needed anyway: build it plain
+            subprocess.run([cc, "-O2", "-Wall", "-o", target, src], check=True)
+    if not has_tls:
+        log("bench: no OpenSSL headers (apt-get install libssl-dev): TLS "
+            "workloads are left out")
+    return has_tls
+
+
+def tls_files():
+    """A throwaway self-signed EC certificate for the TLS servers."""
+    cert, key = os.path.join(TLS_DIR, "cert.pem"), os.path.join(TLS_DIR, "key.pem")
+    if not os.path.exists(key):
+        os.makedirs(TLS_DIR, exist_ok=True)
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days",
+                        "30", "-subj", "/CN=localhost", "-keyout", key,
+                        "-out", cert], check=True, capture_output=True)
+    return cert, key
 
 
 def peers_python():
@@ -134,13 +195,17 @@ def peak_rss_mib(pid):
     return float("nan")
 
 
-def start_server(name, interpreters, port):
-    kind, argv = SERVERS[name][:2]
+def start_server(name, interpreters, port, tls=False):
+    entry = TLS_SERVERS[name] if tls else SERVERS[name]
+    kind, argv = entry[:2]
     cmd = pin(0) + ([interpreters[kind]] if kind else []) + argv + [
         "--host", "127.0.0.1", "--port", str(port)]
+    if tls:
+        cert, key = tls_files()
+        cmd += ["--cert", cert, "--key", key]
     env = dict(os.environ, PYTHONPATH=SERVERS_DIR)
-    if len(SERVERS[name]) > 2:
-        env.update(SERVERS[name][2])
+    if len(entry) > 2:
+        env.update(entry[2])
     # stderr to a file, never an unread pipe: a server that logs every reset
     # connection (churn) would fill the pipe and block.
     err = tempfile.TemporaryFile()
@@ -175,15 +240,17 @@ def stop_server(p):
 
 
 def run_cell(server, workload, interpreters, args):
-    mode, conns, idle, _ = WORKLOADS[workload]
+    mode, conns, idle, _, tls = WORKLOADS[workload]
     if idle:
         idle = args.idle
     port = free_port()
-    p = start_server(server, interpreters, port)
+    p = start_server(server, interpreters, port, tls)
     try:
         cmd = pin(1) + [os.path.join(BUILD, "loadgen"), "127.0.0.1", str(port),
                         mode, str(conns), str(args.duration),
                         "--warmup", str(args.warmup), "--idle", str(idle)]
+        if tls:
+            cmd.append("--tls")
         lg = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         t0 = None
         result = None
@@ -310,7 +377,9 @@ def render(results, servers, workloads, imports, meta):
         cells = []
         for w in workloads:
             v = results[s][w]["rate"]
-            if v != v:      # NaN: every round of this cell failed
+            if WORKLOADS[w][4] and s not in TLS_SERVERS:
+                cells.append("n/a")
+            elif v != v:    # NaN: every round of this cell failed
                 cells.append("failed")
             else:
                 cells.append("%s (%s)" % (fmt_rate(v), fmt_ratio(v, ref[w]["rate"])))
@@ -371,6 +440,20 @@ def verdicts(results, imports):
     if "bulk" in s2:
         out.append(("bulk", "%s (%.2fx C)" % (
             "met" if ratio("bulk") >= 0.9 else "NOT met", ratio("bulk"))))
+    if "tls-rr-100" in s2:
+        msg, ok = [], True
+        for peer, need in (("gevent", 1.5), ("uvloop-protocol", 1.0)):
+            if peer in results:
+                r = ratio("tls-rr-100", peer)
+                msg.append("%.2fx %s" % (r, peer))
+                ok = ok and r >= need
+        msg.append("%.2fx C" % ratio("tls-rr-100"))
+        out.append(("tls-rr-100", "%s (%s)" % ("met" if ok else "NOT met",
+                                               ", ".join(msg))))
+    if "tls-bulk" in s2:
+        r = ratio("tls-bulk")
+        out.append(("tls-bulk", "%s (%.2fx C)" % (
+            "met" if r >= 0.9 else "NOT met", r)))
     if "socket2" in imports:
         ms = imports["socket2"]
         out.append(("import", "%s (%.1f ms)" % ("met" if ms <= 15 else "NOT met", ms)))
@@ -426,6 +509,9 @@ def main(argv=None):
         SERVERS[base] = ("socket2", [os.path.join(where, "examples",
                                                   "echo_server.py")],
                          {"PYTHONPATH": where})
+        tls_example = os.path.join(where, "examples", "tls_echo_server.py")
+        if os.path.exists(tls_example):
+            TLS_SERVERS[base] = ("socket2", [tls_example], {"PYTHONPATH": where})
         args.duration, args.warmup = 1.0, 0.3
         args.servers = "c-epoll,socket2," + base
         args.out = os.path.join(BUILD, "compare")   # not the kept results
@@ -435,6 +521,8 @@ def main(argv=None):
     elif args.quick:
         args.rounds, args.duration, args.warmup, args.idle = 1, 0.5, 0.2, 1000
         args.servers = "c-epoll,socket2"
+        if "--workloads" not in " ".join(argv if argv is not None else sys.argv):
+            args.workloads = ",".join(QUICK_WORKLOADS)
         args.no_docs = True
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
@@ -456,7 +544,8 @@ def main(argv=None):
         log("bench: descriptor limit %d: idle connections cut to %d"
             % (hard, args.idle))
 
-    build()
+    if not build():
+        workloads = [w for w in workloads if not WORKLOADS[w][4]]
     interpreters = {"socket2": sys.executable}
     versions = {}
     if any(SERVERS[s][0] == "peers" for s in servers):
@@ -470,6 +559,8 @@ def main(argv=None):
             # Interleave: a different server goes first each round.
             order = servers[rnd % len(servers):] + servers[:rnd % len(servers)]
             for s in order:
+                if WORKLOADS[w][4] and s not in TLS_SERVERS:
+                    continue            # no TLS variant of this server
                 try:
                     cell = run_cell(s, w, interpreters, args)
                 except RuntimeError as e:

@@ -1,8 +1,9 @@
-"""asyncio echo server with a Protocol (add --uvloop to run it on uvloop)."""
+"""asyncio echo server with a Protocol (add --uvloop to run it on uvloop;
+--cert/--key: TLS through create_server(ssl=))."""
 import asyncio
 import sys
 
-from _args import parse
+from _args import parse, server_context
 
 
 class Echo(asyncio.Protocol):
@@ -13,9 +14,10 @@ class Echo(asyncio.Protocol):
         self.transport.write(data)
 
 
-async def main(host, port):
+async def main(host, port, ctx):
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(Echo, host, port, backlog=65535)
+    server = await loop.create_server(Echo, host, port, backlog=65535,
+                                      ssl=ctx)
     print("asyncio-protocol: listening", flush=True)
     async with server:
         await server.serve_forever()
@@ -28,4 +30,4 @@ if __name__ == "__main__":
         import uvloop
         uvloop.install()
     args = parse(__doc__)
-    asyncio.run(main(args.host, args.port))
+    asyncio.run(main(args.host, args.port, server_context(args)))

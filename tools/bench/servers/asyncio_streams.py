@@ -1,8 +1,9 @@
-"""asyncio echo server with streams (add --uvloop to run it on uvloop)."""
+"""asyncio echo server with streams (add --uvloop to run it on uvloop;
+--cert/--key: TLS through start_server(ssl=))."""
 import asyncio
 import sys
 
-from _args import parse
+from _args import parse, server_context
 
 
 async def handle(reader, writer):
@@ -13,13 +14,14 @@ async def handle(reader, writer):
                 break
             writer.write(data)
             await writer.drain()
-    except ConnectionError:     # a client that resets: nothing to report
+    except (ConnectionError, OSError):   # a reset client, a TLS error
         pass
     writer.close()
 
 
-async def main(host, port):
-    server = await asyncio.start_server(handle, host, port, backlog=65535)
+async def main(host, port, ctx):
+    server = await asyncio.start_server(handle, host, port, backlog=65535,
+                                        ssl=ctx)
     print("asyncio-streams: listening", flush=True)
     async with server:
         await server.serve_forever()
@@ -32,4 +34,4 @@ if __name__ == "__main__":
         import uvloop
         uvloop.install()
     args = parse(__doc__)
-    asyncio.run(main(args.host, args.port))
+    asyncio.run(main(args.host, args.port, server_context(args)))

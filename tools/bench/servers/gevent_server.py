@@ -1,4 +1,5 @@
-"""gevent echo server: StreamServer, one greenlet per connection."""
+"""gevent echo server: StreamServer, one greenlet per connection (TLS with
+--cert/--key: StreamServer's certfile/keyfile)."""
 from gevent.server import StreamServer
 
 from _args import parse
@@ -11,13 +12,17 @@ def handle(sock, address):
             if not data:
                 break
             sock.sendall(data)
-    except ConnectionError:     # a client that resets: nothing to report
+    except (ConnectionError, OSError):   # a reset client, a TLS error
         pass
     sock.close()
 
 
 if __name__ == "__main__":
     args = parse(__doc__)
-    server = StreamServer((args.host, args.port), handle, backlog=65535)
+    # TLS as gevent's users write it: certfile/keyfile, so gevent makes its
+    # own cooperative SSL context.
+    kw = {"certfile": args.cert, "keyfile": args.key or args.cert} \
+        if args.cert else {}
+    server = StreamServer((args.host, args.port), handle, backlog=65535, **kw)
     print("gevent: listening", flush=True)
     server.serve_forever()

@@ -1,0 +1,622 @@
+"""TLS: socket2 against independent peers (the openssl command-line tools,
+the standard library's ssl in plain OS threads) and against itself, with
+certificates from trustme; every test on each poller and on both TLS
+engines (fd: OpenSSL on the descriptor; bio: memory BIOs, as on IOCP)."""
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import socket2
+
+import pki as _pki
+
+HAS_OPENSSL = shutil.which("openssl") is not None
+needs_openssl = pytest.mark.skipif(
+    not HAS_OPENSSL, reason="needs the openssl tool: apt-get install openssl")
+
+
+@pytest.fixture(params=["fd", "bio"])
+def engine(request, monkeypatch):
+    if request.param == "fd" and socket2.pollers.completion_based():
+        pytest.skip("completion ports have no readiness: TLS runs on the "
+                    "bio engine there")
+    monkeypatch.setenv("SOCKET2_TLS", request.param)
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return _pki.pki(tmp_path_factory)
+
+
+def server_ctx(pki, which="server", version=None):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki[which])
+    if version is not None:
+        ctx.minimum_version = ctx.maximum_version = version
+    return ctx
+
+
+def client_ctx(pki, version=None):
+    ctx = ssl.create_default_context(cafile=pki["ca"])
+    if version is not None:
+        ctx.minimum_version = ctx.maximum_version = version
+    return ctx
+
+
+VERSIONS = [pytest.param(ssl.TLSVersion.TLSv1_2, id="tls1.2"),
+            pytest.param(ssl.TLSVersion.TLSv1_3, id="tls1.3")]
+
+
+class Server:
+    """socket2.serve(tls=...) with an echo handler, in a socket2 thread."""
+
+    def __init__(self, ctx, handler=None, **kw):
+        self.listener = socket2.tcp()
+        self.listener.listen("127.0.0.1", 0)
+        self.port = self.listener.local_port
+        self.seen = []
+        self.thread = socket2.newthread(socket2.serve, self.listener,
+                                        handler or self.echo, tls=ctx, **kw)
+
+    def echo(self, t):
+        self.seen.append(t)
+        buf = bytearray(65536)
+        with t:
+            try:
+                while True:
+                    n = t.recv(buf)
+                    if n == 0:
+                        return
+                    t.sendall(buf, n)
+            except socket2.Error:
+                pass
+
+    def close(self):
+        self.listener.close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def tls_server(pki, engine):
+    servers = []
+
+    def make(ctx=None, handler=None, **kw):
+        s = Server(ctx or server_ctx(pki), handler, **kw)
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        s.close()
+
+
+def _exchange(t, size):
+    """Send *size* random bytes while a second thread reads the echo."""
+    data = os.urandom(size)
+    got = bytearray(size)
+    r = socket2.newthread(t.recvn, got)
+    t.sendall(data)
+    r.join(timeout=30)
+    assert got == data
+
+
+# -- working connections --------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_socket2_to_socket2_full_duplex_large(pki, tls_server, version):
+    srv = tls_server(server_ctx(pki, version=version))
+    with socket2.connect("127.0.0.1", srv.port,
+                         tls=client_ctx(pki, version)) as t:
+        assert t.version() == ("TLSv1.3" if version == ssl.TLSVersion.TLSv1_3
+                               else "TLSv1.2")
+        name, proto, bits = t.cipher()
+        assert proto.startswith("TLSv1") and bits >= 128
+        assert ("DNS", "localhost") in t.getpeercert()["subjectAltName"]
+        assert len(t.getpeercert(binary_form=True)) > 100
+        _exchange(t, 4 << 20)
+        _exchange(t, 1)
+
+
+def _stdlib_echo_server(ctx, ready, version=None, stop_after=1):
+    """A standard-library TLS echo server in an OS thread."""
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(5)
+    ready.append(ls.getsockname()[1])
+
+    def run():
+        try:
+            for _ in range(stop_after):
+                conn, _ = ls.accept()
+                with ctx.wrap_socket(conn, server_side=True) as s:
+                    while True:
+                        b = s.recv(65536)
+                        if not b:
+                            break
+                        s.sendall(b)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            ls.close()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_client_against_stdlib_server(pki, engine, version):
+    ports = []
+    th = _stdlib_echo_server(server_ctx(pki, version=version), ports)
+    c = socket2.tcp()
+    c.connect("127.0.0.1", ports[0])
+    t = socket2.tls(c, client_ctx(pki), server_hostname="localhost")
+    with t:
+        assert t.engine == engine
+        _exchange(t, 3 << 20)
+    th.join(timeout=10)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_server_against_stdlib_client(pki, tls_server, version):
+    srv = tls_server()
+    data = os.urandom(2 << 20)
+    out = {}
+
+    def client():
+        ctx = client_ctx(pki, version)
+        with socket.create_connection(("127.0.0.1", srv.port)) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                out["version"] = s.version()
+                got = bytearray()
+
+                def reader():
+                    while len(got) < len(data):
+                        b = s.recv(65536)
+                        if not b:
+                            break
+                        got.extend(b)
+
+                r = threading.Thread(target=reader)
+                r.start()
+                s.sendall(data)
+                r.join(30)
+                out["got"] = bytes(got)
+
+    t = threading.Thread(target=client)
+    t.start()
+    while t.is_alive():
+        socket2.sleep(0.01)
+    t.join()
+    assert out["got"] == data
+    assert out["version"] == ("TLSv1.3" if version == ssl.TLSVersion.TLSv1_3
+                              else "TLSv1.2")
+
+
+@needs_openssl
+@pytest.mark.parametrize("tlsflag", ["-tls1_2", "-tls1_3"])
+def test_client_against_openssl_s_server(pki, engine, tmp_path, tlsflag):
+    to_client = os.urandom(1 << 20)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with open(tmp_path / "out", "wb") as stdout:
+        # s_server sends what comes on its stdin and ends the connection at
+        # stdin's EOF: the pipe stays open until the exchange is over.
+        p = subprocess.Popen(
+            ["openssl", "s_server", "-accept", "127.0.0.1:%d" % port,
+             "-cert", pki["server"], "-key", pki["server_key"], "-quiet", "-naccept", "1", tlsflag],
+            stdin=subprocess.PIPE, stdout=stdout, stderr=subprocess.PIPE)
+    feeder = threading.Thread(target=p.stdin.write, args=(to_client,))
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                t = socket2.connect("127.0.0.1", port, tls=client_ctx(pki),
+                                    server_hostname="localhost", timeout=5)
+                break
+            except socket2.Error as e:
+                if e.err != "connection_refused" or \
+                        time.monotonic() > deadline:
+                    raise
+                socket2.sleep(0.05)
+        feeder.start()
+        with t:
+            assert t.version() == ("TLSv1.2" if tlsflag == "-tls1_2"
+                                   else "TLSv1.3")
+            got = bytearray(len(to_client))
+            t.recvn(got, timeout=20)
+            assert got == to_client
+            to_server = os.urandom(1 << 20)
+            t.sendall(to_server, timeout=20)
+            t.shutdown()
+            assert t.recv(bytearray(10), timeout=20) == 0   # its close
+        p.wait(timeout=20)
+        assert (tmp_path / "out").read_bytes() == to_server
+    finally:
+        if feeder.is_alive() or feeder.ident is not None:
+            feeder.join(timeout=5)
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+        p.stdin.close()
+        p.stderr.close()
+
+
+@needs_openssl
+@pytest.mark.parametrize("tlsflag", ["-tls1_2", "-tls1_3"])
+def test_server_against_openssl_s_client(pki, tls_server, tmp_path, tlsflag):
+    srv = tls_server()
+    data = os.urandom(1 << 20)
+    (tmp_path / "in").write_bytes(data)
+    with open(tmp_path / "in", "rb") as stdin:
+        p = subprocess.Popen(
+            ["openssl", "s_client", "-connect", "127.0.0.1:%d" % srv.port,
+             "-CAfile", pki["ca"], "-verify_return_error", "-servername",
+             "localhost", "-quiet", tlsflag],
+            stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    got = bytearray()
+    os.set_blocking(p.stdout.fileno(), False)
+    deadline = time.monotonic() + 30
+    while len(got) < len(data) and time.monotonic() < deadline:
+        try:
+            b = os.read(p.stdout.fileno(), 1 << 20)
+        except BlockingIOError:
+            b = None
+        if b:
+            got.extend(b)
+        else:
+            socket2.sleep(0.005)
+    p.kill()
+    p.wait()
+    p.stdout.close()
+    p.stderr.close()
+    assert bytes(got) == data
+    deadline = time.monotonic() + 5
+    while not (srv.seen and srv.seen[0].closed) and \
+            time.monotonic() < deadline:
+        socket2.sleep(0.01)             # the killed client's EOF arrives
+    assert srv.seen[0].closed
+
+
+# -- what the handshake agreed --------------------------------------------------
+
+
+def test_alpn_sni_and_client_certificates(pki, tls_server):
+    sctx = server_ctx(pki)
+    sctx.set_alpn_protocols(["h2", "http/1.1"])
+    sctx.verify_mode = ssl.CERT_REQUIRED
+    sctx.load_verify_locations(pki["ca"])
+    names = []
+    sctx.sni_callback = lambda sslobj, name, ctx: names.append(name)
+    info = {}
+
+    def handler(t):
+        info["alpn"] = t.alpn_protocol()
+        info["peer"] = t.getpeercert()
+        t.sendall(b"hi")
+        t.close()
+
+    srv = tls_server(sctx, handler)
+    cctx = client_ctx(pki)
+    cctx.set_alpn_protocols(["http/1.1"])
+    cctx.load_cert_chain(pki["client"])
+    with socket2.connect("localhost", srv.port, tls=cctx) as t:
+        assert t.alpn_protocol() == "http/1.1"
+        assert t.read(2) == b"hi"
+    assert names == ["localhost"]
+    assert info["alpn"] == "http/1.1"
+    assert dict(x[0] for x in info["peer"]["subject"])["commonName"] == \
+        "client"
+
+
+def test_missing_client_certificate_fails_in_the_client(pki, tls_server,
+                                                         capfd):
+    sctx = server_ctx(pki)
+    sctx.verify_mode = ssl.CERT_REQUIRED
+    sctx.load_verify_locations(pki["ca"])
+    srv = tls_server(sctx)
+    with pytest.raises(socket2.TLSError) as info:
+        # TLS 1.3: the client's handshake ends before the server checks;
+        # the alert arrives with the first read.
+        t = socket2.connect("localhost", srv.port, tls=client_ctx(pki),
+                            timeout=5)
+        with t:
+            t.sendall(b"x")
+            t.recv(bytearray(1), timeout=5)
+    assert info.value.err == "tls" and info.value.reason
+    socket2.sleep(0.05)
+    assert "handshake failed" in capfd.readouterr().err
+    with socket2.connect("localhost", srv.port, tls=_mtls_client(pki)) as t:
+        _exchange(t, 10)                    # serve() kept accepting
+
+
+def _mtls_client(pki):
+    ctx = client_ctx(pki)
+    ctx.load_cert_chain(pki["client"])
+    return ctx
+
+
+# -- errors -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", ["wrong_host", "self_signed", "unknown_ca",
+                                  "expired"])
+def test_certificate_errors(pki, tls_server, case):
+    which = {"wrong_host": "server", "self_signed": "selfsigned",
+             "unknown_ca": "stranger", "expired": "expired"}[case]
+    srv = tls_server(server_ctx(pki, which))
+    host = "wrong.example.test" if case == "wrong_host" else "localhost"
+    c = socket2.tcp()
+    c.connect("127.0.0.1", srv.port)
+    with pytest.raises(socket2.TLSError) as info:
+        socket2.tls(c, client_ctx(pki), server_hostname=host, timeout=5)
+    e = info.value
+    assert e.err == "certificate_verify_failed"
+    assert e.reason == "CERTIFICATE_VERIFY_FAILED"
+    assert isinstance(e, socket2.Error) and isinstance(e, OSError)
+    assert c.closed                       # a failed tls() closes the socket
+    expected = {"wrong_host": "mismatch", "self_signed": "self-signed",
+                "unknown_ca": "local issuer", "expired": "expired"}[case]
+    assert expected in str(e).lower()
+
+
+def test_plaintext_client_is_reported_and_serve_goes_on(pki, tls_server,
+                                                        capfd):
+    srv = tls_server()
+    with socket2.tcp() as c:
+        c.connect("127.0.0.1", srv.port)
+        c.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        buf = bytearray(100)
+        try:
+            while c.recv(buf, timeout=5):
+                pass
+        except socket2.Error:
+            pass
+    socket2.sleep(0.05)
+    err = capfd.readouterr().err
+    assert err.count("handshake failed") == 1
+    assert "HTTP_REQUEST" in err or "WRONG_VERSION_NUMBER" in err
+    with socket2.connect("localhost", srv.port, tls=client_ctx(pki)) as t:
+        _exchange(t, 100)
+
+
+def test_plaintext_server_gives_a_clear_client_error(engine):
+    with socket2.tcp() as srv:
+        srv.listen("127.0.0.1", 0)
+
+        def plain():
+            with srv.accept() as conn:
+                conn.recv(bytearray(1000))
+                conn.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\nno tls here\n")
+
+        t = socket2.newthread(plain)
+        c = socket2.tcp()
+        c.connect("127.0.0.1", srv.local_port)
+        ctx = ssl.create_default_context()
+        with pytest.raises(socket2.TLSError) as info:
+            socket2.tls(c, ctx, server_hostname="localhost", timeout=5)
+        assert info.value.err == "tls" and info.value.reason
+        t.join(timeout=5)
+
+
+def test_silent_client_is_dropped_and_serve_goes_on(pki, tls_server, capfd):
+    srv = tls_server(tls_timeout=0.2)
+    with socket2.tcp() as silent:
+        silent.connect("127.0.0.1", srv.port)
+        t0 = time.monotonic()
+        assert silent.recv(bytearray(10), timeout=5) == 0   # dropped
+        assert time.monotonic() - t0 < 2
+    with socket2.tcp() as stalled:         # starts, never finishes
+        stalled.connect("127.0.0.1", srv.port)
+        stalled.sendall(b"\x16\x03\x01\x00\xff")   # half a ClientHello
+        try:
+            assert stalled.recv(bytearray(10), timeout=5) == 0
+        except socket2.Error as e:
+            assert e.err == "connection_reset"
+    err = capfd.readouterr().err
+    assert err.count("no TLS handshake started") == 1
+    assert err.count("not finished within") == 1
+    with socket2.connect("localhost", srv.port, tls=client_ctx(pki)) as t:
+        _exchange(t, 100)
+
+
+def test_argument_errors(pki, engine):
+    with socket2.tcp() as srv:
+        srv.listen("127.0.0.1", 0)
+        c = socket2.tcp()
+        c.connect("127.0.0.1", srv.local_port)
+        a = srv.accept()
+        with c, a:
+            with pytest.raises(ValueError, match="server_hostname"):
+                socket2.tls(c)      # default context checks host names
+            with pytest.raises(ValueError, match="needs an ssl.SSLContext"):
+                socket2.tls(a, server_side=True)
+            with pytest.raises(TypeError, match="SSLContext"):
+                socket2.tls(c, "not a context", server_hostname="x")
+    with pytest.raises(TypeError, match="tcp"):
+        socket2.tls(object())
+
+
+# -- the traps ------------------------------------------------------------------
+
+
+def _tls_pair(pki):
+    """(client TLSSocket, server TLSSocket) over loopback, both socket2."""
+    with socket2.tcp() as srv:
+        srv.listen("127.0.0.1", 0)
+        c = socket2.tcp()
+        c.connect("127.0.0.1", srv.local_port)
+        a = srv.accept()
+    st = socket2.newthread(socket2.tls, a, server_ctx(pki), server_side=True,
+                           timeout=5)
+    ct = socket2.tls(c, client_ctx(pki), server_hostname="localhost",
+                     timeout=5)
+    return ct, st.join(timeout=5)
+
+
+def test_write_cut_short_is_retried_with_the_same_bytes(pki, engine):
+    ct, st = _tls_pair(pki)
+    with ct, st:
+        first = os.urandom(16 << 20)
+        with pytest.raises(socket2.TimeoutError) as info:
+            ct.sendall(first, timeout=0.2)  # the peer is not reading
+        sent = info.value.sent
+        assert 0 < sent < len(first)
+        second = os.urandom(100000)
+        got = bytearray(sent + len(second))
+        r = socket2.newthread(st.recvn, got)
+        ct.sendall(second, timeout=10)     # the cut record goes out first
+        r.join(timeout=10)
+        assert got == first[:sent] + second
+
+
+def test_empty_writes_never_reach_openssl(pki, engine):
+    ct, st = _tls_pair(pki)
+    with ct, st:
+        assert ct.send(b"") == 0
+        assert ct.sendall(b"") == 0
+        assert ct.send(bytearray(10), maxlen=0) == 0
+        ct.sendall(b"after")
+        assert st.read(5, timeout=5) == b"after"     # no EOF in between
+
+
+def test_client_that_only_writes_with_session_tickets_pending(pki, engine):
+    # A TLS 1.3 server sends session tickets after the handshake; a client
+    # that never reads must still be able to write everything.
+    ports = []
+    done = {}
+    ctx = server_ctx(pki, version=ssl.TLSVersion.TLSv1_3)
+    ctx.num_tickets = 4
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+    port = ls.getsockname()[1]
+
+    def server():
+        conn, _ = ls.accept()
+        with ctx.wrap_socket(conn, server_side=True) as s:
+            n = 0
+            while True:
+                b = s.recv(1 << 16)
+                if not b:
+                    break
+                n += len(b)
+            done["n"] = n
+        ls.close()
+
+    th = threading.Thread(target=server)
+    th.start()
+    with socket2.connect("127.0.0.1", port, tls=client_ctx(pki),
+                         server_hostname="localhost") as t:
+        t.sendall(bytes(8 << 20), timeout=20)
+        t.shutdown()
+    while th.is_alive():
+        socket2.sleep(0.01)
+    assert done["n"] == 8 << 20
+
+
+def test_close_wakes_tls_readers_and_writers(pki, engine):
+    ct, st = _tls_pair(pki)
+    with st:
+        r = socket2.newthread(ct.recv, bytearray(10))
+        w = socket2.newthread(ct.sendall, bytes(32 << 20))
+        socket2.sleep(0.05)
+        ct.close()
+        for t in (r, w):
+            with pytest.raises(socket2.Error) as info:
+                t.join(timeout=5)
+            assert info.value.err == "closed"
+        with pytest.raises(socket2.Error) as info:
+            ct.recv(bytearray(1))
+        assert info.value.err == "closed"
+
+
+def test_reader_and_writer_threads_at_once(pki, engine):
+    ct, st = _tls_pair(pki)
+    with ct, st:
+        a2b, b2a = os.urandom(3 << 20), os.urandom(3 << 20)
+        got_b, got_a = bytearray(len(a2b)), bytearray(len(b2a))
+        ts = [socket2.newthread(st.recvn, got_b),
+              socket2.newthread(ct.recvn, got_a),
+              socket2.newthread(ct.sendall, a2b),
+              socket2.newthread(st.sendall, b2a)]
+        for t in ts:
+            t.join(timeout=30)
+        assert got_b == a2b and got_a == b2a
+
+
+def test_shutdown_sends_close_notify(pki, engine):
+    ct, st = _tls_pair(pki)
+    with ct, st:
+        ct.sendall(b"last words")
+        ct.shutdown()
+        assert st.recvall(timeout=5) == b"last words"   # then 0: EOF
+        st.sendall(b"reply")        # the other direction still works
+        assert ct.read(5, timeout=5) == b"reply"
+
+
+def test_unwrap_goes_back_to_plain_text_starttls(pki, engine):
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+    port = ls.getsockname()[1]
+    log = []
+
+    def peer():     # a standard-library STARTTLS peer in an OS thread
+        conn, _ = ls.accept()
+        f = conn.makefile("rb")
+        log.append(f.readline())                  # b"STARTTLS\n"
+        conn.sendall(b"GO\n")
+        s = server_ctx(pki).wrap_socket(conn, server_side=True)
+        log.append(s.recv(100))
+        s.sendall(b"secret reply")
+        plain = s.unwrap()
+        plain.sendall(b"PLAIN AGAIN\n")
+        log.append(plain.recv(100))
+        plain.close()
+        ls.close()
+
+    th = threading.Thread(target=peer)
+    th.start()
+    c = socket2.tcp()
+    c.connect("127.0.0.1", port)
+    c.sendall(b"STARTTLS\n")
+    assert c.readline(timeout=5) == b"GO\n"
+    t = socket2.tls(c, client_ctx(pki), server_hostname="localhost",
+                    timeout=5)
+    t.sendall(b"secret")
+    assert t.read(12, timeout=5) == b"secret reply"
+    plain = t.unwrap(timeout=5)
+    assert plain is c and t.closed and not c.closed
+    assert plain.readline(timeout=5) == b"PLAIN AGAIN\n"
+    plain.sendall(b"bye")
+    while th.is_alive():
+        socket2.sleep(0.01)
+    plain.close()
+    assert log == [b"STARTTLS\n", b"secret", b"bye"]
+
+
+def test_tls_over_a_unix_stream_socket(pki, engine, tmp_path):
+    if not hasattr(socket, "AF_UNIX"):
+        pytest.skip("no unix sockets")
+    path = str(tmp_path / "s")
+    with socket2.tcp("unix") as srv:
+        srv.listen(path)
+        c = socket2.tcp("unix")
+        c.connect(path)
+        a = srv.accept()
+    st = socket2.newthread(socket2.tls, a, server_ctx(pki), server_side=True)
+    with socket2.tls(c, client_ctx(pki), server_hostname="localhost") as ct:
+        with st.join(timeout=5) as s:
+            ct.sendall(b"over unix")
+            assert s.read(9, timeout=5) == b"over unix"
