@@ -79,6 +79,15 @@ def _submit(job):
                          daemon=True).start()
 
 
+def after_fork():
+    """In a forked child: the parent's worker threads are not there."""
+    global _lock, _room, _jobs, _workers, _idle, _queued, _running
+    _lock = threading.Lock()
+    _room = threading.Condition(_lock)
+    _jobs = SimpleQueue()
+    _workers = _idle = _queued = _running = 0
+
+
 def pool_size(n=None):
     """The most worker OS threads the pool runs at once; with *n*, set it
     (extra workers end after their current job)."""

@@ -19,6 +19,7 @@ How it works, top to bottom:
   timeouts) go through :meth:`Hub._throw`, which handles both places.
 """
 import heapq
+import os
 import sys
 import threading
 import time
@@ -560,8 +561,43 @@ class Hub:
     def stop(self):
         self._stopping = self._starter is not None
 
+    def after_fork(self):
+        """In the child of ``os.fork()``: give this hub a poller state of
+        its own (the inherited kernel set and wakeup are the parent's; the
+        child must neither take the parent's events nor be woken by them).
+        Descriptors stay registered; parked threads stay parked."""
+        after = getattr(self.poller, "after_fork", None)
+        if after is None:
+            import warnings
+            warnings.warn("socket2: the %s poller cannot be carried into a "
+                          "forked child; this OS thread's hub is unusable "
+                          "there" % self.poller.name, RuntimeWarning)
+            return
+        wake = [fd for fd, w in self._fdmap.items() if w is getattr(
+            self, "_wake_w", None)]
+        for fd in wake:
+            del self._fdmap[fd]
+        after([fd for fd in self._fdmap])
+        self._completed.clear()
+        self._calls.clear()
+        self._external = 0      # the parent's worker threads are not here
+        if wake:
+            self._fdmap[self.poller.wakeup_fd(self._wake_w)] = self._wake_w
+
     def close(self):
         self.poller.close()
+
+
+def _after_fork_in_child():
+    from . import _offload
+    _offload.after_fork()
+    hub = getattr(_local, "hub", None)
+    if hub is not None:
+        hub.after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def get_hub():

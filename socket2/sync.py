@@ -625,17 +625,22 @@ class Group:
         if not self._active:
             raise RuntimeError("spawn() outside the group's with block")
         if self._cancelling:
-            raise Error("closed", "the group is cancelled")
+            self._refuse()
         if self._slots is not None:
             self._slots.acquire()
             if self._cancelling:
                 self._slots.release()
-                raise Error("closed", "the group is cancelled")
+                self._refuse()
         hub = get_hub()
         t = Thread(hub, func, args, kwargs)
         t._group = self
         self._children[t] = None
         return start_thread(hub, t)
+
+    def _refuse(self):
+        if self._failures:
+            raise Cancelled()     # a child failed: the with raises that
+        raise Error("closed", "the group is cancelled")
 
     def _child_failed(self, t, e):
         self._failures.append(e)

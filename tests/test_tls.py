@@ -173,23 +173,24 @@ def test_server_against_stdlib_client(pki, tls_server, version):
     out = {}
 
     def client():
+        # One OS thread: the standard library's SSLSocket must not be read
+        # in one thread while written in another (OpenSSL's SSL objects are
+        # not thread-safe, and ssl releases the GIL around them).  Lock-step
+        # chunks keep both directions flowing without a deadlock.
         ctx = client_ctx(pki, version)
         with socket.create_connection(("127.0.0.1", srv.port)) as raw:
             with ctx.wrap_socket(raw, server_hostname="localhost") as s:
                 out["version"] = s.version()
                 got = bytearray()
-
-                def reader():
-                    while len(got) < len(data):
+                for i in range(0, len(data), 65536):
+                    chunk = data[i:i + 65536]
+                    s.sendall(chunk)
+                    want = len(got) + len(chunk)
+                    while len(got) < want:
                         b = s.recv(65536)
                         if not b:
                             break
                         got.extend(b)
-
-                r = threading.Thread(target=reader)
-                r.start()
-                s.sendall(data)
-                r.join(30)
                 out["got"] = bytes(got)
 
     t = threading.Thread(target=client)

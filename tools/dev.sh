@@ -4,6 +4,7 @@
 #   tools/dev.sh test [pytest args]       build, then run the test suite
 #   tools/dev.sh bench [--quick ...]      build, then the side-by-side benchmark
 #   tools/dev.sh bench-sync               build, then Lock/Queue costs vs gevent
+#   tools/dev.sh bench-green              build, then patched requests/echo costs
 #   tools/dev.sh setup                    only build
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,5 +36,6 @@ case "$cmd" in
     test)  setup; exec "$PY" -m pytest "$@" ;;
     bench) setup; exec "$PY" tools/bench/run.py "$@" ;;
     bench-sync) setup; exec "$PY" tools/bench/sync_bench.py "$@" ;;
-    *)     echo "usage: tools/dev.sh run|test|bench|bench-sync|setup [args...]" >&2; exit 2 ;;
+    bench-green) setup; exec "$PY" tools/bench/green_bench.py "$@" ;;
+    *)     echo "usage: tools/dev.sh run|test|bench|bench-sync|bench-green|setup [args...]" >&2; exit 2 ;;
 esac

@@ -30,7 +30,7 @@ import threading
 import time
 
 from .._epoll_ffi import ffi, lib
-from ..errors import os_error
+from ..errors import Error, os_error
 
 BATCH = 512  # events per epoll_wait: large enough for 10k connections' bursts
 
@@ -96,6 +96,24 @@ class EpollPoller:
     def fileno(self):
         """The epoll set sockets are registered in (shareable)."""
         return self._set
+
+    def after_fork(self, fds):
+        """In a child after fork(): an epoll set (and a wakeup fd) of its
+        own, with *fds* registered again.  The inherited set is the
+        parent's: the child must never take its events."""
+        if self.shared:
+            raise Error("unsupported", "a shared epoll set cannot be carried "
+                        "into a forked child")
+        old = self._set
+        _CREATORS.pop(old, None)
+        self._set = self._waitfd = _create()
+        _CREATORS[self._set] = self
+        os.close(old)
+        if self._wakefd >= 0:
+            os.close(self._wakefd)      # the parent's eventfd, shared
+            self._wakefd = -1
+        for fd in fds:
+            lib.s2_epoll_add(self._set, fd)
 
     def register(self, fd, slots):
         r = lib.s2_epoll_add(self._set, fd)

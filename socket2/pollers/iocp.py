@@ -98,6 +98,7 @@ class IocpPoller(Member):
         self._bytes = ffi.new("unsigned long[]", BATCH)
         self._errs = ffi.new("int[]", BATCH)
         self._slots = {}          # fd -> IocpWaiters
+        self._associated = set()  # sockets associated with the port
         self._private = ffi.NULL  # followers' port, once shared
         if handle is None:
             self._port = self._new_port()
@@ -142,12 +143,20 @@ class IocpPoller(Member):
         return _addr(self._port)
 
     def register(self, fd, slots):
-        r = lib.s2_iocp_associate(self._port, fd)
-        if r < 0:
-            raise os_error(-r, "CreateIoCompletionPort(socket %d)" % fd)
+        # A socket stays associated with the port until it is closed (there
+        # is no undoing it, and associating it again fails): one registered
+        # again after an unregister without closing (a socket handed from
+        # one wrapper to another, ssl's wrap_socket) is not associated twice.
+        if fd not in self._associated:
+            r = lib.s2_iocp_associate(self._port, fd)
+            if r < 0:
+                raise os_error(-r, "CreateIoCompletionPort(socket %d)" % fd)
+            self._associated.add(fd)
         self._slots[fd] = slots
 
     def unregister(self, fd, closing=False):
+        if closing:
+            self._associated.discard(fd)
         w = self._slots.pop(fd, None)
         if w is None:
             return

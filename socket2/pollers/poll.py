@@ -77,6 +77,16 @@ class PollPoller:
             self._slots[self._pipe[0]] = slots
         return self._pipe[0]
 
+    def after_fork(self, fds):
+        """In a child after fork(): a wakeup pipe of its own (poll(2) keeps
+        no kernel set, so nothing else is shared with the parent)."""
+        if self._pipe is not None:
+            rfd = self._pipe[0]
+            self._slots.pop(rfd, None)
+            for fd in self._pipe:
+                os.close(fd)
+            self._pipe = None
+
     def wakeup(self):
         if self._pipe is not None:
             lib.s2_pipe_signal(self._pipe[1])

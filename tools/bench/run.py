@@ -39,6 +39,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 SERVERS = {
     "c-epoll": (None, [os.path.join(BUILD, "echo_epoll")]),
     "socket2": ("socket2", [os.path.join(ROOT, "examples", "echo_server.py")]),
+    "socket2-green": ("socket2", [os.path.join(SERVERS_DIR, "green_echo.py")]),
     "gevent": ("peers", [os.path.join(SERVERS_DIR, "gevent_server.py")]),
     "eventlet": ("peers", [os.path.join(SERVERS_DIR, "eventlet_server.py")]),
     "asyncio-streams": ("peers", [os.path.join(SERVERS_DIR, "asyncio_streams.py")]),

@@ -1,0 +1,6 @@
+"""Cooperative versions of standard-library modules: ``socket2.green.socket``,
+``.ssl``, ``.select``, ``.selectors`` and ``.time`` have their namesakes'
+names, classes, functions and constants, and their blocking calls wait on
+socket2's hub.  Import them directly, or let ``socket2.monkey.patch_all()``
+put them into the standard library's modules for code you do not control.
+"""
