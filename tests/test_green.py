@@ -257,3 +257,33 @@ def test_a_green_socket_used_from_another_os_thread():
     assert out == [b"reply"]
     a.close()
     b.close()
+
+
+def test_short_read_then_bursts_never_strand_queued_data():
+    # recv skips the EAGAIN read after a short read and waits for the edge;
+    # a full read after such a wait must clear that again, or data already
+    # queued would wait for an edge that never comes.
+    a, b = gsocket.socketpair()
+    a.settimeout(5)
+
+    def writer():
+        b.sendall(b"x" * 5000)          # a short read for the reader
+        socket2.sleep(0.02)
+        for _ in range(4):
+            b.sendall(b"y" * 500000)    # then reads that fill the buffer
+            socket2.sleep(0.01)
+        b.close()
+
+    t = socket2.newthread(writer)
+    got = 0
+    buf = bytearray(8192)
+    while True:
+        n = a.recv_into(buf)
+        if n == 0:
+            break
+        got += n
+        if got % 3 == 0:
+            got += len(a.recv(8192))
+    assert got == 5000 + 4 * 500000
+    t.join(timeout=5)
+    a.close()

@@ -307,12 +307,35 @@ class socket(_GreenIO, _std):
 
     # -- data ---------------------------------------------------------------------
 
+    # recv and recv_into keep socket2's "a short read proves the queue
+    # empty" shortcut (see sockets.py): after one, the next call waits for
+    # the edge instead of paying a recv() that can only say EAGAIN, and the
+    # BlockingIOError it raises.  The hub sets rready again on the edge.
+
     def recv(self, bufsize, flags=0):
-        return self._g_call(False, _std.recv, self, bufsize, flags)
+        s2 = self._g_s2
+        if s2 is not None and not s2._w.rready and self._g_timeout != 0.0 \
+                and not flags:
+            self._g_wait(False, self._g_deadline())
+        data = self._g_call(False, _std.recv, self, bufsize, flags)
+        s2 = self._g_s2
+        if s2 is not None and data and not flags \
+                and self.type == SOCK_STREAM:
+            w = s2._w
+            w.rready = len(data) == bufsize or w.hup
+        return data
 
     def recv_into(self, buffer, nbytes=0, flags=0):
-        return self._g_call(False, _std.recv_into, self, buffer, nbytes,
-                            flags)
+        s2 = self._g_s2
+        if s2 is not None and not s2._w.rready and self._g_timeout != 0.0 \
+                and not flags:
+            self._g_wait(False, self._g_deadline())
+        n = self._g_call(False, _std.recv_into, self, buffer, nbytes, flags)
+        s2 = self._g_s2
+        if s2 is not None and n and not flags and self.type == SOCK_STREAM:
+            w = s2._w
+            w.rready = n == (nbytes or memoryview(buffer).nbytes) or w.hup
+        return n
 
     def recvfrom(self, bufsize, flags=0):
         return self._g_call(False, _std.recvfrom, self, bufsize, flags)
@@ -336,9 +359,19 @@ class socket(_GreenIO, _std):
 
     def sendall(self, data, flags=0):
         """Send all of *data*; the timeout bounds the whole call."""
+        try:
+            n = _std.send(self, data, flags)    # the common case: all at once
+            if n == len(data) and type(data) in (bytes, bytearray):
+                return
+        except (BlockingIOError, InterruptedError):
+            n = 0
         view = memoryview(data).cast("B")
+        if n == len(view):
+            return
+        return self._sendall_rest(view, n, flags)
+
+    def _sendall_rest(self, view, sent, flags):
         total = len(view)
-        sent = 0
         deadline = self._g_deadline()
         while sent < total:
             try:
