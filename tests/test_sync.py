@@ -153,7 +153,7 @@ def test_killed_lock_waiter_holds_nothing():
     a.kill()
     lock.release()
     socket2.sleep(0)
-    assert got == ["b"] and not lock.locked()
+    assert got == ["b"] and not lock.locked() and b.finished
 
 
 def test_lock_handed_over_then_killed_passes_it_on():

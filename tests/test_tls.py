@@ -7,7 +7,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
 
@@ -494,7 +493,6 @@ def test_empty_writes_never_reach_openssl(pki, engine):
 def test_client_that_only_writes_with_session_tickets_pending(pki, engine):
     # A TLS 1.3 server sends session tickets after the handshake; a client
     # that never reads must still be able to write everything.
-    ports = []
     done = {}
     ctx = server_ctx(pki, version=ssl.TLSVersion.TLSv1_3)
     ctx.num_tickets = 4
