@@ -718,44 +718,37 @@ def _start_parked(hub, sock, func, args, kwargs):
     return func(sock, *args, **kwargs)
 
 
-def seconds_arg(value, what="timeout"):
-    """*value* as seconds for a wait: a float >= 0, or ``None`` for no
-    limit (``None`` or ``inf``).  NaN, negatives and non-numbers raise."""
+def _time_arg(value, what, kind):
+    """*value* as a float (``None`` for ``None`` or ``inf``: no limit);
+    non-numbers raise ``TypeError`` and NaN ``ValueError`` (a NaN would
+    also break the timer heap's order).  *kind* names it in the message."""
     if value is None:
         return None
     t = type(value)
     if t is not float and t is not int:
         import numbers
         if not isinstance(value, numbers.Real):
-            raise TypeError("%s must be a number of seconds, not %s"
-                            % (what, t.__name__))
+            raise TypeError("%s must be %s, not %s" % (what, kind,
+                                                       t.__name__))
         value = float(value)
     if value != value:
-        raise ValueError("%s must be a number of seconds, not NaN" % what)
-    if value < 0:
+        raise ValueError("%s must be %s, not NaN" % (what, kind))
+    return None if value == _INF else value
+
+
+def seconds_arg(value, what="timeout"):
+    """*value* as seconds for a wait: a float >= 0, or ``None`` for no
+    limit (``None`` or ``inf``).  NaN, negatives and non-numbers raise."""
+    value = _time_arg(value, what, "a number of seconds")
+    if value is not None and value < 0:
         raise ValueError("%s must be >= 0, got %r" % (what, value))
-    if value == _INF:
-        return None
     return value
 
 
 def deadline_arg(value, what="expires"):
     """*value* as a ``clock()`` deadline: ``None`` (or ``inf``) for none;
-    NaN and non-numbers raise (a NaN would break the timer heap's order)."""
-    if value is None:
-        return None
-    t = type(value)
-    if t is not float and t is not int:
-        import numbers
-        if not isinstance(value, numbers.Real):
-            raise TypeError("%s must be a clock() value, not %s"
-                            % (what, t.__name__))
-        value = float(value)
-    if value != value:
-        raise ValueError("%s must be a clock() value, not NaN" % what)
-    if value == _INF:
-        return None
-    return value
+    NaN and non-numbers raise."""
+    return _time_arg(value, what, "a clock() value")
 
 
 def _deadline(timeout, expires):
