@@ -682,11 +682,12 @@ def tls(sock, context=None, *, server_side=False, server_hostname=None,
     io = None
     try:
         io = engine(sock, context, server_side, server_hostname)
-        t = TLSSocket(sock, io)
         io.handshake(deadline)
     except BaseException:
         if io is not None:
             io.detach()
         sock.close()
         raise
-    return t
+    # Made only now: a failed handshake leaves no TLSSocket to finalize
+    # (a finalizer is where a Ctrl-C would be lost).
+    return TLSSocket(sock, io)

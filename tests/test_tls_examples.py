@@ -55,7 +55,13 @@ def _stop(p):
         return p.communicate(timeout=10)[1]
     p.send_signal(signal.SIGINT)
     try:
-        out, err = p.communicate(timeout=10)
+        try:
+            out, err = p.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            # A Ctrl-C that lands inside a finalizer is lost (Python prints
+            # and ignores exceptions there): press it again, as a user would.
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=10)
     finally:
         if p.poll() is None:
             p.kill()
