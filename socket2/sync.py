@@ -394,7 +394,10 @@ class Queue:
     is left, then raises ``Error('closed')``; ``for item in q`` ends when
     the queue is closed and drained.  ``task_done()``/``join()`` work as in
     the standard library.  ``put``/``put_nowait`` may be called from
-    another OS thread (the put is carried into this queue's OS thread).
+    another OS thread (the put is carried into this queue's OS thread); so,
+    like an Event wait, a ``get`` wait never counts as a deadlock: a main
+    program waiting on an empty queue nobody will fill waits, it is not
+    told ``Error('deadlock')``.
     """
 
     def __init__(self, maxsize=0):
