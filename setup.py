@@ -1,5 +1,6 @@
 """Build glue: setuptools' ``cffi_modules`` cannot be declared in
-pyproject.toml, so the per-OS choice of poller modules lives here."""
+pyproject.toml, so the per-OS choice of poller modules lives here, with
+the hot path's C extension (socket2/ffi/build_speedups.py)."""
 import os
 import sys
 
@@ -8,6 +9,7 @@ from setuptools import setup
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "socket2", "ffi"))
 import build_kqueue  # noqa: E402  (only asks whether kqueue can be built)
+import build_speedups  # noqa: E402
 
 cffi_modules = ["socket2/ffi/build_socket.py:ffibuilder"]
 if sys.platform == "win32":
@@ -19,4 +21,6 @@ if sys.platform.startswith("linux"):
 if build_kqueue.available():   # macOS/BSD, or Linux with libkqueue installed
     cffi_modules.append("socket2/ffi/build_kqueue.py:ffibuilder")
 
-setup(cffi_modules=cffi_modules)
+setup(cffi_modules=cffi_modules,
+      ext_modules=[build_speedups.extension(os.path.dirname(os.path.abspath(
+          __file__)))])

@@ -10,7 +10,8 @@ How it works, top to bottom:
 - The hub loop: run the ready queue, compute how long it may sleep (next
   timer), ask the poller for events, switch into the reader/writer of each
   ready socket, fire the due timers.  One dict lookup and one ``switch()``
-  per event.
+  per event; that dispatch and the socket layer's waits are the hot path,
+  compiled (socket2/_hotpath.py says how and where).
 - The main greenlet is not special: a blocking call made there parks it in
   a slot like any thread and switches to the hub, which runs every other
   thread until that call can complete.
@@ -27,7 +28,7 @@ from collections import deque
 
 from greenlet import getcurrent, greenlet, GreenletExit
 
-from . import pollers as _pollers
+from . import _hotpath, pollers as _pollers
 from .pollers import Waiters as _Waiters, TryFirstWaiters as _TryFirstWaiters
 from .errors import Error, TimeoutError
 
@@ -84,11 +85,9 @@ class Hub:
         self._timers = []          # heap of [deadline, seq, callback, arg]
         self._seq = 0
         self._ncancelled = 0
-        self._nio = 0              # greenlets parked on a socket
         self._starter = None       # greenlet inside start()/poll()
         self._start_deadline = None
         self._poll_once = False
-        self._activity = False
         self._stopping = False
         self._external = 0         # pending jobs in other OS threads
         self._waker = None
@@ -101,6 +100,18 @@ class Hub:
         self._root = root
         self.greenlet = greenlet(self._run, parent=root)
         self.thread_ident = threading.get_ident()
+        # The hot path (socket2/_hotpath.py: compiled or Python): the waits
+        # of the socket layer, the dispatch of events and the count of
+        # greenlets parked on a socket (nio).
+        self._core = _hotpath.HubCore(self.greenlet, self._arm,
+                                      self._wait_with_deadline)
+        #: ``wait_readable(w, deadline, fd=-1)``: park the current greenlet
+        #: in *w*'s reader slot until the fd is readable, *deadline* (a
+        #: ``clock()`` value or ``None``) passes (``TimeoutError``) or the
+        #: socket is closed (``Error('closed')``).
+        self.wait_readable = self._core.wait_readable
+        #: ``wait_writable(w, deadline, fd=-1)``: the same for the writer.
+        self.wait_writable = self._core.wait_writable
 
     # -- registration ----------------------------------------------------
 
@@ -136,59 +147,6 @@ class Hub:
         if getcurrent() is g:
             raise Error("hub", "cannot wait inside the hub's own greenlet")
         return g.switch()
-
-    # wait_readable and wait_writable are the hot path's only way into the
-    # hub: kept as two straight functions over the rg/wg slots rather than
-    # one parametrised by direction (which would cost a branch or a
-    # getattr per wait).
-
-    def wait_readable(self, w, deadline, fd=-1):
-        """Park the current greenlet in *w*'s reader slot until the fd is
-        readable, *deadline* (a ``clock()`` value or ``None``) passes
-        (``TimeoutError``) or the socket is closed (``Error('closed')``).
-        *fd* is the socket's descriptor, for backends that arm per wait."""
-        if w.rg is not None:
-            raise Error("busy", "another thread is already receiving on "
-                        "this socket")
-        g = getcurrent()
-        hubg = self.greenlet
-        if g is hubg:
-            raise Error("hub", "cannot wait inside the hub's own greenlet")
-        if self._arm is not None:
-            self._arm(fd, 0)
-        w.rg = g
-        self._nio += 1
-        try:
-            if deadline is None:
-                hubg.switch()
-            else:
-                self._wait_with_deadline(g, deadline)
-        finally:
-            w.rg = None
-            self._nio -= 1
-
-    def wait_writable(self, w, deadline, fd=-1):
-        """Like :meth:`wait_readable`, for the writer slot (*fd*: the
-        socket's descriptor, for backends that arm writes per wait)."""
-        if w.wg is not None:
-            raise Error("busy", "another thread is already sending on "
-                        "this socket")
-        g = getcurrent()
-        hubg = self.greenlet
-        if g is hubg:
-            raise Error("hub", "cannot wait inside the hub's own greenlet")
-        if self._arm is not None:
-            self._arm(fd, 1)
-        w.wg = g
-        self._nio += 1
-        try:
-            if deadline is None:
-                hubg.switch()
-            else:
-                self._wait_with_deadline(g, deadline)
-        finally:
-            w.wg = None
-            self._nio -= 1
 
     def _wait_with_deadline(self, g, deadline):
         entry = self._add_timer(deadline, self._fire_timeout, g)
@@ -268,7 +226,7 @@ class Hub:
             del queued[g]
             if g.dead:
                 continue
-            self._activity = True
+            self._core.activity = True
             if exc is not None:
                 g.throw(exc)
             elif g:
@@ -307,7 +265,7 @@ class Hub:
                 self._ncancelled -= 1
                 continue
             entry[2] = entry[3] = None
-            self._activity = True
+            self._core.activity = True
             callback(arg)
 
     def live_timers(self):
@@ -345,7 +303,10 @@ class Hub:
         ready = self._ready
         timers = self._timers
         poll = self.poller.poll
-        fdget = self._fdmap.get
+        core = self._core
+        dispatch = core.dispatch
+        fdmap = self._fdmap
+        forward = self._forward
         forwarded = self._forwarded
         busy = 0
         while True:
@@ -355,7 +316,7 @@ class Hub:
             # no deadline, threads still parked) is the common case of every
             # server: test it inline instead of calling _starter_done().
             if self._starter is not None and (
-                    self._stopping or self._poll_once or not self._nio
+                    self._stopping or self._poll_once or not core.nio
                     or self._start_deadline is not None) \
                     and self._starter_done():
                 continue
@@ -379,34 +340,17 @@ class Hub:
                 left = max(0.0, self._start_deadline - clock())
                 if timeout < 0 or left < timeout:
                     timeout = left
-            elif timeout < 0 and self._nio == 0 and self._deadlocked():
+            elif timeout < 0 and core.nio == 0 and self._deadlocked():
                 continue
             if timeout > _MAX_WAIT:
                 timeout = _MAX_WAIT
+            if forwarded:
+                timeout = 0.0   # events handed over or left by a failed batch
             tokens = poll(timeout)
             if forwarded:
                 tokens = self._add_forwarded(tokens)
-            for token in tokens:
-                w = fdget(token >> 3)
-                if w is None:
-                    self._forward(token)
-                    continue
-                # Read the slot again after each switch: the reader may
-                # have closed the socket, which already woke the writer.
-                if token & 1:
-                    if token & 4:
-                        w.hup = w.rready = True
-                    g = w.rg
-                    if g is not None:
-                        self._activity = True
-                        g.switch()
-                    else:
-                        w.rready = True   # nobody waits: remember the edge
-                if token & 2:
-                    g = w.wg
-                    if g is not None:
-                        self._activity = True
-                        g.switch()
+            if tokens:
+                dispatch(tokens, fdmap, forward, forwarded)
             if timers and timers[0][0] <= clock():
                 self._run_timers()
 
@@ -431,12 +375,12 @@ class Hub:
         whether it was resumed."""
         if self._stopping:
             result = True
-        elif self._poll_once and self._activity:
+        elif self._poll_once and self._core.activity:
             result = True
         elif (self._start_deadline is not None
               and clock() >= self._start_deadline):
             result = False
-        elif (not self._ready and self._nio == 0 and not self._external
+        elif (not self._ready and self._core.nio == 0 and not self._external
               and not self.live_timers()):
             if self._poll_once and self._start_deadline is not None:
                 # poll(timeout): sleep it out; work may still come from other
@@ -481,7 +425,7 @@ class Hub:
             self._prime_read(sock._fd, w, sock._type)
         w.rg = Thread(self, _start_parked, (self, sock, func, args, kwargs),
                       {}, name=getattr(func, "__name__", None))
-        self._nio += 1
+        self._core.nio += 1
 
     # -- work done in other OS threads -----------------------------------------
 
@@ -550,7 +494,7 @@ class Hub:
         self._starter = g
         self._start_deadline = deadline
         self._poll_once = once
-        self._activity = False
+        self._core.activity = False
         try:
             return self.greenlet.switch()
         finally:
@@ -714,7 +658,7 @@ def _start_parked(hub, sock, func, args, kwargs):
     w = sock._w
     if w.rg is getcurrent():
         w.rg = None
-    hub._nio -= 1
+    hub._core.nio -= 1
     return func(sock, *args, **kwargs)
 
 

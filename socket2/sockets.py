@@ -8,7 +8,7 @@ import os
 import warnings
 
 from ._socket_ffi import ffi, lib
-from . import _names, pollers as _pollers
+from . import _hotpath, _names, pollers as _pollers
 from .addr import AddrInfo, SockAddr, addr
 from .errors import Error, closed_error, os_error
 from .hub import clock, get_hub, sleep, _deadline
@@ -65,11 +65,12 @@ def _maxlen(maxlen, size):
     return maxlen
 
 
-class _Socket:
+class _Socket(_hotpath.SocketBase):
     """What every socket has; see TCPSocket, UDPSocket, RawSocket."""
 
-    __slots__ = ("_fd", "_hub", "_w", "_family", "_type", "_proto",
-                 "_bound", "_rb", "timeout", "__weakref__")
+    # The base (compiled or not, see _hotpath.py) holds _fd, _type, _w,
+    # _hub, _core, _rb and timeout: the fields recv/sendall read.
+    __slots__ = ("_family", "_proto", "_bound", "__weakref__")
 
     _default_type = None
 
@@ -93,6 +94,7 @@ class _Socket:
         self._rb = None      # read-ahead of read()/readline(), when used
         self.timeout = None
         self._hub = hub
+        self._core = hub._core
         try:
             self._w = hub.register(fd)
         except BaseException:
@@ -570,8 +572,9 @@ class TCPSocket(_Stream, _Socket):
     def recv(self, buf, maxlen=None, timeout=None, expires=None):
         """Receive into the writable *buf* (up to *maxlen* bytes); return
         the count, 0 when the peer closed its side."""
-        # The hot path: straight-line, one Python frame, no wait machinery
-        # unless the kernel has nothing for us.
+        # The hot path (compiled: _hotpath.socket_methods, which hands
+        # anything but the plain case here): straight-line, one Python
+        # frame, no wait machinery unless the kernel has nothing for us.
         try:
             p = _from_buffer("char[]", buf, True)
         except (TypeError, BufferError):
@@ -584,6 +587,9 @@ class TCPSocket(_Stream, _Socket):
     def sendall(self, buf, maxlen=None, timeout=None, expires=None):
         """Send all of *buf* (or its first *maxlen* bytes).  On failure the
         raised ``Error`` has ``.sent``, the count that did go out."""
+        # The hot path (compiled: _hotpath.socket_methods, which hands
+        # anything but a plain call here, and a send the kernel did not
+        # take whole to _sendall_rest).
         if type(buf) is bytes:
             p = buf
         else:
@@ -598,6 +604,14 @@ class TCPSocket(_Stream, _Socket):
             return n
         return self._sendall_slow(p, n, max(r, 0) if r != _EAGAIN else 0,
                                   r, timeout, expires)
+
+    def _sendall_rest(self, buf, maxlen, r):
+        """The compiled sendall's first send() returned *r*, not the whole
+        length: go on from there (no timeout was given)."""
+        p = _rbuf(buf, "sendall()")
+        n = len(p) if maxlen is None else _maxlen(maxlen, len(p))
+        return self._sendall_slow(p, n, max(r, 0) if r != _EAGAIN else 0,
+                                  r, None, None)
 
     def _sendall_slow(self, p, n, sent, r, timeout, expires):
         if r < 0 and r != _EAGAIN and r != _EWOULDBLOCK:
@@ -750,3 +764,15 @@ if _pollers.completion_based():
     # Completion ports (IOCP): waiting means submitting the operation.
     from . import _completion
     _completion.install(_Socket, TCPSocket, UDPSocket)
+elif _hotpath.socket_methods is not None:
+    # The compiled recv/sendall: the plain calls (no timeout, no read-ahead)
+    # run in C; every other call, and every error, goes to the Python
+    # methods, kept as _recv_py/_sendall_py.
+    _hotpath.configure_sockets(
+        int(ffi.cast("uintptr_t", ffi.addressof(lib, "s2_recv"))),
+        int(ffi.cast("uintptr_t", ffi.addressof(lib, "s2_send"))),
+        _EAGAIN, _EWOULDBLOCK, _STREAM)
+    TCPSocket._recv_py = TCPSocket.recv
+    TCPSocket._sendall_py = TCPSocket.sendall
+    TCPSocket.recv = _hotpath.socket_methods["recv"]
+    TCPSocket.sendall = _hotpath.socket_methods["sendall"]

@@ -235,10 +235,10 @@ def no_leaks(poller, request):
             watchdog.stop()
     # Let threads that are finishing (woken by a close, say) run out.
     for _ in range(3):
-        if not hub._ready and hub._nio == 0:
+        if not hub._ready and hub._core.nio == 0:
             break
         socket2.poll(0.05)
-    parked = hub._nio
+    parked = hub._core.nio
     if parked:
         _kill_parked(hub)
     gc.collect()
@@ -301,13 +301,19 @@ def server():
         t.join(timeout=5)
 
 
-@pytest.fixture
-def pair():
-    """A connected TCP pair on loopback: (client, accepted server side)."""
+def tcp_pair():
+    """A connected TCP pair on loopback: (client, accepted server side);
+    the caller closes both."""
     with socket2.tcp() as srv:
         srv.listen("127.0.0.1", 0)
         c = socket2.tcp()
         c.connect("127.0.0.1", srv.local_port)
-        a = srv.accept()
+        return c, srv.accept()
+
+
+@pytest.fixture
+def pair():
+    """A connected TCP pair on loopback: (client, accepted server side)."""
+    c, a = tcp_pair()
     with c, a:
         yield c, a

@@ -488,7 +488,7 @@ def test_serve_runs_a_thread_per_connection_started_by_its_first_byte():
             c.connect("127.0.0.1", srv.local_port)
         socket2.sleep(0.05)               # all accepted, none has a thread
         assert handled == []
-        assert hub._nio >= 50             # ... yet all count as waiting
+        assert hub._core.nio >= 50             # ... yet all count as waiting
         with socket2.tcp() as c:
             c.connect("127.0.0.1", srv.local_port)
             c.sendall(b"hi")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Developer entry point: sets up .venv (when missing or stale) and runs a job.
 #   tools/dev.sh run [echo_server args]   build, then start the echo server
-#   tools/dev.sh test [pytest args]       build, then run the test suite
+#   tools/dev.sh test [pytest args]       build, then run the test suite (twice:
+#                                         compiled and pure-Python hot path)
 #   tools/dev.sh bench [--quick ...]      build, then the side-by-side benchmark
 #   tools/dev.sh bench-sync               build, then Lock/Queue costs vs gevent
 #   tools/dev.sh bench-green              build, then patched requests/echo costs
@@ -33,7 +34,14 @@ cmd=${1:-}
 case "$cmd" in
     setup) setup ;;
     run)   setup; exec "$PY" examples/echo_server.py "$@" ;;
-    test)  setup; exec "$PY" -m pytest "$@" ;;
+    test)  setup
+           # Twice: the compiled hot path (what users run), then the pure-
+           # Python one (socket2/_hotpath.py) on this OS's pollers.
+           rc=0
+           "$PY" -m pytest "$@" || rc=$?
+           echo "dev.sh: again with SOCKET2_PURE_PYTHON=1 (the Python hot path)" >&2
+           SOCKET2_PURE_PYTHON=1 "$PY" -m pytest --ignore=tests/test_windows_wine.py "$@" || rc=$?
+           exit $rc ;;
     bench) setup; exec "$PY" tools/bench/run.py "$@" ;;
     bench-sync) setup; exec "$PY" tools/bench/sync_bench.py "$@" ;;
     bench-green) setup; exec "$PY" tools/bench/green_bench.py "$@" ;;

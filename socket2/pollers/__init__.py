@@ -13,6 +13,7 @@ import sys
 import threading
 import types
 
+from .. import _hotpath
 from ..errors import Error
 
 _BACKENDS = {
@@ -111,20 +112,9 @@ def completion_based():
 
 # -- the slot record the hub keeps per registered fd -------------------------
 
-class Waiters:
-    """The reader and writer slots of one registered fd (the hub parks
-    greenlets there, the backend's events resume them), and whether it may
-    have data to read (see _Socket._recv_loop: after a short read the
-    queue is known empty, and the next edge either wakes the reader or sets
-    rready; after a hang-up no edge follows, so rready stays set)."""
-    __slots__ = ("rg", "wg", "rready", "hup", "soerr")
-
-    def __init__(self):
-        self.rg = None
-        self.wg = None
-        self.rready = True
-        self.hup = False     # the peer closed or the socket failed: sticky
-        self.soerr = 0       # a socket error the backend saw (kqueue)
+# Waiters (the reader/writer slots of one fd) is part of the hot path: it is
+# compiled, or its Python twin (socket2/_hotpath.py chooses).
+Waiters = _hotpath.Waiters
 
 
 class TryFirstWaiters(Waiters):

@@ -10,7 +10,8 @@ ready for ``python.exe -m pytest`` with OUT as the working directory.
 The C code is what setup.py would build on Windows: the same build scripts
 (``socket2/ffi/build_socket.py``, ``build_iocp.py``) with ``sys.platform``
 set to ``win32`` while they are loaded, their C emitted by cffi and compiled
-against PYROOT's headers and import library.
+against PYROOT's headers and import library, and the hot path's extension
+(``socket2/ffi/speedups.c``).
 """
 import importlib.util
 import os
@@ -75,6 +76,19 @@ def build(pyroot, out):
         cmd += ["-l" + lib for lib in kwds.get("libraries", [])]
         subprocess.run(cmd, check=True)
         print("built", os.path.relpath(pyd, out))
+    # The hot path's C extension: plain C over the Python and greenlet C
+    # APIs (greenlet.h is the same on every OS: the host's copy serves).
+    spec = importlib.util.spec_from_file_location(
+        "_s2win_build_speedups", os.path.join(FFI_DIR, "build_speedups.py"))
+    speedups = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(speedups)
+    pyd = os.path.join(out, "socket2", "_speedups.cp%s-win_amd64.pyd" % tag)
+    subprocess.run([CC, "-O2", "-shared", "-o", pyd, speedups.SOURCE,
+                    "-I" + os.path.join(pyroot, "include"),
+                    "-I" + speedups.greenlet_include(),
+                    "-L" + os.path.join(pyroot, "libs"), "-lpython" + tag],
+                   check=True)
+    print("built", os.path.relpath(pyd, out))
 
 
 if __name__ == "__main__":

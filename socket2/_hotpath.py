@@ -1,0 +1,195 @@
+"""The hot path: the per-fd slot record, the hub's waits and dispatch, and
+the socket fields that recv/sendall read -- in C, or in Python.
+
+A round trip of a socket2 server costs, outside the kernel: the hub's
+dispatch of the event (find the fd's slot record, switch into the greenlet
+parked there), that greenlet's wait (park in the slot, switch to the hub)
+and the socket entry points (recv into the caller's buffer, sendall of
+it).  ``socket2._speedups`` (``socket2/ffi/speedups.c``) does those in C;
+this module holds the same things in Python, which is the reference the C
+follows line for line, and the one place that chooses:
+
+- ``SOCKET2_PURE_PYTHON=1`` (read at import) selects the Python versions;
+- without it the C versions are used when the extension was built (it is,
+  by every install: setup.py builds it with the cffi modules).
+
+``COMPILED`` says which one this process runs.  Both pass the same test
+suite (``tools/dev.sh test`` runs it both ways).
+
+What is chosen here:
+
+- ``Waiters``: the reader/writer slots of one registered fd;
+- ``HubCore(greenlet, arm, deadline_wait)``: ``nio`` (greenlets parked on
+  a socket), ``wait_readable``/``wait_writable`` and ``dispatch`` (one
+  batch of poller tokens);
+- ``SocketBase``: the fields of a socket that recv/sendall read (``_fd``,
+  ``_type``, ``_w``, ``_hub``, ``_core``, ``_rb``, ``timeout``);
+- ``socket_methods``: the compiled ``recv``/``sendall`` for TCP sockets,
+  or None (sockets.py then uses its Python methods).
+"""
+import os
+
+from greenlet import getcurrent
+
+from .errors import Error
+
+
+class Waiters:
+    """The reader and writer slots of one registered fd (the hub parks
+    greenlets there, the backend's events resume them), and whether it may
+    have data to read (see _Socket._recv_loop: after a short read the
+    queue is known empty, and the next edge either wakes the reader or sets
+    rready; after a hang-up no edge follows, so rready stays set)."""
+    __slots__ = ("rg", "wg", "rready", "hup", "soerr")
+
+    def __init__(self):
+        self.rg = None
+        self.wg = None
+        self.rready = True
+        self.hup = False     # the peer closed or the socket failed: sticky
+        self.soerr = 0       # a socket error the backend saw (kqueue)
+
+
+class HubCore:
+    """What the hub's hot path needs of the hub: its greenlet, the
+    backend's ``arm(fd, write)`` (or None), its deadline wait
+    ``deadline_wait(g, deadline)``, the count of greenlets parked on
+    a socket (``nio``) and whether any greenlet ran since the hub last
+    cleared it (``activity``)."""
+    __slots__ = ("greenlet", "arm", "deadline_wait", "nio", "activity")
+
+    def __init__(self, greenlet, arm, deadline_wait):
+        self.greenlet = greenlet
+        self.arm = arm
+        self.deadline_wait = deadline_wait
+        self.nio = 0
+        self.activity = False   # a greenlet ran (poll() reports it)
+
+    # wait_readable and wait_writable are kept as two straight functions
+    # over the rg/wg slots rather than one parametrised by direction (which
+    # would cost a branch or a getattr per wait).
+
+    def wait_readable(self, w, deadline, fd=-1):
+        """Park the current greenlet in *w*'s reader slot until the fd is
+        readable, *deadline* (a ``clock()`` value or ``None``) passes
+        (``TimeoutError``) or the socket is closed (``Error('closed')``).
+        *fd* is the socket's descriptor, for backends that arm per wait."""
+        if w.rg is not None:
+            raise Error("busy", "another thread is already receiving on "
+                        "this socket")
+        g = getcurrent()
+        hubg = self.greenlet
+        if g is hubg:
+            raise Error("hub", "cannot wait inside the hub's own greenlet")
+        if self.arm is not None:
+            self.arm(fd, 0)
+        w.rg = g
+        self.nio += 1
+        try:
+            if deadline is None:
+                hubg.switch()
+            else:
+                self.deadline_wait(g, deadline)
+        finally:
+            w.rg = None
+            self.nio -= 1
+
+    def wait_writable(self, w, deadline, fd=-1):
+        """Like :meth:`wait_readable`, for the writer slot."""
+        if w.wg is not None:
+            raise Error("busy", "another thread is already sending on "
+                        "this socket")
+        g = getcurrent()
+        hubg = self.greenlet
+        if g is hubg:
+            raise Error("hub", "cannot wait inside the hub's own greenlet")
+        if self.arm is not None:
+            self.arm(fd, 1)
+        w.wg = g
+        self.nio += 1
+        try:
+            if deadline is None:
+                hubg.switch()
+            else:
+                self.deadline_wait(g, deadline)
+        finally:
+            w.wg = None
+            self.nio -= 1
+
+    def dispatch(self, tokens, fdmap, forward, leftover):
+        """Deliver one batch of poller tokens (``fd << 3 | readable |
+        writable << 1 | hangup << 2``): resume the reader and the writer
+        parked on each fd in *fdmap*, or remember a read edge nobody waited
+        for; ``forward(token)`` for an fd this hub does not own.  Sets
+        ``activity`` before each switch (the greenlet resumed may be the
+        one in poll(), which reads it).  If an exception reaches the hub
+        meanwhile (a signal, a kill), the events not yet delivered go to
+        *leftover* (the hub looks at it on its next turn) so no edge is
+        lost."""
+        get = fdmap.get
+        i = 0
+        try:
+            for token in tokens:
+                w = get(token >> 3)
+                if w is None:
+                    forward(token)
+                    i += 1
+                    continue
+                # Read the slot again after each switch: the reader may
+                # have closed the socket, which already woke the writer.
+                if token & 1:
+                    if token & 4:
+                        w.hup = w.rready = True
+                    g = w.rg
+                    if g is not None:
+                        self.activity = True
+                        try:
+                            g.switch()
+                        except BaseException:
+                            if token & 2:
+                                leftover.append(token & ~5)
+                            raise
+                    else:
+                        w.rready = True   # nobody waits: remember the edge
+                if token & 2:
+                    g = w.wg
+                    if g is not None:
+                        self.activity = True
+                        g.switch()
+                i += 1
+        except BaseException:
+            leftover.extend(tokens[i + 1:])
+            raise
+
+
+class SocketBase:
+    """The fields of a socket that the hot path reads (sockets.py's
+    ``_Socket`` adds the rest)."""
+    __slots__ = ("_fd", "_type", "_w", "_hub", "_core", "_rb", "timeout")
+
+
+socket_methods = None
+COMPILED = False
+
+if os.environ.get("SOCKET2_PURE_PYTHON", "").strip() not in ("", "0"):
+    pass
+else:
+    try:
+        from . import _speedups
+    except ImportError:      # a source tree whose extension is not built
+        _speedups = None
+    if _speedups is not None:
+        Waiters = _speedups.Waiters          # noqa: F811
+        HubCore = _speedups.HubCore          # noqa: F811
+        SocketBase = _speedups.SocketBase    # noqa: F811
+        socket_methods = {"recv": SocketBase._c_recv,
+                          "sendall": SocketBase._c_sendall}
+        COMPILED = True
+
+
+def configure_sockets(recv_addr, send_addr, eagain, ewouldblock, stream):
+    """Hand the compiled entry points the socket layer's system calls
+    (called once by sockets.py; nothing to do for the Python ones)."""
+    if COMPILED:
+        _speedups.configure(recv_addr, send_addr, eagain, ewouldblock,
+                            stream, Error)

@@ -1,0 +1,35 @@
+"""Build description of ``socket2._speedups``, the hot path in C
+(``speedups.c`` beside this file; ``socket2/_hotpath.py`` is its Python
+twin and chooses between them).
+
+Unlike the other modules here it is a plain C extension, not a cffi one:
+its entry points take Python objects (buffers, greenlets, the hub's slot
+records), which cffi functions cannot, and a METH_FASTCALL call costs a
+fraction of a cffi call plus ``ffi.from_buffer`` (docs/performance-analysis.md
+has the measurements).  It uses greenlet's C API, whose header greenlet
+installs in its package directory; nothing in it is OS-specific (the
+system calls are build_socket.py's, handed over at run time).
+"""
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.path.join(HERE, "speedups.c")
+
+
+def greenlet_include():
+    """The directory holding ``greenlet.h``."""
+    import greenlet
+    d = os.path.dirname(os.path.abspath(greenlet.__file__))
+    if not os.path.exists(os.path.join(d, "greenlet.h")):
+        raise RuntimeError("greenlet.h is not in %s: greenlet >= 2.0 "
+                           "installs it there" % d)
+    return d
+
+
+def extension(setup_dir):
+    """The setuptools Extension (*setup_dir*: where setup.py lives; sources
+    must be given relative to it)."""
+    from setuptools import Extension
+    return Extension("socket2._speedups",
+                     [os.path.relpath(SOURCE, setup_dir)],
+                     include_dirs=[greenlet_include()])

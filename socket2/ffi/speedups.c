@@ -1,0 +1,823 @@
+/* socket2._speedups: the hot path in C.
+ *
+ * What a round trip of a socket2 server spends outside the kernel is the
+ * hub's dispatch (look up the fd's slot record, switch into the greenlet
+ * parked there), a greenlet's wait (park in the slot, switch to the hub)
+ * and the socket entry points (recv into the caller's buffer, sendall of
+ * it).  This module does exactly those in C, with the Python C API and
+ * greenlet's C API; everything else stays in Python.
+ *
+ * socket2/_hotpath.py is the reference: it holds the same four things in
+ * Python (Waiters, HubCore, SocketBase and the socket methods in
+ * sockets.py) and chooses between the two (SOCKET2_PURE_PYTHON=1 selects
+ * Python).  Whatever this file does not handle quickly, it hands to the
+ * Python code of the same object (_recv_py, _sendall_rest, _fail, _eof,
+ * the hub's deadline wait), so every error message and every rare path
+ * has one home.
+ *
+ * Nothing here is OS-specific: the system calls are the socket layer's own
+ * cffi functions (s2_recv, s2_send in socket2/ffi/build_socket.py), whose
+ * addresses sockets.py hands to configure() together with the constants
+ * they return.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include "greenlet.h"
+
+typedef long (*s2_io_fn)(int fd, char *buf, long len);
+
+static s2_io_fn io_recv, io_send;      /* set by configure() */
+static long neg_eagain = 0, neg_ewouldblock = 0;
+static int stream_type = -1;           /* SOCK_STREAM */
+static PyObject *error_class;          /* socket2.errors.Error */
+
+static PyObject *str_recv_py, *str_sendall_py, *str_sendall_rest, *str_fail, *str_eof,
+                *str_recv, *str_append;
+
+#define EMPTY(o) ((o) == NULL || (o) == Py_None)
+
+/* -- Waiters: the reader/writer slots of one registered fd ---------------- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *rg;       /* greenlet parked to read, or None */
+    PyObject *wg;       /* greenlet parked to write, or None */
+    char rready;        /* the fd may have data: recv tries first */
+    char hup;           /* the peer closed or the socket failed: sticky */
+    int soerr;          /* a socket error the backend saw (kqueue) */
+} Waiters;
+
+static PyTypeObject WaitersType;
+
+static PyObject *
+waiters_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    Waiters *w = (Waiters *)type->tp_alloc(type, 0);
+    if (w == NULL)
+        return NULL;
+    Py_INCREF(Py_None);
+    w->rg = Py_None;
+    Py_INCREF(Py_None);
+    w->wg = Py_None;
+    w->rready = 1;
+    return (PyObject *)w;
+}
+
+static int
+waiters_traverse(Waiters *w, visitproc visit, void *arg)
+{
+    Py_VISIT(w->rg);
+    Py_VISIT(w->wg);
+    return 0;
+}
+
+static int
+waiters_clear(Waiters *w)
+{
+    Py_CLEAR(w->rg);
+    Py_CLEAR(w->wg);
+    return 0;
+}
+
+static void
+waiters_dealloc(Waiters *w)
+{
+    PyObject_GC_UnTrack(w);
+    waiters_clear(w);
+    Py_TYPE(w)->tp_free((PyObject *)w);
+}
+
+static PyObject *
+waiters_get_rready(Waiters *w, void *closure)
+{
+    return PyBool_FromLong(w->rready);
+}
+
+static int
+waiters_set_rready(Waiters *w, PyObject *v, void *closure)
+{
+    int t = v == NULL ? 0 : PyObject_IsTrue(v);
+    if (t < 0)
+        return -1;
+    w->rready = (char)t;
+    return 0;
+}
+
+static PyObject *
+waiters_get_hup(Waiters *w, void *closure)
+{
+    return PyBool_FromLong(w->hup);
+}
+
+static int
+waiters_set_hup(Waiters *w, PyObject *v, void *closure)
+{
+    int t = v == NULL ? 0 : PyObject_IsTrue(v);
+    if (t < 0)
+        return -1;
+    w->hup = (char)t;
+    return 0;
+}
+
+static PyMemberDef waiters_members[] = {
+    {"rg", T_OBJECT, offsetof(Waiters, rg), 0, "the parked reader"},
+    {"wg", T_OBJECT, offsetof(Waiters, wg), 0, "the parked writer"},
+    {"soerr", T_INT, offsetof(Waiters, soerr), 0,
+     "a socket error the backend saw"},
+    {NULL}
+};
+
+static PyGetSetDef waiters_getset[] = {
+    {"rready", (getter)waiters_get_rready, (setter)waiters_set_rready,
+     "the fd may have data to read", NULL},
+    {"hup", (getter)waiters_get_hup, (setter)waiters_set_hup,
+     "the peer closed or the socket failed", NULL},
+    {NULL}
+};
+
+static PyTypeObject WaitersType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "socket2._speedups.Waiters",
+    .tp_basicsize = sizeof(Waiters),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The reader and writer slots of one registered fd "
+              "(see socket2/_hotpath.py).",
+    .tp_new = waiters_new,
+    .tp_traverse = (traverseproc)waiters_traverse,
+    .tp_clear = (inquiry)waiters_clear,
+    .tp_dealloc = (destructor)waiters_dealloc,
+    .tp_members = waiters_members,
+    .tp_getset = waiters_getset,
+};
+
+/* -- HubCore: what the hub's hot path needs of the hub -------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *greenlet;       /* the hub greenlet */
+    PyObject *arm;            /* backend's arm(fd, write), or None */
+    PyObject *deadline_wait;  /* hub._wait_with_deadline(g, deadline) */
+    Py_ssize_t nio;           /* greenlets parked on a socket */
+    char activity;            /* a greenlet ran (poll() reports it) */
+} HubCore;
+
+static PyTypeObject HubCoreType;
+
+static int
+hubcore_init(HubCore *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"greenlet", "arm", "deadline_wait", NULL};
+    PyObject *g, *arm, *dw;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO:HubCore", kwlist,
+                                     &g, &arm, &dw))
+        return -1;
+    if (!PyGreenlet_Check(g)) {
+        PyErr_SetString(PyExc_TypeError, "HubCore needs the hub's greenlet");
+        return -1;
+    }
+    Py_INCREF(g);
+    Py_XSETREF(self->greenlet, g);
+    Py_INCREF(arm);
+    Py_XSETREF(self->arm, arm);
+    Py_INCREF(dw);
+    Py_XSETREF(self->deadline_wait, dw);
+    return 0;
+}
+
+static int
+hubcore_traverse(HubCore *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->greenlet);
+    Py_VISIT(self->arm);
+    Py_VISIT(self->deadline_wait);
+    return 0;
+}
+
+static int
+hubcore_clear(HubCore *self)
+{
+    Py_CLEAR(self->greenlet);
+    Py_CLEAR(self->arm);
+    Py_CLEAR(self->deadline_wait);
+    return 0;
+}
+
+static void
+hubcore_dealloc(HubCore *self)
+{
+    PyObject_GC_UnTrack(self);
+    hubcore_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int
+raise_error(const char *err, const char *msg)
+{
+    PyObject *e = PyObject_CallFunction(error_class, "ss", err, msg);
+    if (e != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(e), e);
+        Py_DECREF(e);
+    }
+    return -1;
+}
+
+/* Park the current greenlet in w's reader (write=0) or writer slot until
+   the hub switches back: the readiness event, a close or a kill (raised
+   here), or -- with a deadline -- TimeoutError.  0 or -1 with an
+   exception set. */
+static int
+core_wait(HubCore *core, Waiters *w, int write, PyObject *deadline, int fd)
+{
+    PyObject **slot = write ? &w->wg : &w->rg;
+    PyObject *g, *r, *old;
+    if (core->greenlet == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "HubCore is not initialised");
+        return -1;
+    }
+    if (!EMPTY(*slot))
+        return raise_error("busy", write
+            ? "another thread is already sending on this socket"
+            : "another thread is already receiving on this socket");
+    g = (PyObject *)PyGreenlet_GetCurrent();
+    if (g == NULL)
+        return -1;
+    if (g == core->greenlet) {
+        Py_DECREF(g);
+        return raise_error("hub",
+                           "cannot wait inside the hub's own greenlet");
+    }
+    if (!EMPTY(core->arm)) {
+        r = PyObject_CallFunction(core->arm, "ii", fd, write);
+        if (r == NULL) {
+            Py_DECREF(g);
+            return -1;
+        }
+        Py_DECREF(r);
+    }
+    old = *slot;
+    *slot = g;                 /* the slot takes our reference to g */
+    Py_XDECREF(old);
+    core->nio++;
+    if (EMPTY(deadline))
+        r = PyGreenlet_Switch((PyGreenlet *)core->greenlet, NULL, NULL);
+    else
+        r = PyObject_CallFunctionObjArgs(core->deadline_wait, g, deadline,
+                                         NULL);
+    core->nio--;
+    old = *slot;
+    Py_INCREF(Py_None);
+    *slot = Py_None;
+    Py_XDECREF(old);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+static PyObject *
+hubcore_wait(HubCore *self, PyObject *const *args, Py_ssize_t nargs,
+             int write)
+{
+    int fd = -1;
+    if (nargs < 2 || nargs > 3) {
+        PyErr_Format(PyExc_TypeError, "%s(w, deadline, fd=-1) takes 2 or 3 "
+                     "arguments (%zd given)",
+                     write ? "wait_writable" : "wait_readable", nargs);
+        return NULL;
+    }
+    if (!PyObject_TypeCheck(args[0], &WaitersType)) {
+        PyErr_Format(PyExc_TypeError, "expected the hub's slot record, not %s",
+                     Py_TYPE(args[0])->tp_name);
+        return NULL;
+    }
+    if (nargs == 3) {
+        long v = PyLong_AsLong(args[2]);
+        if (v == -1 && PyErr_Occurred())
+            return NULL;
+        fd = (int)v;
+    }
+    if (core_wait(self, (Waiters *)args[0], write, args[1], fd) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+hubcore_wait_readable(HubCore *self, PyObject *const *args, Py_ssize_t n)
+{
+    return hubcore_wait(self, args, n, 0);
+}
+
+static PyObject *
+hubcore_wait_writable(HubCore *self, PyObject *const *args, Py_ssize_t n)
+{
+    return hubcore_wait(self, args, n, 1);
+}
+
+/* Resume g (a greenlet parked in a slot); its wait ends there.  Returns 0,
+   or -1 if an exception was raised into the hub meanwhile. */
+static int
+resume(PyObject *g)
+{
+    PyObject *r;
+    Py_INCREF(g);
+    r = PyGreenlet_Switch((PyGreenlet *)g, NULL, NULL);
+    Py_DECREF(g);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* An exception reached the hub in the middle of a batch (a signal, a
+   kill): the events not yet delivered go to *leftover* (the hub's
+   forwarded queue, looked at on its next turn), so no edge is lost. */
+static void
+requeue(PyObject *leftover, PyObject *const *items, Py_ssize_t i,
+        Py_ssize_t n, long partial)
+{
+    PyObject *exc_type, *exc, *tb, *r;
+    PyErr_Fetch(&exc_type, &exc, &tb);
+    if (partial) {
+        PyObject *t = PyLong_FromLong(partial);
+        if (t != NULL) {
+            r = PyObject_CallMethodObjArgs(leftover, str_append, t, NULL);
+            Py_XDECREF(r);
+            Py_DECREF(t);
+        }
+    }
+    for (i++; i < n; i++) {
+        r = PyObject_CallMethodObjArgs(leftover, str_append, items[i], NULL);
+        Py_XDECREF(r);
+    }
+    PyErr_Restore(exc_type, exc, tb);
+}
+
+PyDoc_STRVAR(dispatch_doc,
+"dispatch(tokens, fdmap, forward, leftover)\n\n"
+"Deliver one batch of poller tokens (fd << 3 | readable | writable << 1 |\n"
+"hangup << 2): resume the reader and the writer parked on each fd in\n"
+"*fdmap*, or remember a read edge nobody waited for; ``forward(token)``\n"
+"for an fd this hub does not own.  Sets ``activity`` before each switch.");
+
+static PyObject *
+hubcore_dispatch(HubCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *seq, *fdmap, *forward, *leftover, *const *items;
+    Py_ssize_t i, n;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError,
+                        "dispatch(tokens, fdmap, forward, leftover)");
+        return NULL;
+    }
+    fdmap = args[1];
+    forward = args[2];
+    leftover = args[3];
+    if (!PyDict_CheckExact(fdmap)) {
+        PyErr_SetString(PyExc_TypeError, "dispatch: fdmap must be a dict");
+        return NULL;
+    }
+    seq = PySequence_Fast(args[0], "dispatch: tokens must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    n = PySequence_Fast_GET_SIZE(seq);
+    items = (PyObject *const *)PySequence_Fast_ITEMS(seq);
+    for (i = 0; i < n; i++) {
+        long t = PyLong_AsLong(items[i]);
+        PyObject *key, *o, *g;
+        Waiters *w;
+        if (t == -1 && PyErr_Occurred())
+            goto fail;
+        key = PyLong_FromLong(t >> 3);
+        if (key == NULL)
+            goto fail;
+        o = PyDict_GetItemWithError(fdmap, key);
+        Py_DECREF(key);
+        if (o == NULL) {
+            PyObject *r;
+            if (PyErr_Occurred())
+                goto fail;
+            r = PyObject_CallOneArg(forward, items[i]);
+            if (r == NULL)
+                goto fail;
+            Py_DECREF(r);
+            continue;
+        }
+        if (!PyObject_TypeCheck(o, &WaitersType)) {
+            PyErr_Format(PyExc_TypeError, "dispatch: fd %ld maps to %s, not "
+                         "a slot record", t >> 3, Py_TYPE(o)->tp_name);
+            goto fail;
+        }
+        w = (Waiters *)o;
+        Py_INCREF(w);           /* the fd may be unregistered meanwhile */
+        /* Read the slot again after each switch: the reader may have
+           closed the socket, which already woke the writer. */
+        if (t & 1) {
+            if (t & 4)
+                w->hup = w->rready = 1;
+            g = w->rg;
+            if (!EMPTY(g)) {
+                self->activity = 1;
+                if (resume(g) < 0) {
+                    Py_DECREF(w);
+                    requeue(leftover, items, i, n, (t & 2) ? (t & ~5L) : 0);
+                    goto fail;
+                }
+            }
+            else
+                w->rready = 1;  /* nobody waits: remember the edge */
+        }
+        if (t & 2) {
+            g = w->wg;
+            if (!EMPTY(g)) {
+                self->activity = 1;
+                if (resume(g) < 0) {
+                    Py_DECREF(w);
+                    requeue(leftover, items, i, n, 0);
+                    goto fail;
+                }
+            }
+        }
+        Py_DECREF(w);
+    }
+    Py_DECREF(seq);
+    Py_RETURN_NONE;
+fail:
+    Py_DECREF(seq);
+    return NULL;
+}
+
+static PyMethodDef hubcore_methods[] = {
+    {"wait_readable", (PyCFunction)(void (*)(void))hubcore_wait_readable,
+     METH_FASTCALL,
+     "wait_readable(w, deadline, fd=-1): park the current greenlet in w's "
+     "reader slot until the fd is readable, *deadline* passes "
+     "(TimeoutError) or the socket is closed (Error('closed'))."},
+    {"wait_writable", (PyCFunction)(void (*)(void))hubcore_wait_writable,
+     METH_FASTCALL,
+     "wait_writable(w, deadline, fd=-1): like wait_readable, for the "
+     "writer slot."},
+    {"dispatch", (PyCFunction)(void (*)(void))hubcore_dispatch, METH_FASTCALL,
+     dispatch_doc},
+    {NULL}
+};
+
+static PyMemberDef hubcore_members[] = {
+    {"greenlet", T_OBJECT, offsetof(HubCore, greenlet), READONLY,
+     "the hub greenlet"},
+    {"arm", T_OBJECT, offsetof(HubCore, arm), 0,
+     "the backend's arm(fd, write), or None"},
+    {"nio", T_PYSSIZET, offsetof(HubCore, nio), 0,
+     "greenlets parked on a socket"},
+    {"activity", T_BOOL, offsetof(HubCore, activity), 0,
+     "whether a greenlet ran since the hub last cleared this"},
+    {NULL}
+};
+
+static PyTypeObject HubCoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "socket2._speedups.HubCore",
+    .tp_basicsize = sizeof(HubCore),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "HubCore(greenlet, arm, deadline_wait): the hub's waits and "
+              "dispatch (see socket2/_hotpath.py).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)hubcore_init,
+    .tp_traverse = (traverseproc)hubcore_traverse,
+    .tp_clear = (inquiry)hubcore_clear,
+    .tp_dealloc = (destructor)hubcore_dealloc,
+    .tp_methods = hubcore_methods,
+    .tp_members = hubcore_members,
+};
+
+/* -- SocketBase: the fields the socket entry points read ------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    int fd;
+    int type;
+    PyObject *w;         /* the hub's Waiters for fd */
+    PyObject *hub;
+    PyObject *core;      /* hub's HubCore */
+    PyObject *rb;        /* read-ahead of read()/readline(), or None */
+    PyObject *timeout;   /* the socket's default timeout, or None */
+} SocketBase;
+
+static PyObject *
+sockbase_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    SocketBase *s = (SocketBase *)type->tp_alloc(type, 0);
+    if (s != NULL)
+        s->fd = -1;         /* __del__ of a half-made socket closes nothing */
+    return (PyObject *)s;
+}
+
+static int
+sockbase_traverse(SocketBase *s, visitproc visit, void *arg)
+{
+    Py_VISIT(s->w);
+    Py_VISIT(s->hub);
+    Py_VISIT(s->core);
+    Py_VISIT(s->rb);
+    Py_VISIT(s->timeout);
+    return 0;
+}
+
+static int
+sockbase_clear(SocketBase *s)
+{
+    Py_CLEAR(s->w);
+    Py_CLEAR(s->hub);
+    Py_CLEAR(s->core);
+    Py_CLEAR(s->rb);
+    Py_CLEAR(s->timeout);
+    return 0;
+}
+
+static void
+sockbase_dealloc(SocketBase *s)
+{
+    PyObject_GC_UnTrack(s);
+    sockbase_clear(s);
+    Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+/* Hand the call, as made, to the Python method *name* of the socket. */
+static PyObject *
+to_python(SocketBase *self, PyObject *name, PyObject *const *args,
+          Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *meth = PyObject_GetAttr((PyObject *)self, name), *r;
+    if (meth == NULL)
+        return NULL;
+    r = PyObject_Vectorcall(meth, args, nargs, kwnames);
+    Py_DECREF(meth);
+    return r;
+}
+
+/* maxlen (None or an int in 0..size) into *n; 0 if it is anything else,
+   for the Python code to explain. */
+static int
+take_maxlen(PyObject *maxlen, Py_ssize_t size, Py_ssize_t *n)
+{
+    Py_ssize_t m;
+    if (maxlen == Py_None) {
+        *n = size;
+        return 1;
+    }
+    if (!PyLong_CheckExact(maxlen))
+        return 0;
+    m = PyLong_AsSsize_t(maxlen);
+    if (m == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (m < 0 || m > size)
+        return 0;
+    *n = m;
+    return 1;
+}
+
+/* Raise self._fail(r, what): the closed error or the OS error. */
+static PyObject *
+raise_fail(SocketBase *self, long r, PyObject *what)
+{
+    PyObject *e = PyObject_CallMethod((PyObject *)self, "_fail", "lO",
+                                      r, what);
+    if (e != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(e), e);
+        Py_DECREF(e);
+    }
+    return NULL;
+}
+
+PyDoc_STRVAR(recv_doc,
+"recv(buf, maxlen=None, timeout=None, expires=None)\n\n"
+"Receive into the writable *buf* (up to *maxlen* bytes); return the\n"
+"count, 0 when the peer closed its side.");
+
+static PyObject *
+sockbase_recv(SocketBase *self, PyObject *const *args, Py_ssize_t nargs,
+              PyObject *kwnames)
+{
+    Py_buffer view;
+    Py_ssize_t n;
+    Waiters *w;
+    int try_first;
+    if (kwnames != NULL || nargs < 1 || nargs > 2 || io_recv == NULL
+            || !EMPTY(self->rb) || !EMPTY(self->timeout)
+            || self->w == NULL || !PyObject_TypeCheck(self->w, &WaitersType)
+            || self->core == NULL
+            || !PyObject_TypeCheck(self->core, &HubCoreType))
+        return to_python(self, str_recv_py, args, nargs, kwnames);
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_WRITABLE) < 0) {
+        PyErr_Clear();
+        return to_python(self, str_recv_py, args, nargs, kwnames);
+    }
+    if (!take_maxlen(nargs == 2 ? args[1] : Py_None, view.len, &n)) {
+        PyBuffer_Release(&view);
+        return to_python(self, str_recv_py, args, nargs, kwnames);
+    }
+    w = (Waiters *)self->w;
+    Py_INCREF(w);
+    /* Backends whose edges are not exact subclass the record and make
+       rready always true: only the exact type is trusted to skip. */
+    try_first = w->rready || !Py_IS_TYPE(w, &WaitersType);
+    for (;;) {
+        /* After a wait the recv is always made: the event that ended it
+           resumed us without setting rready. */
+        if (try_first) {
+            long r = io_recv(self->fd, (char *)view.buf, (long)n);
+            if (r > 0) {
+                /* A short read empties a stream's queue: the next recv
+                   waits for the edge (see _hotpath.py). */
+                w->rready = !(r < n && self->type == stream_type && !w->hup);
+                PyBuffer_Release(&view);
+                Py_DECREF(w);
+                return PyLong_FromLong(r);
+            }
+            if (r == 0) {
+                PyBuffer_Release(&view);
+                if (w->soerr) {
+                    PyObject *res = PyObject_CallMethodOneArg(
+                        (PyObject *)self, str_eof, (PyObject *)w);
+                    Py_DECREF(w);
+                    return res;
+                }
+                Py_DECREF(w);
+                return PyLong_FromLong(0);
+            }
+            if (r != neg_eagain && r != neg_ewouldblock) {
+                PyBuffer_Release(&view);
+                Py_DECREF(w);
+                return raise_fail(self, r, str_recv);
+            }
+        }
+        if (core_wait((HubCore *)self->core, w, 0, Py_None, self->fd) < 0) {
+            PyBuffer_Release(&view);
+            Py_DECREF(w);
+            return NULL;
+        }
+        try_first = 1;
+    }
+}
+
+PyDoc_STRVAR(sendall_doc,
+"sendall(buf, maxlen=None, timeout=None, expires=None)\n\n"
+"Send all of *buf* (or its first *maxlen* bytes).  On failure the\n"
+"raised ``Error`` has ``.sent``, the count that did go out.");
+
+static PyObject *
+sockbase_sendall(SocketBase *self, PyObject *const *args, Py_ssize_t nargs,
+                 PyObject *kwnames)
+{
+    Py_buffer view;
+    Py_ssize_t n;
+    long r;
+    PyObject *res;
+    if (kwnames != NULL || nargs < 1 || nargs > 2 || io_send == NULL)
+        return to_python(self, str_sendall_py, args, nargs, kwnames);
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        PyErr_Clear();
+        return to_python(self, str_sendall_py, args, nargs, kwnames);
+    }
+    if (!take_maxlen(nargs == 2 ? args[1] : Py_None, view.len, &n)) {
+        PyBuffer_Release(&view);
+        return to_python(self, str_sendall_py, args, nargs, kwnames);
+    }
+    r = io_send(self->fd, (char *)view.buf, (long)n);
+    PyBuffer_Release(&view);
+    if (r == n)
+        return PyLong_FromSsize_t(n);
+    /* The kernel took part of it (or nothing, or failed): the Python code
+       waits, sends the rest and reports errors, from where this stopped:
+       _sendall_rest(buf, maxlen, first_result). */
+    {
+        PyObject *meth, *rr, *b[3];
+        rr = PyLong_FromLong(r);
+        if (rr == NULL)
+            return NULL;
+        meth = PyObject_GetAttr((PyObject *)self, str_sendall_rest);
+        b[0] = args[0];
+        b[1] = nargs == 2 ? args[1] : Py_None;
+        b[2] = rr;
+        res = meth == NULL ? NULL : PyObject_Vectorcall(meth, b, 3, NULL);
+        Py_XDECREF(meth);
+        Py_DECREF(rr);
+    }
+    return res;
+}
+
+static PyMethodDef sockbase_methods[] = {
+    {"_c_recv", (PyCFunction)(void (*)(void))sockbase_recv,
+     METH_FASTCALL | METH_KEYWORDS, recv_doc},
+    {"_c_sendall", (PyCFunction)(void (*)(void))sockbase_sendall,
+     METH_FASTCALL | METH_KEYWORDS, sendall_doc},
+    {NULL}
+};
+
+static PyMemberDef sockbase_members[] = {
+    {"_fd", T_INT, offsetof(SocketBase, fd), 0, NULL},
+    {"_type", T_INT, offsetof(SocketBase, type), 0, NULL},
+    {"_w", T_OBJECT, offsetof(SocketBase, w), 0, NULL},
+    {"_hub", T_OBJECT, offsetof(SocketBase, hub), 0, NULL},
+    {"_core", T_OBJECT, offsetof(SocketBase, core), 0, NULL},
+    {"_rb", T_OBJECT, offsetof(SocketBase, rb), 0, NULL},
+    {"timeout", T_OBJECT, offsetof(SocketBase, timeout), 0,
+     "the default timeout of this socket's waits (seconds), or None"},
+    {NULL}
+};
+
+static PyTypeObject SocketBaseType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "socket2._speedups.SocketBase",
+    .tp_basicsize = sizeof(SocketBase),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The fields socket2's sockets keep in C, and their compiled "
+              "recv and sendall (see socket2/_hotpath.py).",
+    .tp_new = sockbase_new,
+    .tp_traverse = (traverseproc)sockbase_traverse,
+    .tp_clear = (inquiry)sockbase_clear,
+    .tp_dealloc = (destructor)sockbase_dealloc,
+    .tp_methods = sockbase_methods,
+    .tp_members = sockbase_members,
+};
+
+/* -- the module ----------------------------------------------------------- */
+
+PyDoc_STRVAR(configure_doc,
+"configure(recv_addr, send_addr, eagain, ewouldblock, sock_stream, error)\n\n"
+"Give the socket entry points the socket layer's s2_recv and s2_send (as\n"
+"addresses), the negative errno values that mean \"would block\", the\n"
+"stream socket type and socket2's Error class.");
+
+static PyObject *
+configure(PyObject *mod, PyObject *args)
+{
+    unsigned long long recv_addr, send_addr;
+    long eagain, ewouldblock;
+    int stream;
+    PyObject *error;
+    if (!PyArg_ParseTuple(args, "KKlliO:configure", &recv_addr, &send_addr,
+                          &eagain, &ewouldblock, &stream, &error))
+        return NULL;
+    if (!recv_addr || !send_addr) {
+        PyErr_SetString(PyExc_ValueError, "configure: null function address");
+        return NULL;
+    }
+    io_recv = (s2_io_fn)(uintptr_t)recv_addr;
+    io_send = (s2_io_fn)(uintptr_t)send_addr;
+    neg_eagain = eagain;
+    neg_ewouldblock = ewouldblock;
+    stream_type = stream;
+    Py_INCREF(error);
+    Py_XSETREF(error_class, error);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"configure", configure, METH_VARARGS, configure_doc},
+    {NULL}
+};
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "socket2._speedups",
+    .m_doc = "socket2's hot path in C (see socket2/_hotpath.py).",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    PyObject *m;
+    PyGreenlet_Import();
+    if (_PyGreenlet_API == NULL)
+        return NULL;
+    if (PyType_Ready(&WaitersType) < 0 || PyType_Ready(&HubCoreType) < 0
+            || PyType_Ready(&SocketBaseType) < 0)
+        return NULL;
+    if (!(str_recv_py = PyUnicode_InternFromString("_recv_py"))
+            || !(str_sendall_py = PyUnicode_InternFromString("_sendall_py"))
+            || !(str_sendall_rest = PyUnicode_InternFromString("_sendall_rest"))
+            || !(str_fail = PyUnicode_InternFromString("_fail"))
+            || !(str_eof = PyUnicode_InternFromString("_eof"))
+            || !(str_recv = PyUnicode_InternFromString("recv"))
+            || !(str_append = PyUnicode_InternFromString("append")))
+        return NULL;
+    m = PyModule_Create(&speedups_module);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&WaitersType);
+    Py_INCREF(&HubCoreType);
+    Py_INCREF(&SocketBaseType);
+    if (PyModule_AddObject(m, "Waiters", (PyObject *)&WaitersType) < 0
+            || PyModule_AddObject(m, "HubCore", (PyObject *)&HubCoreType) < 0
+            || PyModule_AddObject(m, "SocketBase",
+                                  (PyObject *)&SocketBaseType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,167 @@
+"""The hot path (socket2/_hotpath.py): compiled unless SOCKET2_PURE_PYTHON
+is set, and the compiled entry points hand every unusual call to the
+Python code, so errors read the same both ways.  (The whole suite runs
+both ways: tools/dev.sh test.)"""
+import array
+import functools
+import os
+
+import greenlet
+import pytest
+
+import socket2
+from socket2 import _hotpath, pollers
+from socket2.sockets import TCPSocket
+
+from conftest import tcp_pair
+
+PURE = os.environ.get("SOCKET2_PURE_PYTHON", "").strip() not in ("", "0")
+
+
+def test_the_chosen_path_is_the_one_asked_for():
+    assert _hotpath.COMPILED is (not PURE)
+    if PURE:
+        assert _hotpath.Waiters.__module__ == "socket2._hotpath"
+        assert TCPSocket.recv is TCPSocket.__dict__["recv"]
+    else:
+        assert _hotpath.Waiters.__module__ == "socket2._speedups"
+        if not pollers.completion_based():
+            assert TCPSocket.recv is _hotpath.socket_methods["recv"]
+            assert TCPSocket.sendall is _hotpath.socket_methods["sendall"]
+    assert "Receive into the writable" in TCPSocket.recv.__doc__
+
+
+def test_recv_and_sendall_explain_bad_arguments(pair):
+    c, a = pair
+    with pytest.raises(TypeError, match="recv.. needs a writable buffer"):
+        c.recv(b"read-only")
+    with pytest.raises(TypeError, match="recv.. needs a writable buffer"):
+        c.recv("text")
+    with pytest.raises(ValueError, match="maxlen must be between 0 and"):
+        c.recv(bytearray(4), 5)
+    with pytest.raises(TypeError, match="maxlen must be an int"):
+        c.recv(bytearray(4), 2.0)
+    with pytest.raises(TypeError, match="sendall.. needs a bytes-like"):
+        a.sendall("text")
+    with pytest.raises(ValueError, match="maxlen must be between 0 and"):
+        a.sendall(b"abc", -1)
+    with pytest.raises(TypeError, match="argument"):
+        c.recv()
+    # Nothing was consumed or sent by the refused calls.
+    a.sendall(b"ok")
+    buf = bytearray(8)
+    assert c.recv(buf, timeout=5) == 2 and buf[:2] == b"ok"
+
+
+def test_every_buffer_kind_and_maxlen(pair):
+    c, a = pair
+    assert a.sendall(memoryview(b"0123456789")[2:6]) == 4
+    assert a.sendall(array.array("b", b"xyz"), 2) == 2
+    assert a.sendall(b"") == 0
+    got = bytearray()
+    buf = array.array("b", bytes(3))
+    while len(got) < 6:
+        n = c.recv(buf, 3)
+        got += buf.tobytes()[:n]
+    assert bytes(got) == b"2345xy"
+    a.sendall(b"tail")
+    m = memoryview(bytearray(10))[5:]
+    assert c.recv(m, 0) == 0          # maxlen 0: nothing asked, nothing read
+    assert c.recv(m, timeout=5) == 4 and bytes(m[:4]) == b"tail"
+
+
+def test_sendall_rest_goes_on_after_a_full_kernel_buffer(pair):
+    c, a = pair
+    data = os.urandom(4 << 20)
+    got = bytearray()
+
+    def reader():
+        buf = bytearray(65536)
+        while len(got) < len(data):
+            n = c.recv(buf)
+            got.extend(buf[:n])
+
+    t = socket2.newthread(reader)
+    assert a.sendall(data) == len(data)      # many waits for writability
+    t.join()
+    assert got == data
+
+
+def test_sendall_error_counts_what_went_out(pair):
+    c, a = pair
+    c.close()
+    with pytest.raises(socket2.Error) as ei:
+        for _ in range(1000):             # the peer's RST arrives: EPIPE
+            a.sendall(bytes(65536))
+    assert ei.value.err in ("broken_pipe", "connection_reset")
+    assert ei.value.sent >= 0
+
+
+def test_recv_wait_busy_closed_and_eof(pair):
+    c, a = pair
+    buf = bytearray(16)
+    got = []
+
+    def first():
+        try:
+            got.append(c.recv(buf))
+        except socket2.Error as e:
+            got.append(e.err)
+
+    t = socket2.newthread(first)         # parked in the compiled wait
+    with pytest.raises(socket2.Error) as ei:
+        c.recv(bytearray(1))
+    assert ei.value.err == "busy"
+    a.sendall(b"hi")
+    t.join()
+    assert got == [2]
+    t = socket2.newthread(first)
+    c.close()                            # wakes the parked reader
+    t.join()
+    assert got == [2, "closed"]
+    a.shutdown("w")
+
+
+def test_eof_after_a_short_read(pair):
+    c, a = pair
+    a.sendall(b"abc")
+    buf = bytearray(10)
+    assert c.recv(buf) == 3              # short: the next recv waits
+    socket2.runafter(0.01, a.shutdown, "w")
+    assert c.recv(buf) == 0
+
+
+def test_no_edge_is_lost_when_an_exception_stops_a_batch(pair):
+    """An exception that reaches the hub in the middle of a batch (a signal
+    handler running there, a raw greenlet of the hub's dying) must not drop
+    the batch's later events: edge-triggered pollers report each once."""
+    c, a = pair
+    hub = socket2.hub.get_hub()
+    c2, a2 = tcp_pair()
+    with c2, a2:
+        order = []
+
+        class Boom(Exception):
+            pass
+
+        def reader(sock, name):
+            sock.recv(bytearray(4))
+            order.append(name)
+            if len(order) == 1:
+                raise Boom()     # a greenlet of the hub's: reaches the hub
+
+        for sock, name in ((c, "c"), (c2, "c2")):
+            hub.schedule(greenlet.greenlet(
+                functools.partial(reader, sock, name), parent=hub.greenlet))
+        socket2.sleep(0)         # both park in their recv
+        # Both readable before the hub polls again: one batch.
+        a.sendall(b"1")
+        a2.sendall(b"2")
+        with pytest.raises(Boom):
+            socket2.sleep(0.5)   # the hub hands the error to main
+        assert len(order) == 1
+        for _ in range(100):     # the other edge was kept: it comes
+            if len(order) == 2:
+                break
+            socket2.sleep(0.01)
+        assert sorted(order) == ["c", "c2"]
