@@ -107,8 +107,14 @@ def err_name(code):
     return name
 
 
+_MESSAGES = {}    # code -> the OS's message: asked once per code
+
+
 def strerror(code):
     """The OS's message for error *code* (Winsock's too)."""
+    msg = _MESSAGES.get(code)
+    if msg is not None:
+        return msg
     from ._socket_ffi import ffi, lib
     buf = ffi.new("char[]", 256)
     lib.s2_strerror(code, buf, 256)
@@ -116,7 +122,9 @@ def strerror(code):
     if not msg or msg.lower().startswith("unknown error"):
         name = err_name(code)     # a system without the message (wine)
         if not name.startswith("errno_"):
-            return name.replace("_", " ")
+            msg = name.replace("_", " ")
+    if len(_MESSAGES) < 4096:
+        _MESSAGES[code] = msg
     return msg
 
 

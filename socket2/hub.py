@@ -578,7 +578,7 @@ class Thread(greenlet):
         self.name = name or getattr(func, "__name__", "thread")
         self._result = None
         self._exc = None
-        self._joiners = []
+        self._joiners = None    # greenlets in join(), made on first use
         self._finished = False
         self._group = None      # the socket2.group that spawned it
 
@@ -600,9 +600,11 @@ class Thread(greenlet):
         finally:
             self._finished = True
             self._func = self._args = self._kwargs = None
-            hub = self._hub
-            for g in self._joiners:
-                hub.schedule(g, self)
+            joiners = self._joiners
+            if joiners:
+                hub = self._hub
+                for g in joiners:
+                    hub.schedule(g, self)
             self._joiners = None
             if self._group is not None:
                 self._group._child_done(self)
@@ -629,6 +631,8 @@ class Thread(greenlet):
                 raise Error("deadlock", "a thread cannot join itself")
             deadline = _deadline(timeout, expires)
             g = getcurrent()
+            if self._joiners is None:
+                self._joiners = []
             self._joiners.append(g)
             try:
                 self._hub.suspend(deadline)

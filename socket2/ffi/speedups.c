@@ -36,6 +36,9 @@ static PyObject *str_recv_py, *str_sendall_py, *str_sendall_rest, *str_fail, *st
                 *str_recv, *str_append;
 
 #define EMPTY(o) ((o) == NULL || (o) == Py_None)
+/* The exact type first: PyObject_TypeCheck's subtype walk only for
+   subclasses (the IOCP and try-first slot records). */
+#define IS_A(o, t) (Py_IS_TYPE((o), (t)) || PyObject_TypeCheck((o), (t)))
 
 /* -- Waiters: the reader/writer slots of one registered fd ---------------- */
 
@@ -286,7 +289,7 @@ hubcore_wait(HubCore *self, PyObject *const *args, Py_ssize_t nargs,
                      write ? "wait_writable" : "wait_readable", nargs);
         return NULL;
     }
-    if (!PyObject_TypeCheck(args[0], &WaitersType)) {
+    if (!IS_A(args[0], &WaitersType)) {
         PyErr_Format(PyExc_TypeError, "expected the hub's slot record, not %s",
                      Py_TYPE(args[0])->tp_name);
         return NULL;
@@ -403,7 +406,7 @@ hubcore_dispatch(HubCore *self, PyObject *const *args, Py_ssize_t nargs)
             Py_DECREF(r);
             continue;
         }
-        if (!PyObject_TypeCheck(o, &WaitersType)) {
+        if (!IS_A(o, &WaitersType)) {
             PyErr_Format(PyExc_TypeError, "dispatch: fd %ld maps to %s, not "
                          "a slot record", t >> 3, Py_TYPE(o)->tp_name);
             goto fail;
@@ -606,9 +609,9 @@ sockbase_recv(SocketBase *self, PyObject *const *args, Py_ssize_t nargs,
     int try_first;
     if (kwnames != NULL || nargs < 1 || nargs > 2 || io_recv == NULL
             || !EMPTY(self->rb) || !EMPTY(self->timeout)
-            || self->w == NULL || !PyObject_TypeCheck(self->w, &WaitersType)
+            || self->w == NULL || !IS_A(self->w, &WaitersType)
             || self->core == NULL
-            || !PyObject_TypeCheck(self->core, &HubCoreType))
+            || !IS_A(self->core, &HubCoreType))
         return to_python(self, str_recv_py, args, nargs, kwnames);
     if (PyObject_GetBuffer(args[0], &view, PyBUF_WRITABLE) < 0) {
         PyErr_Clear();
