@@ -6,6 +6,8 @@
 #   tools/dev.sh bench [--quick ...]      build, then the side-by-side benchmark
 #   tools/dev.sh bench-sync               build, then Lock/Queue costs vs gevent
 #   tools/dev.sh bench-green              build, then patched requests/echo costs
+#   tools/dev.sh bench-instructions       build, then instructions per round trip
+#                                         (callgrind: C, socket2, pure Python)
 #   tools/dev.sh setup                    only build
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,5 +47,6 @@ case "$cmd" in
     bench) setup; exec "$PY" tools/bench/run.py "$@" ;;
     bench-sync) setup; exec "$PY" tools/bench/sync_bench.py "$@" ;;
     bench-green) setup; exec "$PY" tools/bench/green_bench.py "$@" ;;
-    *)     echo "usage: tools/dev.sh run|test|bench|bench-sync|bench-green|setup [args...]" >&2; exit 2 ;;
+    bench-instructions) setup; exec "$PY" tools/bench/instructions.py "$@" ;;
+    *)     echo "usage: tools/dev.sh run|test|bench|bench-sync|bench-green|bench-instructions|setup [args...]" >&2; exit 2 ;;
 esac
