@@ -24,6 +24,7 @@
 #include <Python.h>
 #include <structmember.h>
 #include "greenlet.h"
+#include <string.h>
 
 typedef long (*s2_io_fn)(int fd, char *buf, long len);
 
@@ -163,6 +164,8 @@ typedef struct {
     PyObject *deadline_wait;  /* hub._wait_with_deadline(g, deadline) */
     Py_ssize_t nio;           /* greenlets parked on a socket */
     char activity;            /* a greenlet ran (poll() reports it) */
+    int *batch;               /* dispatch's copy of the tokens */
+    Py_ssize_t batch_room;
 } HubCore;
 
 static PyTypeObject HubCoreType;
@@ -211,6 +214,7 @@ hubcore_dealloc(HubCore *self)
 {
     PyObject_GC_UnTrack(self);
     hubcore_clear(self);
+    PyMem_Free(self->batch);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -336,37 +340,111 @@ resume(PyObject *g)
    kill): the events not yet delivered go to *leftover* (the hub's
    forwarded queue, looked at on its next turn), so no edge is lost. */
 static void
-requeue(PyObject *leftover, PyObject *const *items, Py_ssize_t i,
-        Py_ssize_t n, long partial)
+requeue(PyObject *leftover, const int *tokens, Py_ssize_t i, Py_ssize_t n,
+        int partial)
 {
-    PyObject *exc_type, *exc, *tb, *r;
+    PyObject *exc_type, *exc, *tb, *t, *r;
     PyErr_Fetch(&exc_type, &exc, &tb);
     if (partial) {
-        PyObject *t = PyLong_FromLong(partial);
-        if (t != NULL) {
-            r = PyObject_CallMethodObjArgs(leftover, str_append, t, NULL);
-            Py_XDECREF(r);
-            Py_DECREF(t);
-        }
+        t = PyLong_FromLong(partial);
+        r = t ? PyObject_CallMethodObjArgs(leftover, str_append, t, NULL) : 0;
+        Py_XDECREF(r);
+        Py_XDECREF(t);
     }
     for (i++; i < n; i++) {
-        r = PyObject_CallMethodObjArgs(leftover, str_append, items[i], NULL);
+        t = PyLong_FromLong(tokens[i]);
+        r = t ? PyObject_CallMethodObjArgs(leftover, str_append, t, NULL) : 0;
         Py_XDECREF(r);
+        Py_XDECREF(t);
     }
+    PyErr_Clear();          /* a failed requeue must not hide the cause */
     PyErr_Restore(exc_type, exc, tb);
+}
+
+/* Room for n tokens in core->batch (kept between batches: one
+   allocation per hub, none per batch; never on the C stack, which greenlet
+   switches copy). */
+static int
+batch_room(HubCore *core, Py_ssize_t n)
+{
+    int *p;
+    if (n <= core->batch_room)
+        return 0;
+    p = PyMem_Realloc(core->batch, (size_t)n * sizeof(int));
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    core->batch = p;
+    core->batch_room = n;
+    return 0;
+}
+
+/* The batch as C ints in core->batch: from the poller's own int buffer (a
+   memoryview of format 'i', what the epoll backend returns, so no int
+   object is made per event) or from a list or tuple of ints (the other
+   backends, forwarded events).  Returns the count, or -1 with an
+   exception set. */
+static Py_ssize_t
+take_tokens(HubCore *core, PyObject *obj)
+{
+    Py_ssize_t i, n;
+    if (PyObject_CheckBuffer(obj)) {
+        Py_buffer view;
+        if (PyObject_GetBuffer(obj, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+            return -1;
+        if (view.itemsize != sizeof(int) || view.format == NULL
+                || strcmp(view.format, "i") != 0) {
+            PyBuffer_Release(&view);
+            PyErr_SetString(PyExc_TypeError,
+                            "dispatch: a token buffer must hold C ints");
+            return -1;
+        }
+        n = view.len / (Py_ssize_t)sizeof(int);
+        if (batch_room(core, n) < 0) {
+            PyBuffer_Release(&view);
+            return -1;
+        }
+        memcpy(core->batch, view.buf, n * sizeof(int));
+        PyBuffer_Release(&view);
+        return n;
+    }
+    {
+        PyObject *seq = PySequence_Fast(obj, "dispatch: tokens must be a "
+                                        "sequence of ints or an int buffer");
+        if (seq == NULL)
+            return -1;
+        n = PySequence_Fast_GET_SIZE(seq);
+        if (batch_room(core, n) < 0) {
+            Py_DECREF(seq);
+            return -1;
+        }
+        for (i = 0; i < n; i++) {
+            long t = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
+            if (t == -1 && PyErr_Occurred()) {
+                Py_DECREF(seq);
+                return -1;
+            }
+            core->batch[i] = (int)t;
+        }
+        Py_DECREF(seq);
+        return n;
+    }
 }
 
 PyDoc_STRVAR(dispatch_doc,
 "dispatch(tokens, fdmap, forward, leftover)\n\n"
 "Deliver one batch of poller tokens (fd << 3 | readable | writable << 1 |\n"
-"hangup << 2): resume the reader and the writer parked on each fd in\n"
-"*fdmap*, or remember a read edge nobody waited for; ``forward(token)``\n"
-"for an fd this hub does not own.  Sets ``activity`` before each switch.");
+"hangup << 2; a list of ints or an int buffer): resume the reader and the\n"
+"writer parked on each fd in *fdmap*, or remember a read edge nobody\n"
+"waited for; ``forward(token)`` for an fd this hub does not own.  Sets\n"
+"``activity`` before each switch.");
 
 static PyObject *
 hubcore_dispatch(HubCore *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject *seq, *fdmap, *forward, *leftover, *const *items;
+    PyObject *fdmap, *forward, *leftover;
+    int *tokens;
     Py_ssize_t i, n;
     if (nargs != 4) {
         PyErr_SetString(PyExc_TypeError,
@@ -380,34 +458,39 @@ hubcore_dispatch(HubCore *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "dispatch: fdmap must be a dict");
         return NULL;
     }
-    seq = PySequence_Fast(args[0], "dispatch: tokens must be a sequence");
-    if (seq == NULL)
+    /* Copied out first: nothing of the caller's is held across the
+       switches below (the buffer is the poller's, refilled next poll).
+       The hub runs one dispatch at a time (its greenlet is suspended
+       inside this one while a thread runs), so the copy is the core's. */
+    n = take_tokens(self, args[0]);
+    if (n < 0)
         return NULL;
-    n = PySequence_Fast_GET_SIZE(seq);
-    items = (PyObject *const *)PySequence_Fast_ITEMS(seq);
+    tokens = self->batch;
     for (i = 0; i < n; i++) {
-        long t = PyLong_AsLong(items[i]);
+        int t = tokens[i];
         PyObject *key, *o, *g;
         Waiters *w;
-        if (t == -1 && PyErr_Occurred())
-            goto fail;
         key = PyLong_FromLong(t >> 3);
         if (key == NULL)
             goto fail;
         o = PyDict_GetItemWithError(fdmap, key);
         Py_DECREF(key);
         if (o == NULL) {
-            PyObject *r;
+            PyObject *r, *tok;
             if (PyErr_Occurred())
                 goto fail;
-            r = PyObject_CallOneArg(forward, items[i]);
+            tok = PyLong_FromLong(t);
+            if (tok == NULL)
+                goto fail;
+            r = PyObject_CallOneArg(forward, tok);
+            Py_DECREF(tok);
             if (r == NULL)
                 goto fail;
             Py_DECREF(r);
             continue;
         }
         if (!IS_A(o, &WaitersType)) {
-            PyErr_Format(PyExc_TypeError, "dispatch: fd %ld maps to %s, not "
+            PyErr_Format(PyExc_TypeError, "dispatch: fd %d maps to %s, not "
                          "a slot record", t >> 3, Py_TYPE(o)->tp_name);
             goto fail;
         }
@@ -423,7 +506,7 @@ hubcore_dispatch(HubCore *self, PyObject *const *args, Py_ssize_t nargs)
                 self->activity = 1;
                 if (resume(g) < 0) {
                     Py_DECREF(w);
-                    requeue(leftover, items, i, n, (t & 2) ? (t & ~5L) : 0);
+                    requeue(leftover, tokens, i, n, (t & 2) ? (t & ~5) : 0);
                     goto fail;
                 }
             }
@@ -436,17 +519,15 @@ hubcore_dispatch(HubCore *self, PyObject *const *args, Py_ssize_t nargs)
                 self->activity = 1;
                 if (resume(g) < 0) {
                     Py_DECREF(w);
-                    requeue(leftover, items, i, n, 0);
+                    requeue(leftover, tokens, i, n, 0);
                     goto fail;
                 }
             }
         }
         Py_DECREF(w);
     }
-    Py_DECREF(seq);
     Py_RETURN_NONE;
 fail:
-    Py_DECREF(seq);
     return NULL;
 }
 

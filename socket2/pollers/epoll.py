@@ -50,8 +50,9 @@ class EpollPoller:
 
     The backend surface (shared by every poller): ``register(fd, slots)``
     (*slots* is the hub's reader/writer record for the fd, for backends
-    that must know who waits), ``unregister(fd)``, ``poll(timeout) -> list
-    of tokens`` where a token is ``fd << 3 | readable | writable << 1 |
+    that must know who waits), ``unregister(fd)``, ``poll(timeout) -> tokens``
+    (a list of ints, or a view of C ints valid until the next poll) where
+    a token is ``fd << 3 | readable | writable << 1 |
     hangup << 2`` (hang-up: the peer closed or the socket failed),
     ``wakeup_fd(slots)`` / ``wakeup()`` (callable from any OS thread) /
     ``drain_wakeup()``, ``fileno()``, ``close()`` and ``name``.  Optional,
@@ -67,6 +68,10 @@ class EpollPoller:
 
     def __init__(self, fd=None):
         self._tokens = ffi.new("int[]", BATCH)
+        # poll() hands out slices of this view of the array: the hub's
+        # dispatch copies them out at once, and no int object is made
+        # per event.
+        self._view = memoryview(ffi.buffer(self._tokens)).cast("i")
         self._wakefd = -1
         self._in_wait = False
         self._polls = 0
@@ -127,7 +132,8 @@ class EpollPoller:
             lib.s2_epoll_del(self._set, fd)   # ENOENT: already gone, fine
 
     def poll(self, timeout):
-        """Wait up to *timeout* seconds (negative: forever); return tokens."""
+        """Wait up to *timeout* seconds (negative: forever); return tokens
+        (a view of this poller's array, valid until the next poll)."""
         self._in_wait = True   # before reading _waitfd: see _go_nested
         if self.shared:
             n = lib.s2_epoll_wait_nested(self._waitfd, self._set, self._tokens,
@@ -137,7 +143,7 @@ class EpollPoller:
         self._in_wait = False
         self._polls += 1
         if n > 0:
-            return ffi.unpack(self._tokens, n)
+            return self._view[:n]
         if n == 0 or n == -4:   # -EINTR: the caller runs signal handlers
             return ()
         raise os_error(-n, "epoll_wait")
