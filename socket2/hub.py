@@ -423,8 +423,10 @@ class Hub:
             self._arm(sock._fd, 0)
         elif self._prime_read is not None:
             self._prime_read(sock._fd, w, sock._type)
-        w.rg = Thread(self, _start_parked, (self, sock, func, args, kwargs),
-                      {}, name=getattr(func, "__name__", None))
+        t = Thread(self, func, (sock,) + args, kwargs,
+                   name=getattr(func, "__name__", None))
+        t._parked_in = w
+        w.rg = t
         self._core.nio += 1
 
     # -- work done in other OS threads -----------------------------------------
@@ -581,8 +583,17 @@ class Thread(greenlet):
         self._joiners = None    # greenlets in join(), made on first use
         self._finished = False
         self._group = None      # the socket2.group that spawned it
+        self._parked_in = None  # start_when_readable: the slot it waits in
 
     def run(self):
+        w = self._parked_in
+        if w is not None:
+            # Started by its socket's first event (start_when_readable):
+            # leave the reader slot it sat in unstarted.
+            self._parked_in = None
+            if w.rg is self:
+                w.rg = None
+            self._hub._core.nio -= 1
         try:
             self._result = self._func(*self._args, **self._kwargs)
         except GreenletExit:
@@ -656,14 +667,6 @@ class Thread(greenlet):
     def __repr__(self):
         state = "finished" if self._finished else "running"
         return "<socket2 Thread %r %s>" % (self.name, state)
-
-
-def _start_parked(hub, sock, func, args, kwargs):
-    w = sock._w
-    if w.rg is getcurrent():
-        w.rg = None
-    hub._core.nio -= 1
-    return func(sock, *args, **kwargs)
 
 
 def _time_arg(value, what, kind):
