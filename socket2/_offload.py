@@ -6,13 +6,16 @@ hub's wakeup fd; the hub's waker greenlet (see Hub._waker) schedules the
 waiting greenlet.  A waiter that is killed or times out marks its job
 cancelled, so a late result never resumes it.
 """
-import threading
-from queue import SimpleQueue
+import _thread
+from _queue import SimpleQueue
 
 from greenlet import getcurrent
 
-_lock = threading.Lock()
-_room = threading.Condition(_lock)   # notified when a running job ends
+# threading is imported with the first worker, not with socket2 (import
+# time); the lock is the same object threading.Lock() would make.
+_lock = _thread.allocate_lock()
+_room = None         # threading.Condition(_lock), made with the first job:
+                     # notified when a running job ends
 _jobs = SimpleQueue()
 _max_workers = 8     # settable: socket2.thread_pool_size(n)
 _workers = 0         # worker threads alive
@@ -67,7 +70,12 @@ def _worker():
 
 
 def _submit(job):
-    global _workers, _queued
+    global _workers, _queued, _room
+    if _room is None:
+        import threading
+        with _lock:
+            if _room is None:
+                _room = threading.Condition(_lock)
     with _lock:
         _queued += 1
         start = _queued > _idle and _workers < _max_workers
@@ -75,6 +83,7 @@ def _submit(job):
             _workers += 1
     _jobs.put(job)
     if start:
+        import threading
         threading.Thread(target=_worker, name="socket2-offload",
                          daemon=True).start()
 
@@ -82,8 +91,8 @@ def _submit(job):
 def after_fork():
     """In a forked child: the parent's worker threads are not there."""
     global _lock, _room, _jobs, _workers, _idle, _queued, _running
-    _lock = threading.Lock()
-    _room = threading.Condition(_lock)
+    _lock = _thread.allocate_lock()
+    _room = None
     _jobs = SimpleQueue()
     _workers = _idle = _queued = _running = 0
 
@@ -98,7 +107,8 @@ def pool_size(n=None):
                              "got %r" % (n,))
         with _lock:
             _max_workers = n
-            _room.notify_all()
+            if _room is not None:       # else no worker waits on it
+                _room.notify_all()
     return _max_workers
 
 

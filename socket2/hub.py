@@ -22,7 +22,7 @@ How it works, top to bottom:
 import heapq
 import os
 import sys
-import threading
+import _thread
 import time
 from collections import deque
 
@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 clock = time.monotonic
-_local = threading.local()
+_local = _thread._local()     # threading.local (threading not imported)
 _INF = float("inf")
 # The longest single wait handed to a poller: a far deadline (a huge
 # timeout) is reached by waiting again, so no C timeout argument overflows.
@@ -99,7 +99,7 @@ class Hub:
             root = root.parent
         self._root = root
         self.greenlet = greenlet(self._run, parent=root)
-        self.thread_ident = threading.get_ident()
+        self.thread_ident = _thread.get_ident()
         # The hot path (socket2/_hotpath.py: compiled or Python): the waits
         # of the socket layer, the dispatch of events and the count of
         # greenlets parked on a socket (nio).

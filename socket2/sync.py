@@ -22,9 +22,8 @@ too: the call is carried into the queue's own OS thread (the one that
 created it) and done there, so the same-thread path pays one comparison of
 thread idents and takes no lock.  Everything else belongs to one OS thread.
 """
-import queue as _stdqueue
 import sys
-import threading
+import _thread
 from collections import OrderedDict, deque
 
 from greenlet import getcurrent, GreenletExit
@@ -37,7 +36,14 @@ __all__ = ["Event", "Lock", "Semaphore", "BoundedSemaphore", "Condition",
            "Queue", "group", "Group", "Cancelled", "run_in_thread",
            "thread_pool_size"]
 
-_get_ident = threading.get_ident
+_get_ident = _thread.get_ident
+
+
+def _stdqueue():
+    """The standard library's queue module (for its Full and Empty), loaded
+    when first needed rather than with socket2."""
+    import queue
+    return queue
 
 
 class Cancelled(BaseException):
@@ -109,7 +115,7 @@ class Event:
     def __init__(self):
         self._flag = False
         self._waiters = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
 
     def is_set(self):
         """True once :meth:`set` was called (and not :meth:`clear` since)."""
@@ -452,7 +458,7 @@ class Queue:
             self._unfinished += 1
             return
         if not block:
-            raise _stdqueue.Full
+            raise _stdqueue().Full
         w = _Waiter(get_hub(), item)
         _park(self._putters, w, _deadline(timeout, expires))
         # A slot was made for us: the getter appended the item already.
@@ -487,7 +493,7 @@ class Queue:
             exc = result[0]
             if exc is None:
                 return
-            if not (block and isinstance(exc, _stdqueue.Full)):
+            if not (block and isinstance(exc, _stdqueue().Full)):
                 raise exc
             # Full: try again a moment later (a foreign producer has no
             # place in the queue's waiter list, which is per-thread).
@@ -518,7 +524,7 @@ class Queue:
         if self._closed:
             raise Error("closed", "get() on a closed, empty queue")
         if not block:
-            raise _stdqueue.Empty
+            raise _stdqueue().Empty
         hub = get_hub()
         self._hub = hub
         w = _Waiter(hub)

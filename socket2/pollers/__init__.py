@@ -10,7 +10,7 @@ chosen, and only exists where its cffi module was built.
 """
 import os
 import sys
-import threading
+import _thread
 import types
 
 from .. import _hotpath
@@ -27,7 +27,7 @@ _BACKENDS = {
 _DEFAULT_ORDER = ("epoll", "kqueue", "iocp", "poll")
 
 _choice = os.environ.get("SOCKET2_POLLER", "").strip().lower() or None
-_local = threading.local()
+_local = _thread._local()
 
 
 def _load(name):

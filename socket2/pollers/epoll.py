@@ -26,7 +26,7 @@ Some facts about epoll that this file depends on:
   be in on the set by a one-off eventfd.
 """
 import os
-import threading
+import _thread
 import time
 
 from .._epoll_ffi import ffi, lib
@@ -35,7 +35,7 @@ from ..errors import Error, os_error
 BATCH = 512  # events per epoll_wait: large enough for 10k connections' bursts
 
 _CREATORS = {}   # epoll fd -> the EpollPoller that created it (set owner)
-_JOIN_LOCK = threading.Lock()
+_JOIN_LOCK = _thread.allocate_lock()
 
 
 def _create():

@@ -23,10 +23,10 @@ A poller using this provides ``_wait_leader(timeout)`` and
 second joins; ``join`` then makes it a member too (``_in_wait`` tells
 whether it is waiting on the queue at that moment: it leads that wait).
 """
-import threading
+import _thread
 
 RUN, LEAD, FOLLOW = 0, 1, 2
-_JOIN_LOCK = threading.Lock()
+_JOIN_LOCK = _thread.allocate_lock()
 
 
 class SharedQueue:
@@ -34,7 +34,7 @@ class SharedQueue:
 
     def __init__(self, handle):
         self.handle = handle
-        self.lock = threading.Lock()
+        self.lock = _thread.allocate_lock()
         self.leader = None
         self.members = []
         self.data = {}        # backend state all members see (slots, orphans)
@@ -84,7 +84,7 @@ class Member:
         return self._sh is not None
 
     def _init_member(self):
-        self._mig_lock = threading.Lock()
+        self._mig_lock = _thread.allocate_lock()
 
     def poll_alone(self, wait, timeout):
         """A wait of the creator before anyone joined: ``wait(timeout)`` on
