@@ -93,7 +93,10 @@ class Hub:
         self._waker = None
         self._completed = deque()  # finished jobs, appended by OS threads
         self._calls = deque()      # (func, args) from other OS threads
-        self._forwarded = deque()  # tokens for our fds polled by other hubs
+        # Tokens to deliver on the next turn: events for our fds that other
+        # hubs polled (shared pollers), and the rest of a batch an
+        # exception interrupted (see dispatch).
+        self._forwarded = deque()
         root = getcurrent()
         while root.parent is not None:
             root = root.parent

@@ -602,22 +602,25 @@ class TCPSocket(_Stream, _Socket):
         r = _send(self._fd, p, n)
         if r == n:
             return n
-        return self._sendall_slow(p, n, max(r, 0) if r != _EAGAIN else 0,
-                                  r, timeout, expires)
+        return self._sendall_slow(p, n, r, timeout, expires)
 
     def _sendall_rest(self, buf, maxlen, r):
         """The compiled sendall's first send() returned *r*, not the whole
         length: go on from there (no timeout was given)."""
         p = _rbuf(buf, "sendall()")
         n = len(p) if maxlen is None else _maxlen(maxlen, len(p))
-        return self._sendall_slow(p, n, max(r, 0) if r != _EAGAIN else 0,
-                                  r, None, None)
+        return self._sendall_slow(p, n, r, None, None)
 
-    def _sendall_slow(self, p, n, sent, r, timeout, expires):
-        if r < 0 and r != _EAGAIN and r != _EWOULDBLOCK:
-            e = self._fail(r, "send")
-            e.sent = 0
-            raise e
+    def _sendall_slow(self, p, n, r, timeout, expires):
+        """Go on after a first send() of *p* that returned *r* (a count
+        short of *n*, "would block", or an error to raise)."""
+        if r < 0:
+            if r != _EAGAIN and r != _EWOULDBLOCK:
+                e = self._fail(r, "send")
+                e.sent = 0
+                raise e
+            r = 0
+        sent = r
         deadline = self._deadline(timeout, expires)
         try:
             if type(p) is bytes:
