@@ -5,14 +5,41 @@ One waiting mechanism serves them all.  A waiter is a small record (the
 greenlet, its hub, whether it has been woken) kept in an ``OrderedDict``
 per primitive: first come, first served, O(1) to append, to wake the
 first, and to remove a waiter that gave up.  Waking means handing the
-waiter what it waited for (a lock, a permit, an item) and scheduling it on
-its hub's ready queue; the waker never switches.  A waiter interrupted
-before it was woken (a timeout, ``kill()``) removes itself and leaves no
-trace; one interrupted *after* it was woken but before it ran gives back
-what it was handed (the lock or permit goes to the next waiter, the item
-back to the head of the queue, the ``notify`` to the next waiter), so a
-killed thread never holds a lock or swallows an item.  Nothing polls and no
-timer outlives its wait (``hub.suspend`` cancels its own).
+waiter what it waited for and scheduling it on its hub's ready queue; the
+waker never switches.  Nothing polls and no timer outlives its wait
+(``hub.suspend`` cancels its own).
+
+The rule every wait here follows: **an operation either happened and
+returns, or did not happen and raises -- never both.**  The danger is the
+moment between a hand-off and the waiter's turn to run: an interruption
+(``kill()``, a group's cancel, a timeout scope) that lands then replaces the
+queued wake-up (``hub._throw``), so the waiter raises although its
+operation was completed for it.  So:
+
+- A waker (``_wake``) hands over only what the waiter can give back until
+  it runs: a lock, a permit, a notification, an item, a free slot in a
+  queue.  What cannot be undone is done by the waiter itself, in its own
+  greenlet, once it runs: a waiting putter is handed a *slot*, and its
+  item enters the queue when it runs, not when a getter made room.
+- A waiter interrupted before it was woken removes itself (``_park``); one
+  interrupted after (``_given``) gives back what it was handed -- the lock
+  or permit to the next waiter, the item to the head of the queue, the
+  notification or the slot to the next waiter -- and raises.
+- What a wait must restore whatever happens is restored shielded:
+  ``Condition.wait`` takes its lock back through any number of
+  interruptions, then raises the interruption (``_reacquire``).
+- Where the other party's work cannot be called back (a put carried into
+  the queue's OS thread, done there), the waiter settles with it under a
+  lock: either the work is called off before it runs and the waiter
+  raises, or it was done and the waiter returns; the interruption is then
+  raised at the thread's next wait (``_raise_later``): late, never lost.
+- Of two interruptions only one can be raised: a kill beats a timeout
+  (``_preferred``), so that no timeout scope swallows a kill.
+
+``run_in_thread`` is outside the rule by its nature: its function runs in
+another OS thread and cannot be stopped, so an interrupted call is
+abandoned (documented there): its exception means "stopped waiting", not
+"did not run".
 
 ``Event`` is the one primitive that may be set from another OS thread: its
 waiters are resumed in their own hubs (``hub.call_threadsafe``), and an
@@ -29,8 +56,8 @@ from collections import OrderedDict, deque
 from greenlet import getcurrent, GreenletExit
 
 from . import _offload
-from .errors import Error
-from .hub import Thread, _deadline, get_hub, start_thread
+from .errors import Error, TimeoutError as _Timeout
+from .hub import Thread, _deadline, clock, get_hub, start_thread
 
 __all__ = ["Event", "Lock", "Semaphore", "BoundedSemaphore", "Condition",
            "Queue", "group", "Group", "Cancelled", "run_in_thread",
@@ -67,7 +94,8 @@ def _park(waiters, w, deadline):
     """Queue *w* in *waiters* and wait until a waker hands it a value
     (``_wake``).  On an exception: if *w* was not woken yet it leaves the
     queue and the exception propagates; if it was, ``w.woken`` stays True
-    so that the caller gives back what it was handed."""
+    so that the caller gives back what it was handed (``_given``) before
+    it raises: the operation did not happen (module docstring)."""
     waiters[w] = None
     try:
         return w.hub.suspend(deadline)
@@ -83,7 +111,9 @@ _GAVE_UP = object()
 
 
 def _wake(waiters, value=None):
-    """Hand *value* to the first waiter and schedule it; return it."""
+    """Hand *value* to the first waiter and schedule it; return it.  The
+    value must be something the waiter can give back if an interruption
+    reaches it before it runs (module docstring)."""
     w = waiters.popitem(last=False)[0]
     w.woken = True
     w.value = value
@@ -94,6 +124,30 @@ def _wake(waiters, value=None):
 def _given(w):
     """Whether *w* (interrupted) had already been handed something."""
     return w.woken and w.value is not _GAVE_UP
+
+
+def _preferred(kept, new):
+    """Of two interruptions of one wait, the one to raise: a kill (anything
+    but a timeout) beats a timeout, which a scope with ``raise_=False``
+    would swallow, and with it the kill; otherwise the first stays."""
+    if kept is None or (isinstance(kept, TimeoutError)
+                        and not isinstance(new, TimeoutError)):
+        return new
+    return kept
+
+
+def _raise_later(hub, g, exc):
+    """Raise *exc* in *g* (running now) at its next wait: the operation it
+    interrupted had completed and cannot be undone, so the operation
+    returns and the interruption is delivered late rather than lost.  A
+    timer due at once does it from the hub, through ``hub._throw`` like any
+    kill, once *g* has switched away."""
+    hub._add_timer(clock(), _rethrow, (hub, g, exc))
+
+
+def _rethrow(args):
+    hub, g, exc = args
+    hub._throw(g, exc)
 
 
 # ---------------------------------------------------------------------------
@@ -281,7 +335,21 @@ class BoundedSemaphore(Semaphore):
 class Lock(Semaphore):
     """A mutual-exclusion lock (not reentrant): ``acquire``/``release`` or
     ``with lock:``.  Releasing an unlocked lock raises ``RuntimeError``, as
-    the standard library's does; any thread may release it."""
+    the standard library's does.
+
+    A Lock has no owner, like ``threading.Lock``, whose ``release()`` "can
+    be called from any thread, not only the thread which has acquired the
+    lock" (its documentation): so any thread may release this one, by
+    design.  Code written for ``threading`` uses a lock as a binary
+    semaphore (acquired in one thread, released by another as a signal),
+    and a cooperative ``threading.Lock`` may be built on this class, so an
+    owner check here would break correct programs.  Checking the owner is
+    the business of a reentrant lock, which has one.  The defect an owner
+    check would have caught -- a ``Condition.wait`` interrupted while
+    taking its lock back, whose ``with`` then released a lock another
+    thread held -- is fixed at its root: ``wait`` always returns or raises
+    holding the lock.
+    """
 
     __slots__ = ()
 
@@ -339,21 +407,49 @@ class Condition:
 
     def wait(self, timeout=None, expires=None):
         """Release the lock, wait for a notification, take the lock again;
-        return ``True``.  Raises ``socket2.TimeoutError`` (with the lock
-        held again) if *timeout*/*expires* pass first."""
+        return ``True``.  Raises ``socket2.TimeoutError`` if *timeout* /
+        *expires* pass first.
+
+        ``wait`` returns or raises holding the lock, like the standard
+        library's, whatever interrupts it (``kill()``, a group's cancel, a
+        timeout scope): an interruption that lands while the lock is being
+        taken back is held until the lock is taken, then raised.  A waiter
+        that raises passes a notification it was given on to the next
+        waiter.  One case cannot hold the lock: ``Error('deadlock')`` (the
+        lock can never be had) is raised at once, without it.
+        """
         self._check_locked("wait")
         deadline = _deadline(timeout, expires)
         w = _Waiter(get_hub())
         self._lock.release()
+        interrupted = None
         try:
             _park(self._waiters, w, deadline)
-        except BaseException:
+        except BaseException as e:   # noqa: B902 - raised below, locked
+            interrupted = e
             if _given(w):            # notified, then interrupted: pass it on
                 self._notify(1)
-            raise
-        finally:
-            self._lock.acquire()
+        interrupted = self._reacquire(interrupted)
+        if interrupted is not None:
+            raise interrupted
         return True
+
+    def _reacquire(self, interrupted):
+        """Take the lock back, shielded: an interruption while waiting for
+        it is kept (``_preferred``) and the lock waited for again.  Returns
+        the interruption to raise, if any."""
+        notified = interrupted is None
+        while True:
+            try:
+                self._lock.acquire()
+                return interrupted
+            except BaseException as e:   # noqa: B902 - raised by wait()
+                if isinstance(e, Error) and e.err == "deadlock":
+                    raise        # nothing can release it: waiting is futile
+                if notified:     # the notification goes unused: pass it on
+                    notified = False
+                    self._notify(1)
+                interrupted = _preferred(interrupted, e)
 
     def wait_for(self, predicate, timeout=None, expires=None):
         """Wait until ``predicate()`` is true (checked under the lock);
@@ -404,6 +500,11 @@ class Queue:
     like an Event wait, a ``get`` wait never counts as a deadlock: a main
     program waiting on an empty queue nobody will fill waits, it is not
     told ``Error('deadlock')``.
+
+    A putter that waited for room puts its item when it runs: a get hands
+    it the free slot (reserved for it, so that nobody barges past it), not
+    the item's place in the queue.  So a put interrupted before it ran did
+    not happen (its slot passes on), and a put that returned did.
     """
 
     def __init__(self, maxsize=0):
@@ -412,7 +513,8 @@ class Queue:
         self.maxsize = maxsize
         self._items = deque()
         self._getters = OrderedDict()
-        self._putters = OrderedDict()    # waiter -> None; waiter.value: item
+        self._putters = OrderedDict()    # waiting putters -> None
+        self._reserved = 0               # slots handed to putters not yet run
         self._closed = False
         self._unfinished = 0
         self._joiners = OrderedDict()
@@ -432,7 +534,9 @@ class Queue:
         return not self._items
 
     def full(self):
-        return 0 < self.maxsize <= len(self._items)
+        """True when the queue's slots are taken (by items, or reserved
+        for putters about to put theirs)."""
+        return 0 < self.maxsize <= len(self._items) + self._reserved
 
     @property
     def closed(self):
@@ -443,25 +547,51 @@ class Queue:
     def put(self, item, block=True, timeout=None, expires=None):
         """Add *item*, waiting while the queue is full (``block=False``:
         raise ``queue.Full`` instead).  Raises ``socket2.TimeoutError`` if
-        *timeout*/*expires* pass first, ``Error('closed')`` once closed."""
+        *timeout*/*expires* pass first, ``Error('closed')`` once closed.
+        When it raises, the item was not added; when it returns, it was."""
         if self._ident != _get_ident():
             return self._put_foreign(item, block, timeout, expires)
         if self._closed:
             raise Error("closed", "put() on a closed queue")
-        if self._getters:
-            _wake(self._getters, item)   # it was empty: straight to a getter
-            self._unfinished += 1
-            return
-        if (self.maxsize <= 0 or len(self._items) < self.maxsize) \
-                and not self._putters:
-            self._items.append(item)
-            self._unfinished += 1
-            return
+        if not self._putters:            # else they go first
+            if self._getters:
+                _wake(self._getters, item)   # empty: straight to a getter
+                self._unfinished += 1
+                return
+            if self.maxsize <= 0 or \
+                    len(self._items) + self._reserved < self.maxsize:
+                self._items.append(item)
+                self._unfinished += 1
+                return
         if not block:
             raise _stdqueue().Full
-        w = _Waiter(get_hub(), item)
-        _park(self._putters, w, _deadline(timeout, expires))
-        # A slot was made for us: the getter appended the item already.
+        w = _Waiter(get_hub())
+        try:
+            _park(self._putters, w, _deadline(timeout, expires))
+        except BaseException:
+            if _given(w):       # handed a slot, then interrupted: pass it on
+                self._reserved -= 1
+                self._free_slots()
+            raise
+        # Handed a slot (reserved for us until now): the put happens here.
+        self._reserved -= 1
+        if self._closed:
+            raise Error("closed", "put() on a closed queue")
+        if self._getters:
+            _wake(self._getters, item)   # the slot stays free
+        else:
+            self._items.append(item)
+        self._unfinished += 1
+        if self._putters:
+            self._free_slots()
+
+    def _free_slots(self):
+        """Hand each free slot to the next waiting putter (reserved for it
+        until it runs)."""
+        putters = self._putters
+        while putters and len(self._items) + self._reserved < self.maxsize:
+            self._reserved += 1
+            _wake(putters, True)
 
     def put_nowait(self, item):
         """Add *item* or raise ``queue.Full``."""
@@ -469,39 +599,32 @@ class Queue:
 
     def _put_foreign(self, item, block, timeout, expires):
         """put() from another OS thread: done in the queue's own thread; a
-        blocking put waits (cooperatively, in this thread) for the result."""
-        hub = self._hub
-        if hub is None:
+        blocking put waits (cooperatively, in this thread) for the result.
+        A put that is interrupted either is called off before it is done
+        there, or was done and returns (``_carry``)."""
+        owner = self._hub
+        if owner is None:
             raise Error("wrong_thread", "this queue was made in another OS "
                         "thread that has not used it yet; make it in the "
                         "thread that gets from it")
-        done = Event()
-        result = []
-
-        def attempt():
-            try:
-                self.put(item, block=False)
-                result.append(None)
-            except BaseException as e:   # noqa: B902 - carried back
-                result.append(e)
-            done.set()
-
-        hub.call_threadsafe(attempt)
         deadline = _deadline(timeout, expires)
+        full = _stdqueue().Full
         while True:
-            done.wait(expires=deadline)
-            exc = result[0]
-            if exc is None:
+            outcome = _carry(owner, self, item, deadline)
+            if outcome is _DONE:
                 return
-            if not (block and isinstance(exc, _stdqueue().Full)):
-                raise exc
+            if not (block and isinstance(outcome, full)):
+                raise outcome
             # Full: try again a moment later (a foreign producer has no
             # place in the queue's waiter list, which is per-thread).
+            pause = 0.001
+            if deadline is not None:
+                left = deadline - clock()
+                if left <= 0:
+                    raise _Timeout()
+                pause = min(pause, left)
             from .hub import sleep
-            sleep(0.001)
-            done = Event()
-            del result[:]
-            hub.call_threadsafe(attempt)
+            sleep(pause)
 
     # -- get ------------------------------------------------------------------
 
@@ -514,12 +637,7 @@ class Queue:
         if items:
             item = items.popleft()
             if self._putters:
-                # A slot is free: the first waiting putter's item goes in.
-                w = self._putters.popitem(last=False)[0]
-                w.woken = True
-                items.append(w.value)
-                self._unfinished += 1
-                w.hub.schedule(w.g, None)
+                self._free_slots()   # the slot goes to the first putter
             return item
         if self._closed:
             raise Error("closed", "get() on a closed, empty queue")
@@ -596,6 +714,89 @@ class Queue:
             len(self._items),
             ", maxsize=%d" % self.maxsize if self.maxsize > 0 else "",
             ", closed" if self._closed else "")
+
+
+_PENDING = object()      # a carried put: not done yet
+_CALLED_OFF = object()   # its caller gave up first: it will not be done
+_DONE = object()         # done: the item is in the queue
+
+
+class _Carried:
+    """A put carried from another OS thread into the queue's own.  Both
+    threads settle its outcome under *lock*: it is done there only while
+    ``state`` is still pending, and a caller that gives up calls it off
+    only while it is; so it either happened or it will not."""
+
+    __slots__ = ("queue", "item", "lock", "state", "w")
+
+    def __init__(self, queue, item, w):
+        self.queue = queue
+        self.item = item
+        self.lock = _thread.allocate_lock()
+        self.state = _PENDING
+        self.w = w
+
+
+def _do_carried(c):
+    """In the queue's OS thread (its hub greenlet): put, unless called off,
+    then wake the caller in its own hub."""
+    with c.lock:
+        if c.state is not _PENDING:
+            return                   # called off: its caller raised already
+        try:
+            c.queue.put(c.item, block=False)
+            c.state = _DONE
+        except BaseException as e:   # noqa: B902 - carried back
+            c.state = e
+        c.item = None
+        # Still under the lock: the caller learns the outcome only after
+        # this, so its hub is still open (it waits for us until then).
+        w = c.w
+        w.hub.call_threadsafe(_deliver, w)
+
+
+def _carry(owner, queue, item, deadline):
+    """Have *owner* (the queue's hub) put *item*; wait for the outcome:
+    ``_DONE`` or the exception the put raised there.  Raises
+    ``TimeoutError`` at *deadline* and any interruption if the put was
+    called off in time; if it was done, returns ``_DONE`` and raises the
+    interruption at this thread's next wait instead (module docstring)."""
+    hub = get_hub()
+    w = _Waiter(hub)
+    c = _Carried(queue, item, w)
+    # Counted (and the waker started) before the other OS thread can wake
+    # us through that waker.
+    hub.begin_external()
+    timer = None
+    try:
+        owner.call_threadsafe(_do_carried, c)
+        if deadline is not None:
+            # The deadline wakes us like the outcome would (first wins);
+            # what happened is then settled under the lock below.
+            timer = hub._add_timer(deadline, _deliver, w)
+        hub.suspend()
+    except BaseException as e:   # noqa: B902 - re-raised, or raised later
+        w.woken = True           # a late outcome must not resume us
+        with c.lock:
+            state = c.state
+            if state is _PENDING:
+                c.state = _CALLED_OFF
+        if state is not _DONE:
+            raise                # not done, and now it never will be
+        _raise_later(hub, w.g, e)
+        return _DONE
+    finally:
+        w.woken = True
+        if timer is not None:
+            hub._cancel_timer(timer)
+        hub.end_external()
+    with c.lock:
+        state = c.state
+        if state is _PENDING:    # the deadline came first: call it off
+            c.state = _CALLED_OFF
+    if state is _PENDING:
+        raise _Timeout()
+    return state
 
 
 # ---------------------------------------------------------------------------
@@ -694,9 +895,10 @@ class Group:
                 hub.suspend()
             except BaseException as e:   # noqa: B902 - re-raised below
                 # A timeout around the group, a kill of the body: cancel
-                # the children, and still wait for them to finish.
-                if interrupted is None and not isinstance(e, Cancelled):
-                    interrupted = e
+                # the children, and still wait for them to finish.  A kill
+                # that follows a timeout is the one raised (_preferred).
+                if not isinstance(e, Cancelled):
+                    interrupted = _preferred(interrupted, e)
                 self.cancel()
             finally:
                 w.woken = True
@@ -753,7 +955,9 @@ def run_in_thread(func, *args, timeout=None, expires=None, **kwargs):
     and wait cooperatively for its result, or re-raise its exception.
     Other threads run meanwhile.  When *timeout*/*expires* pass first the
     call is abandoned (it cannot be stopped; its result is dropped) and
-    ``socket2.TimeoutError`` is raised."""
+    ``socket2.TimeoutError`` is raised; so is a kill's exception.  Such an
+    exception means the caller stopped waiting, not that *func* did not
+    run: it may have run, or still be running."""
     if not callable(func):
         raise TypeError("run_in_thread() needs a callable, not %s"
                         % type(func).__name__)
