@@ -2,9 +2,11 @@
 greenlet waits cooperatively (used for getaddrinfo() on host names).
 
 The worker appends the result to the hub's completion queue and pokes the
-hub's wakeup fd; the hub's waker greenlet (see Hub._waker) schedules the
-waiting greenlet.  A waiter that is killed or times out marks its job
-cancelled, so a late result never resumes it.
+hub's wakeup fd; the hub's waker greenlet (see Hub._waker_loop) schedules
+the waiting greenlet.  A waiter that is killed or times out marks its job
+cancelled, so a late result never resumes it: such a result is dropped, so
+a function whose result owns a resource must return it owned (an object
+that frees it when collected; see addr._getaddrinfo).
 """
 import _thread
 from _queue import SimpleQueue
@@ -70,6 +72,10 @@ def _worker():
 
 
 def _submit(job):
+    """Queue *job* for the pool, starting a worker if none is free.  If
+    the worker cannot start (the OS refused a thread) and no other worker
+    exists, the job is not queued and the error is raised: nothing is
+    counted for a job no thread will ever run."""
     global _workers, _queued, _room
     if _room is None:
         import threading
@@ -81,11 +87,22 @@ def _submit(job):
         start = _queued > _idle and _workers < _max_workers
         if start:
             _workers += 1
-    _jobs.put(job)
     if start:
         import threading
-        threading.Thread(target=_worker, name="socket2-offload",
-                         daemon=True).start()
+        try:
+            threading.Thread(target=_worker, name="socket2-offload",
+                             daemon=True).start()
+        except BaseException:
+            with _lock:
+                _workers -= 1
+                # Other workers take it when one is free; with none, it
+                # would wait forever.
+                stranded = _workers == 0
+                if stranded:
+                    _queued -= 1
+            if stranded:
+                raise
+    _jobs.put(job)
 
 
 def after_fork():
@@ -121,9 +138,12 @@ def run(hub, fn, *args, deadline=None, kwargs=None):
     if g is hub.greenlet:
         return fn(*args, **(kwargs or {}))
     job = _Job(hub, g, fn, args, kwargs or {})
+    # Counted before another OS thread can complete it; every way out but
+    # the completion (a job no worker could take, a timeout, a kill) gives
+    # the count back, so start() never waits for a job that will not come.
     hub.begin_external()
-    _submit(job)
     try:
+        _submit(job)
         return hub.suspend(deadline)
     except BaseException:
         if not job.cancelled:

@@ -330,18 +330,16 @@ def addr(host="*", port=0, type=None, family="inet", protocol=None,
     hints.ai_family = lib.AF_UNSPEC if fam is None else fam
     hints.ai_socktype = socktype
     hints.ai_protocol = proto
-    res = ffi.new("struct addrinfo **")
     serv = ffi.NULL if serv is None else serv
     if node == ffi.NULL or fl & lib.AI_NUMERICHOST or _numeric(node):
-        rc, code = _getaddrinfo(node, serv, hints, res)
+        rc, code, root = _getaddrinfo(node, serv, hints)
     else:
         # A name may need DNS: resolve in a worker OS thread so the other
         # threads keep running meanwhile.
-        rc, code = _offload.run(get_hub(), _getaddrinfo, node, serv, hints,
-                                res)
+        rc, code, root = _offload.run(get_hub(), _getaddrinfo, node, serv,
+                                      hints)
     if rc != 0:
         raise _gai_error(rc, code, host, port)
-    root = ffi.gc(res[0], lib.freeaddrinfo)
     return AddrInfo(_Owner(root), root)
 
 
@@ -350,10 +348,17 @@ def _numeric(host):
     return b":" in host or host.replace(b".", b"").isdigit()
 
 
-def _getaddrinfo(node, serv, hints, res):
+def _getaddrinfo(node, serv, hints):
+    """``getaddrinfo()`` in the calling OS thread (a worker, for a name):
+    ``(rc, errno, list)``.  The list is owned from the moment it exists
+    (freed when the last reference goes): a lookup whose caller was killed
+    or timed out while this ran drops its result, list and all."""
+    res = ffi.new("struct addrinfo **")
     rc = lib.getaddrinfo(node, serv, hints, res)
-    # errno is per OS thread: read it here, in the thread that called.
-    return rc, (ffi.errno if rc == lib.EAI_SYSTEM else 0)
+    if rc != 0:
+        # errno is per OS thread: read it here, in the thread that called.
+        return rc, (ffi.errno if rc == lib.EAI_SYSTEM else 0), None
+    return 0, 0, ffi.gc(res[0], lib.freeaddrinfo)
 
 
 def _gai_error(rc, code, host, port):

@@ -20,6 +20,7 @@ How it works, top to bottom:
   timeouts) go through :meth:`Hub._throw`, which handles both places.
 """
 import heapq
+from builtins import TimeoutError as _BuiltinTimeout
 import os
 import sys
 import _thread
@@ -44,6 +45,10 @@ _INF = float("inf")
 # timeout) is reached by waiting again, so no C timeout argument overflows.
 _MAX_WAIT = 86400.0
 _OWNERS = {}    # fd -> the Hub whose socket it is (for shared pollers)
+# The hub get_hub() made for each OS thread, until the thread ends (what
+# the exit parks, see _park_other_hubs).
+_THREAD_HUBS = {}
+_finalizing = sys.is_finalizing
 
 
 class _Timer:
@@ -61,6 +66,15 @@ class _Timer:
     @property
     def pending(self):
         return self._entry[2] is not None
+
+
+def _supersedes(new, old):
+    """Whether the exception *new* replaces *old*, already queued for a
+    greenlet that has not run yet: a timeout never replaces another
+    interruption (a kill, a close, a group's cancel), which would then be
+    lost -- a timeout scope with ``raise_=False`` would swallow it."""
+    return old is None or not isinstance(new, _BuiltinTimeout) \
+        or isinstance(old, _BuiltinTimeout)
 
 
 class Hub:
@@ -93,6 +107,11 @@ class Hub:
         self._waker = None
         self._completed = deque()  # finished jobs, appended by OS threads
         self._calls = deque()      # (func, args) from other OS threads
+        # Other OS threads wake this hub under this lock, and close() takes
+        # it too: no wakeup is written to a descriptor number after close()
+        # released it (the number may be another file's by then).
+        self._calls_lock = _thread.allocate_lock()
+        self._closed = False
         # Tokens to deliver on the next turn: events for our fds that other
         # hubs polled (shared pollers), and the rest of a batch an
         # exception interrupted (see dispatch).
@@ -115,6 +134,10 @@ class Hub:
         self.wait_readable = self._core.wait_readable
         #: ``wait_writable(w, deadline, fd=-1)``: the same for the writer.
         self.wait_writable = self._core.wait_writable
+        # The waker from the start: another OS thread can reach this hub at
+        # any time (call_threadsafe: a cross-thread close, Event.set, the
+        # interpreter's exit), and only this OS thread can create it.
+        self._start_waker()
 
     # -- registration ----------------------------------------------------
 
@@ -183,7 +206,7 @@ class Hub:
         have *exc* raised in it on the next turn of the loop."""
         entry = self._queued.get(g)
         if entry is not None:
-            if exc is not None:
+            if exc is not None and _supersedes(exc, entry[1]):
                 entry[1] = exc
             return
         entry = [g, exc, value]
@@ -200,10 +223,22 @@ class Hub:
     def _throw(self, g, exc):
         """Raise *exc* in the parked or queued greenlet *g*, now if it is
         parked (the caller is queued to resume after it), at its turn if it
-        is queued already."""
+        is queued already.
+
+        A :class:`Thread` that never started (a connection's thread that
+        serve() deferred until its socket is readable, see
+        start_when_readable) has no wait to raise into.  A kill (a
+        ``GreenletExit``, or any exception given to :meth:`Thread.kill`)
+        ends it without running its function (Thread.run); anything else
+        (its socket's close) is the event it waits for: it starts, and its
+        function meets the closed socket like any other thread would.  The
+        hub's own waker is never interrupted."""
+        if g is self._waker:
+            return
         entry = self._queued.get(g)
         if entry is not None:
-            entry[1] = exc
+            if _supersedes(exc, entry[1]):
+                entry[1] = exc
             return
         cur = getcurrent()
         if cur is g:
@@ -211,14 +246,18 @@ class Hub:
         if g.dead:
             return
         if not g:
-            # Never started (a connection's thread deferred by serve()):
-            # start it instead; its handler then meets the closed socket or
-            # the error like any other thread would.
-            self.schedule(g)
-            return
+            if not (isinstance(g, Thread) and (
+                    g._cancelled is not None
+                    or isinstance(exc, GreenletExit))):
+                self.schedule(g)
+                return
+            g._cancelled = exc
         if cur is not self.greenlet:
             self.schedule(cur)
-        g.throw(exc)
+        if g:
+            g.throw(exc)
+        else:
+            g.switch()      # a cancelled thread: run() ends it at once
 
     def _run_ready(self):
         ready, queued = self._ready, self._queued
@@ -231,7 +270,14 @@ class Hub:
                 continue
             self._core.activity = True
             if exc is not None:
-                g.throw(exc)
+                if not g and isinstance(g, Thread):
+                    # A kill of a thread that never started (see _throw):
+                    # run() ends it without calling its function (a throw
+                    # would end the greenlet without run()'s bookkeeping).
+                    g._cancelled = exc
+                    g.switch()
+                else:
+                    g.throw(exc)
             elif g:
                 g.switch(value)
             else:
@@ -293,14 +339,29 @@ class Hub:
     def _run(self, *_):
         # *_: a thread that ends before the hub ever ran passes its return
         # value to the hub greenlet's first switch.
+        #
+        # The hub's own greenlets (this one and the waker) survive any
+        # exception raised into them: a signal handler's (KeyboardInterrupt,
+        # a SIGALRM handler that raises), an error in the loop or in a
+        # call from another OS thread.  It is raised in the root greenlet,
+        # where the user's code can see it, and the loop goes on at the
+        # next call.  Delivery itself is inside the try: an exception that
+        # lands while one is being delivered is delivered next, and a waker
+        # that died meanwhile is replaced.  Only GreenletExit ends the hub
+        # greenlet: that is greenlet tearing it down (the hub is freed).
+        failed = None
         while True:
             try:
+                if failed is not None:
+                    e, failed = failed, None
+                    self._throw(self._root, e)
+                if self._waker.dead:
+                    self._restart_waker()
                 self._loop()
+            except GreenletExit:
+                return
             except BaseException as e:   # noqa: B902 - delivered, not lost
-                # A signal (KeyboardInterrupt) or an error in the loop:
-                # raise it in the root greenlet, where the user's code can
-                # see it; the hub greenlet stays alive for the next call.
-                self._throw(self._root, e)
+                failed = e
 
     def _loop(self):
         ready = self._ready
@@ -364,7 +425,7 @@ class Hub:
         owner = _OWNERS.get(token >> 3)
         if owner is not None and owner is not self:
             owner._forwarded.append(token)
-            owner.poller.wakeup()
+            owner._poke()
 
     def _add_forwarded(self, tokens):
         forwarded = self._forwarded
@@ -412,12 +473,17 @@ class Hub:
                                 "socket is waited on and no timer is set)"))
         return True
 
-    def start_when_readable(self, sock, func, args, kwargs):
+    def start_when_readable(self, sock, func, args, kwargs, on_cancel=None):
         """Run ``func(sock, *args, **kwargs)`` in a new thread once *sock*
         has something to read (or fails, or is closed).  Until then the
         connection holds no greenlet stack at all: the unstarted thread sits
         in the socket's reader slot, and the hub's ordinary dispatch starts
-        it with the same ``switch()`` that resumes a parked reader."""
+        it with the same ``switch()`` that resumes a parked reader.
+
+        If the thread is killed before it starts, *func* never runs and
+        ``on_cancel(sock, *args, **kwargs)`` runs instead (by default
+        ``sock.close()``: *func* would have owned the socket, and nobody
+        else closes it)."""
         w = sock._w
         if w.rg is not None:
             raise Error("busy", "another thread is already receiving on "
@@ -429,6 +495,7 @@ class Hub:
         t = Thread(self, func, (sock,) + args, kwargs,
                    name=getattr(func, "__name__", None))
         t._parked_in = w
+        t._on_cancel = on_cancel or _close_unstarted
         w.rg = t
         self._core.nio += 1
 
@@ -436,11 +503,11 @@ class Hub:
 
     def begin_external(self):
         """Count a job another OS thread will complete (keeps the loop and
-        the deadlock check aware of it); starts the waker on first use.
-        The waiter calls :meth:`end_external` if it stops waiting first
-        (a timeout, a kill); the job's completion then counts no more."""
-        if self._waker is None:
-            self._start_waker()
+        the deadlock check aware of it).  The waiter calls
+        :meth:`end_external` if it stops waiting first (a timeout, a
+        kill); the job's completion then counts no more."""
+        if self._waker.dead:
+            self._restart_waker()
         self._external += 1
 
     def end_external(self):
@@ -448,45 +515,112 @@ class Hub:
         self._external -= 1
 
     def complete_external(self, job, value, exc):
-        """From any OS thread: hand a finished job back to this hub."""
-        self._completed.append((job, value, exc))
-        self.poller.wakeup()
+        """From any OS thread: hand a finished job back to this hub (a
+        closed hub drops it)."""
+        item = (job, value, exc)    # made outside the lock: see below
+        with self._calls_lock:
+            if self._closed:
+                return
+            self._completed.append(item)
+            self.poller.wakeup()
 
     def call_threadsafe(self, func, *args):
         """From any OS thread: run ``func(*args)`` in this hub's OS thread
-        (in its hub greenlet: *func* must not wait), at its next turn.
-        The hub must have its waker (``begin_external`` starts it)."""
-        self._calls.append((func, args))
-        self.poller.wakeup()
+        (in its waker greenlet: *func* must not wait), at its next turn.
+        Returns True, or False when the hub is closed (its OS thread
+        ended, see get_hub): nothing runs there any more, and the caller
+        does what it asked for itself."""
+        # The tuple is made before taking the lock: an allocation may run
+        # the garbage collector, whose finalizers (an unclosed green
+        # socket's) may call this very method, and the lock is not
+        # reentrant.  Nothing inside the lock allocates a tracked object.
+        item = (func, args)
+        with self._calls_lock:
+            if self._closed:
+                return False
+            self._calls.append(item)
+            self.poller.wakeup()
+        return True
+
+    def _poke(self):
+        """From any OS thread: make this hub's poll return (not after
+        close(): the wakeup descriptor's number may be another file's)."""
+        with self._calls_lock:
+            if not self._closed:
+                self.poller.wakeup()
 
     def _start_waker(self):
+        """Create the waker (once; every hub has one from the start)."""
+        if self._waker is not None:
+            return
         w = self._wake_w = _Waiters()
         fd = self.poller.wakeup_fd(w)   # lives in the poller's private set
         self._fdmap[fd] = w
         # Parked in the reader slot before it ever ran: the first wake-up
         # starts it (it is not counted as a parked thread).
+        self._waker = w.rg = greenlet(self._waker_loop, parent=self.greenlet)
+
+    def _restart_waker(self):
+        """Replace a waker that ended (GreenletExit, or an exception raised
+        while it was handing on another, see _run), in the same slot, and
+        make it run at the next turn: work may be waiting for it."""
         self._waker = self._wake_w.rg = greenlet(self._waker_loop,
                                                  parent=self.greenlet)
+        self._poke()
 
     def _waker_loop(self):
-        """Schedule the greenlets whose external jobs finished, then park
-        on the wakeup fd again (never armed: the wakeup is permanent)."""
-        w, completed, calls = self._wake_w, self._completed, self._calls
+        """Hand on what other OS threads sent (see _take_external), then
+        park on the wakeup fd again (never armed: the wakeup is permanent).
+
+        An exception raised in here (a signal handler's: Python runs them
+        in whatever greenlet of the main thread is running; or a call's)
+        goes to the root greenlet, as the loop's own do (see _run), and the
+        waker goes on; what was not handed on yet is handed on by the next
+        pass.  GreenletExit ends it: greenlet tearing it down."""
+        w = self._wake_w
         while True:
-            self.poller.drain_wakeup()
-            while completed:
-                job, value, exc = completed.popleft()
-                if not job.cancelled:    # else its waiter uncounted it
-                    # Settled: a kill that reaches the waiter before it
-                    # runs must not uncount the job a second time.
-                    job.cancelled = True
-                    self._external -= 1
-                    self.schedule(job.g, value, exc)
-            while calls:
-                func, args = calls.popleft()
-                func(*args)
-            w.rg = self._waker
-            self.greenlet.switch()
+            try:
+                self._take_external()
+                w.rg = self._waker
+                self.greenlet.switch()
+            except GreenletExit:
+                return
+            except BaseException as e:   # noqa: B902 - delivered, not lost
+                self._throw(self._root, e)
+
+    def _take_external(self):
+        """Schedule the greenlets whose external jobs finished and run the
+        calls other OS threads queued.
+
+        A Python signal handler runs, and its exception is raised, only
+        where the interpreter checks for pending work: at a call (after it
+        returns, and on entry to a Python function) and at a backward jump
+        of a loop.  A finished job is settled and scheduled below with no
+        call in between (the inline form of schedule()), and taken off the
+        queue only after that: whatever lands, a job is handed on exactly
+        once.  A call is taken off before it runs: at most once."""
+        self.poller.drain_wakeup()
+        completed, calls = self._completed, self._calls
+        ready, queued = self._ready, self._queued
+        while completed:
+            job, value, exc = completed[0]
+            if not job.cancelled:        # else its waiter uncounted it
+                # Settled: a kill that reaches the waiter before it runs
+                # must not uncount the job a second time.
+                job.cancelled = True
+                self._external -= 1
+                g = job.g
+                if g in queued:
+                    if exc is not None:
+                        queued[g][1] = exc
+                else:
+                    entry = [g, exc, value]
+                    queued[g] = entry
+                    ready.append(entry)
+            del completed[0]
+        while calls:
+            func, args = calls.popleft()
+            func(*args)
 
     def run_until(self, deadline, once):
         """Run the loop for the calling greenlet (start/poll)."""
@@ -522,8 +656,9 @@ class Hub:
                           "forked child; this OS thread's hub is unusable "
                           "there" % self.poller.name, RuntimeWarning)
             return
-        wake = [fd for fd, w in self._fdmap.items() if w is getattr(
-            self, "_wake_w", None)]
+        # A lock another OS thread held at the fork stays held here.
+        self._calls_lock = _thread.allocate_lock()
+        wake = [fd for fd, w in self._fdmap.items() if w is self._wake_w]
         for fd in wake:
             del self._fdmap[fd]
         after([fd for fd in self._fdmap])
@@ -534,12 +669,34 @@ class Hub:
             self._fdmap[self.poller.wakeup_fd(self._wake_w)] = self._wake_w
 
     def close(self):
-        self.poller.close()
+        """Close the hub's poller (idempotent).  Later ``call_threadsafe``
+        calls return False.  A hub made by :func:`get_hub` is closed when
+        its OS thread ends."""
+        with self._calls_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self.poller.close()
+
+    def _thread_ended(self):
+        """This hub's OS thread ended: nothing can run here any more."""
+        if getattr(self.poller, "shared", False):
+            # Other OS threads' hubs wait on this poller's set: it stays.
+            with self._calls_lock:
+                self._closed = True
+            return
+        try:
+            self.close()
+        except OSError:
+            pass    # a descriptor a fork did not carry over (kqueue on BSD)
 
 
 def _after_fork_in_child():
     from . import _offload
     _offload.after_fork()
+    me = _thread.get_ident()
+    for ident in [i for i in _THREAD_HUBS if i != me]:
+        del _THREAD_HUBS[ident]     # their OS threads are not in the child
     hub = getattr(_local, "hub", None)
     if hub is not None:
         hub.after_fork()
@@ -549,13 +706,148 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+# ---------------------------------------------------------------------------
+# The interpreter's exit and the hubs of other OS threads
+#
+# Up to Python 3.13, a thread that wants the GIL back after the interpreter
+# began to finalize (a daemon thread whose system call returned) is ended
+# with pthread_exit(), which unwinds its C stack (glibc, FreeBSD).  An OS
+# thread with a hub spends its idle time in the hub greenlet, inside the
+# poller's wait with the GIL released: it is ended there, on a greenlet's
+# stack.  A greenlet's stack is a slice of the thread's stack copied in and
+# out; above its first frame lie whatever frames the thread's other
+# greenlets have there now, not the ones that were there when it started.
+# The unwinder walks into those stale frames, runs C++ cleanups on stale
+# pointers and jumps to stale addresses: the process dies with SIGSEGV or
+# "corrupted double-linked list" after the program's last line, in a good
+# share of runs (a ThreadingHTTPServer in a daemon thread does it: its
+# connection threads and serve_forever() wait in their hubs).
+#
+# So before the interpreter finalizes (atexit runs after the non-daemon
+# threads were joined, before finalizing begins), each other OS thread's
+# hub is parked for good: a call sent through its waker blocks in a C call
+# with the GIL released and never returns, so that thread never takes the
+# GIL again and is never unwound; the process's exit ends it.  This is what
+# Python 3.14 does with every such thread (it hangs them instead of calling
+# pthread_exit).  The exit waits, at most a second in all, until each hub
+# that its thread is running (in its poll, say) is parked; a thread that is
+# running its own main greenlet needs no waiting (it is ended there as
+# every Python thread is) and parks if it enters its hub again.
+
+
+class _Parking:
+    """One pthread mutex and condition that hubs park on at exit.  The
+    hand-over is in C: ``pthread_cond_wait`` releases the mutex only once
+    the parking thread is inside it (the GIL already released by ctypes),
+    so when the exiting thread gets the mutex, every hub that reported in
+    is blocked for good.  The exiting thread keeps the mutex until the
+    process ends: no parked thread can return even from a spurious
+    wake-up, and a hub that comes late blocks on the mutex itself."""
+
+    def __init__(self):
+        import ctypes
+        libc = ctypes.CDLL(None)
+        self._lock = libc.pthread_mutex_lock
+        self._wait = libc.pthread_cond_wait
+        # Room for any platform's pthread_mutex_t / pthread_cond_t.
+        self._m = ctypes.create_string_buffer(256)
+        self._c = ctypes.create_string_buffer(256)
+        if libc.pthread_mutex_init(self._m, None) or \
+                libc.pthread_cond_init(self._c, None):
+            raise OSError("pthread_mutex_init/pthread_cond_init failed")
+        self.parked = set()     # idents of the OS threads parked
+
+    def park(self):
+        """Sent to a hub (call_threadsafe): never returns."""
+        self._lock(self._m)
+        self.parked.add(_thread.get_ident())
+        while True:
+            self._wait(self._c, self._m)
+
+    def hold(self, hubs, timeout):
+        """Wait until each of *hubs* parked or its thread ended (at most
+        *timeout* seconds), then take the mutex for good."""
+        deadline = clock() + timeout
+        nap = _thread.allocate_lock()
+        nap.acquire()
+        parked = self.parked
+        while clock() < deadline and any(
+                h.thread_ident not in parked and not h._closed for h in hubs):
+            nap.acquire(True, 0.001)    # a real sleep, whatever is patched
+        self._lock(self._m)
+
+
+def _park_other_hubs():
+    """atexit: park the hubs of the other OS threads still running (see
+    above)."""
+    me = _thread.get_ident()
+    live = sys._current_frames()
+    hubs = [hub for ident, hub in list(_THREAD_HUBS.items())
+            if ident != me and ident in live and not hub._closed]
+    if not hubs:
+        return
+    try:
+        parking = _Parking()
+    except Exception:   # noqa: B902 - no ctypes, no pthreads: nothing to do
+        return
+    running = []
+    for hub in hubs:
+        if hub.call_threadsafe(parking.park) and \
+                hub._root.gr_frame is not None:
+            # Its main greenlet is switched out: the thread is in one of
+            # its other greenlets (the hub's poll, most often).
+            running.append(hub)
+    parking.hold(running, 1.0)
+
+
+if os.name == "posix" and sys.version_info < (3, 14):
+    import atexit
+    atexit.register(_park_other_hubs)
+
+
 def get_hub():
-    """The hub of the calling OS thread (created on first use)."""
+    """The hub of the calling OS thread (created on first use, closed when
+    the thread ends)."""
     try:
         return _local.hub
     except AttributeError:
         hub = _local.hub = Hub()
+        _local.ending = _ThreadEnd(hub)
+        _THREAD_HUBS[hub.thread_ident] = hub
         return hub
+
+
+
+class _ThreadEnd:
+    """Kept in the thread-local storage beside the OS thread's hub.  The
+    interpreter drops a thread's locals when the thread ends (in that
+    thread; for a daemon thread still there at exit, in the finalizing
+    one), and with them this, which closes the hub: a thread that used
+    socket2 leaves no descriptor open (an epoll set, a wakeup fd), and
+    ``call_threadsafe`` knows nothing runs there any more."""
+    __slots__ = ("hub",)
+
+    def __init__(self, hub):
+        self.hub = hub
+
+    def __del__(self):
+        hub = self.hub
+        try:
+            if _THREAD_HUBS.get(hub.thread_ident) is hub:
+                del _THREAD_HUBS[hub.thread_ident]
+            hub._thread_ended()
+        except Exception:   # noqa: B902 - see below
+            # At the interpreter's exit modules are torn down in no set
+            # order (a poller module's globals may be gone): the process
+            # is ending, its descriptors with it.
+            if _finalizing is not None and not _finalizing():
+                raise
+
+
+def _close_unstarted(sock, *args, **kwargs):
+    """start_when_readable's default on_cancel: the socket the function
+    never got is closed here."""
+    sock.close()
 
 
 def _existing_hub():
@@ -587,6 +879,8 @@ class Thread(greenlet):
         self._finished = False
         self._group = None      # the socket2.group that spawned it
         self._parked_in = None  # start_when_readable: the slot it waits in
+        self._on_cancel = None  # start_when_readable: run if killed unstarted
+        self._cancelled = None  # the kill that ends it before it started
 
     def run(self):
         w = self._parked_in
@@ -598,6 +892,17 @@ class Thread(greenlet):
                 w.rg = None
             self._hub._core.nio -= 1
         try:
+            exc = self._cancelled
+            if exc is not None:
+                # Killed before it ever ran (see Hub._throw): the function
+                # never runs, and on_cancel releases what it would have
+                # been handed (serve(): the connection).  The kill is
+                # raised here, so the bookkeeping below is the same as for
+                # a thread killed while it ran.
+                self._cancelled = None
+                if self._on_cancel is not None:
+                    self._on_cancel(*self._args, **self._kwargs)
+                raise exc
             self._result = self._func(*self._args, **self._kwargs)
         except GreenletExit:
             pass
@@ -660,11 +965,17 @@ class Thread(greenlet):
     def kill(self, exc=None):
         """Raise *exc* (default ``GreenletExit``, which ends the thread
         quietly) in the thread where it waits; its waits are cleaned up.
-        Killing a finished thread does nothing."""
+        A thread that never started (serve()'s, before its connection sent
+        anything) ends without running its function.  Killing a finished
+        thread does nothing."""
         if self._finished or self.dead:
             return
         if exc is None:
             exc = GreenletExit()
+        if not self:
+            # Never started (serve()'s connection thread before its first
+            # byte): it ends without running its function.
+            self._cancelled = exc
         self._hub._throw(self, exc)
 
     def __repr__(self):

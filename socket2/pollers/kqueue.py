@@ -124,6 +124,32 @@ class KqueuePoller(Member):
     def fileno(self):
         return self._kq
 
+    def after_fork(self, fds):
+        """In a child after fork(): a kqueue of its own, with the waits of
+        the hub's parked threads armed again (*fds*, the hub's registered
+        descriptors, need nothing: kqueue keeps no registration but the
+        one-shots).  A kqueue is not inherited by a forked child (the BSDs;
+        libkqueue closes its own in the child the same way): the number is
+        not this process's any more, so it is left alone, not closed.  The
+        wakeup is added again by the hub (wakeup_fd), under the new
+        kqueue's number."""
+        if self._sh is not None:
+            raise Error("unsupported", "a shared kqueue cannot be carried "
+                        "into a forked child")
+        _KQUEUES.creators.pop(self._kq, None)
+        self._init_member()         # its lock may be held by a lost thread
+        self._kq = _check(lib.s2_kqueue_create(), "kqueue")
+        self._wake_ident = self._kq
+        self._user = False
+        _KQUEUES.creators[self._kq] = self
+        # One-shots applied to the parent's kqueue and not fired yet (or
+        # fired there and never collected) are the waits of threads still
+        # parked: armed again with the next wait, on this kqueue.  An event
+        # that fired meanwhile fires again at once (the socket is ready).
+        for a in self._armed:
+            self._arms[a] = None
+        self._armed.clear()
+
     # Edges as libkqueue emulates them are not exact enough for the hub's
     # "a short read proves the queue empty" shortcut: recv always tries.
     exact_edges = False
