@@ -6,18 +6,27 @@ looks for them (``selectors``, urllib3) falls back to ``poll``, which
 cooperates.
 
 How a wait works: the descriptors are first looked at without waiting (the
-real ``select``/``poll`` with a zero timeout).  If none is ready, they go
-into a private, level-triggered kernel set of their own (an ``epoll`` or
-``kqueue`` instance), whose own descriptor becomes readable when any of
-them is ready: the calling thread waits on that one descriptor through the
-hub, and then looks again.  Where the OS has neither (Windows), the look
-is repeated on the hub's timers, 5 ms apart.
+real ``select``/``poll`` with a zero timeout).  If none is ready, the
+calling thread parks in the hub's slots of all of them at once and looks
+again when any of them has an event (see "waiting through the hub" below):
+no kernel object is made per call, so a process that has used up its
+descriptors can still wait, as with the standard library.  Where the OS
+reports no readiness (Windows' completion ports), the look is repeated on
+the hub's timers, 5 ms apart.
+
+``select([], [], [])`` with no timeout sleeps until the thread is killed,
+as the standard one sleeps until a signal (if nothing else in the OS
+thread can ever wake anyone, the hub says so: ``socket2.Error('deadlock')``).
 """
+import errno as _errno
 import select as __select__
 from select import *  # noqa: F401,F403
 
-from ..hub import clock as _clock, get_hub as _get_hub, sleep as _sleep
-from ..hub import seconds_arg as _seconds_arg
+from greenlet import getcurrent
+
+from .. import pollers as _pollers
+from ..hub import _OWNERS, clock as _clock, get_hub as _get_hub
+from ..hub import seconds_arg as _seconds_arg, sleep as _sleep
 from ..errors import Error as _S2Error, TimeoutError as _S2Timeout
 
 __all__ = [n for n in ("select", "poll", "error", "POLLIN", "POLLPRI",
@@ -37,12 +46,18 @@ error = OSError
 # this module first; after it, select.select/poll are the green ones).
 _real_select = __select__.select
 _real_poll = getattr(__select__, "poll", None)
-_real_epoll = getattr(__select__, "epoll", None)
-_real_kqueue = getattr(__select__, "kqueue", None)
-_real_kevent = getattr(__select__, "kevent", None)
 _HAS_POLL = _real_poll is not None
-_IN = getattr(__select__, "POLLIN", 1) | getattr(__select__, "POLLPRI", 2)
+_COMPLETION = _pollers.completion_based()
+_PRI = getattr(__select__, "POLLPRI", 2)
+_IN = getattr(__select__, "POLLIN", 1) | _PRI
 _OUT = getattr(__select__, "POLLOUT", 4)
+# What a poll() mask asks for, as the hub can watch it: readable, writable,
+# and exceptional (no edge of its own, see below).
+_MASK_R = getattr(__select__, "POLLIN", 1) | getattr(__select__,
+                                                     "POLLRDNORM", 0)
+_MASK_W = _OUT | getattr(__select__, "POLLWRNORM", 0) | getattr(
+    __select__, "POLLWRBAND", 0)
+_MASK_PRI = _PRI | getattr(__select__, "POLLRDBAND", 0)
 
 
 def _fd(obj):
@@ -58,64 +73,187 @@ def _fd(obj):
     return fd
 
 
-def _wait_any(fds, deadline):
-    """Wait (cooperatively) until one of *fds* ({fd: read?, write?}) may be
-    ready or *deadline* passes; return False on timeout."""
-    kset = _private_set(fds)
-    if kset is None:
-        # No kernel set to wait on (Windows): look again on the hub's
-        # timers, a few milliseconds later.
-        step = 0.005
-        if deadline is not None:
-            step = min(step, deadline - _clock())
-            if step <= 0:
-                return False
-        _sleep(step)
+# -- waiting through the hub --------------------------------------------------
+#
+# A select()/poll() that finds nothing ready parks its greenlet in the hub's
+# reader/writer slot of every descriptor it watches, like a recv() parks in
+# one: the hub's own registration of a socket of this OS thread, or one
+# made for the wait (and deleted after it) for any other descriptor.  No
+# kernel object is made per call.  The rules that keep this right:
+#
+# - A wake-up is a hint: the caller looks again (a zero-timeout
+#   select/poll) before it reports anything.
+# - A wait that held a registration's reader slot leaves its rready True
+#   (the edge it took was not read by anyone; see _hotpath.Waiters).
+# - The slots stay free for the socket's own calls: a green socket that
+#   has to wait where a select() is parked makes it let go (_let_go) and
+#   takes the slot; the select looks again and, finding the slot taken
+#   (or a descriptor that another OS thread's hub owns on a kernel set
+#   shared with this one), falls back to looking every few milliseconds on
+#   the hub's timers.  (A socket2 socket's own calls do not know about
+#   select(): a thread waiting in one while another selects on the same
+#   socket in the same direction gets socket2's "busy" error.)
+# - Whoever wakes a parked select() out of one slot (a close) runs it at
+#   once (hub._throw) or first calls _let_go_greenlet(), so it gives up
+#   its other slots before anything else can resume it.
+# - Exceptional conditions (urgent data: POLLPRI, select's xlist) have no
+#   edge of their own in the hub's registrations: a wait that asks for them
+#   looks again at least every _PRI_STEP seconds.
+
+_STEP = 0.005        # the fallback's period
+_PRI_STEP = 0.05     # the longest wait when exceptional conditions count
+_HOLDS = {}          # a Waiters -> the _Hold parked in its slot(s)
+_BY_GREENLET = {}    # a greenlet -> its _Hold
+
+
+class _Hold:
+    """One select()/poll() wait parked in several slots of one hub."""
+    __slots__ = ("hub", "g", "slots", "temps", "done")
+
+    def __init__(self, hub, g):
+        self.hub = hub
+        self.g = g
+        self.slots = []     # (Waiters, write, fd)
+        self.temps = []     # (fd, Waiters) registered for this wait only
+        self.done = False
+
+    def park(self, fds):
+        """Take a slot for each of *fds* ({fd: (read, write)}); return
+        False (holding nothing) where one cannot be had."""
+        hub = self.hub
+        fdmap = hub._fdmap
+        for fd, (r, wr) in fds.items():
+            w = fdmap.get(fd)
+            if w is None:
+                w = _register(hub, fd)
+                if w is None:
+                    return False
+                self.temps.append((fd, w))
+            if (r and w.rg is not None) or (wr and w.wg is not None):
+                return False          # someone waits there already
+            if r:
+                self.slots.append((w, 0, fd))
+            if wr:
+                self.slots.append((w, 1, fd))
+        g, arm = self.g, hub._arm
+        for w, write, fd in self.slots:
+            if write:
+                w.wg = g
+            else:
+                w.rg = g
+            _HOLDS[w] = self
+            if arm is not None:
+                arm(fd, write)    # kqueue: watch it for this wait
+        _BY_GREENLET[g] = self
+        hub._core.nio += 1
         return True
-    fd, close = kset
-    from ..sockets import UDPSocket
-    hub = _get_hub()
-    holder = UDPSocket._from_fd(fd, 0, 0, 0, hub)
+
+    def release(self):
+        """Give back every slot and registration (idempotent)."""
+        if self.done:
+            return
+        self.done = True
+        g, hub = self.g, self.hub
+        if _BY_GREENLET.get(g) is self:
+            del _BY_GREENLET[g]
+            hub._core.nio -= 1
+        for w, write, _ in self.slots:
+            if _HOLDS.get(w) is self:
+                del _HOLDS[w]
+            if write:
+                if w.wg is g:
+                    w.wg = None
+            else:
+                if w.rg is g:
+                    w.rg = None
+                w.rready = True
+        for fd, w in self.temps:
+            if hub._fdmap.get(fd) is w:
+                hub.unregister(fd)
+
+
+def _register(hub, fd):
+    """Register *fd* with *hub* for one wait; None if it cannot be."""
+    owner = _OWNERS.get(fd)
+    if owner is not None and owner is not hub and getattr(
+            hub.poller, "shared", False):
+        # Another hub's socket, and a kernel set shared with other hubs:
+        # its events would be forwarded to its owner, not to this wait.
+        return None
     try:
-        hub.wait_readable(holder._w, deadline, fd)
-        return True
-    except _S2Timeout:
-        return False
-    finally:
-        hub.unregister(fd)
-        holder._fd = -1
-        close()
+        w = hub.register(fd)
+    except (OSError, _S2Error):
+        return None           # not pollable this way
+    if owner is not None and owner is not hub:
+        # Another OS thread's socket (a registration of its own in its
+        # hub's set): this one, in this hub's set, does not take it over.
+        _OWNERS[fd] = owner
+    return w
 
 
-def _private_set(fds):
-    if _real_epoll is not None:
-        ep = _real_epoll()
+def _let_go(w):
+    """A thread of this hub needs *w*'s slot where a select() is parked:
+    the select gives up its wait and looks again at its next turn."""
+    hold = _HOLDS.get(w)
+    if hold is not None and not hold.done:
+        hold.release()
+        hold.hub.schedule(hold.g)
+
+
+def _let_go_fd(hub, fd):
+    """A socket of this hub is about to register *fd*: a select() that
+    registered it for its own wait gives it up (see _let_go)."""
+    w = hub._fdmap.get(fd)
+    if w is not None:
+        _let_go(w)
+
+
+def _let_go_greenlet(g):
+    """*g* is being woken out of one slot (a close): if it is a select()
+    parked in several, it gives up all of them first, so nothing else
+    resumes it before its turn."""
+    hold = _BY_GREENLET.get(g)
+    if hold is not None:
+        hold.release()
+
+
+def _wait_any(fds, deadline, pri=False):
+    """Wait (cooperatively) until one of *fds* ({fd: (read?, write?)}) may
+    be ready or *deadline* passes; return False on timeout.  *pri*:
+    exceptional conditions count too (see above)."""
+    hub = _get_hub()
+    until, look_again = deadline, False
+    if pri:
+        limit = _clock() + _PRI_STEP
+        if until is None or limit < until:
+            until, look_again = limit, True
+    if fds and not _COMPLETION:
+        hold = _Hold(hub, getcurrent())
         try:
-            for fd, (r, w) in fds.items():
-                ev = (__select__.EPOLLIN | __select__.EPOLLPRI if r else 0) \
-                    | (__select__.EPOLLOUT if w else 0)
-                ep.register(fd, ev)
-        except BaseException:
-            ep.close()
-            raise
-        return ep.fileno(), ep.close
-    if _real_kqueue is not None:
-        kq = _real_kqueue()
-        try:
-            changes = []
-            for fd, (r, w) in fds.items():
-                if r:
-                    changes.append(_real_kevent(
-                        fd, __select__.KQ_FILTER_READ, __select__.KQ_EV_ADD))
-                if w:
-                    changes.append(_real_kevent(
-                        fd, __select__.KQ_FILTER_WRITE, __select__.KQ_EV_ADD))
-            kq.control(changes, 0, 0)
-        except BaseException:
-            kq.close()
-            raise
-        return kq.fileno(), kq.close
-    return None
+            if hold.park(fds):
+                try:
+                    hub.suspend(until)
+                except _S2Timeout:
+                    return look_again
+                except _S2Error as e:   # a socket2 socket was closed
+                    if e.err != "closed":
+                        raise
+                except OSError as e:    # a green socket was closed
+                    if e.errno != _errno.EBADF:
+                        raise
+                return True
+        finally:
+            hold.release()
+    # Nothing to park on (a completion port reports no readiness, a slot
+    # is taken, or only exceptional conditions are asked for): look again
+    # on the hub's timers, a little later.
+    step = _PRI_STEP if not fds else _STEP
+    if until is not None:
+        step = min(step, until - _clock())
+        if step <= 0:
+            return look_again
+    _sleep(step)
+    return True
 
 
 def select(rlist, wlist, xlist, timeout=None):
@@ -124,20 +262,23 @@ def select(rlist, wlist, xlist, timeout=None):
     deadline = None if timeout is None else _clock() + timeout
     rl, wl, xl = list(rlist), list(wlist), list(xlist)
     fds = {}
-    for objs, i in ((rl, 0), (wl, 1), (xl, 0)):
+    for objs, write in ((rl, False), (wl, True)):
         for o in objs:
-            r, w = fds.get(_fd(o), (False, False))
-            fds[_fd(o)] = (r or i == 0, w or i == 1)
+            fd = _fd(o)
+            r, w = fds.get(fd, (False, False))
+            fds[fd] = (r or not write, w or write)
+    for o in xl:
+        _fd(o)
     while True:
         ready = _real_select(rl, wl, xl, 0)
         if any(ready) or timeout == 0:
             return ready
-        if not fds:
-            _sleep(timeout if timeout is not None else 0)
-            if timeout is None:
-                continue
+        if not fds and not xl:
+            # Nothing to wait for: sleep out the timeout (or for good, as
+            # the standard select does until a signal).
+            _sleep(timeout)
             return [], [], []
-        if not _wait_any(fds, deadline):
+        if not _wait_any(fds, deadline, bool(xl)):
             return [], [], []
 
 
@@ -175,15 +316,20 @@ class _Poll:
             ready = self._now()
             if ready or timeout == 0:
                 return ready
-            fds = {fd: (bool(m & _IN), bool(m & _OUT))
-                   for fd, m in self._fds.items()}
-            if not fds:
+            fds = {}
+            pri = False
+            for fd, m in self._fds.items():
+                if m & (_MASK_R | _MASK_W):
+                    fds[fd] = (bool(m & _MASK_R), bool(m & _MASK_W))
+                if m & _MASK_PRI:
+                    pri = True
+            if not self._fds:
                 if timeout is not None:
                     _sleep(timeout)
                     return []
                 raise _S2Error("deadlock", "poll() with nothing registered "
                                "and no timeout would wait forever")
-            if not _wait_any(fds, deadline):
+            if not _wait_any(fds, deadline, pri):
                 return []
 
 

@@ -28,7 +28,9 @@ from .. import _offload
 from ..errors import Error as _S2Error
 from ..errors import TimeoutError as _S2Timeout
 from ..hub import clock as _clock, get_hub as _get_hub, sleep as _sleep
+from ..hub import _existing_hub
 from .. import pollers as _pollers
+from . import select as _gselect
 
 __all__ = list(__socket__.__all__)
 
@@ -45,6 +47,15 @@ _std = __socket__.socket
 _UNSET = object()
 _GLOBAL_DEFAULT_TIMEOUT = __socket__._GLOBAL_DEFAULT_TIMEOUT
 _COMPLETION = _pollers.completion_based()
+_STREAM = SOCK_STREAM
+# A wait in an OS thread that is not the registration's home lasts this
+# many seconds at a time (a close from another thread is noticed within
+# one slice; see _GreenIO).
+_FOREIGN_SLICE = 0.2
+_real_poll = _gselect._real_poll
+_real_select = _gselect._real_select
+_POLLIN = getattr(_gselect, "POLLIN", 1)
+_POLLOUT = getattr(_gselect, "POLLOUT", 4)
 timeout = __socket__.timeout
 error = OSError
 _default_timeout = None
@@ -82,7 +93,32 @@ def _os_error(e):
 class _GreenIO:
     """The waiting half shared by the green socket and the green
     ``ssl.SSLSocket``: the user's timeout, the socket2 socket that waits
-    (registered with this OS thread's hub), and the close protocol."""
+    (the descriptor's registration with one hub), and the close protocol.
+
+    Which hub waits: the descriptor is registered once, with the hub of
+    the first OS thread that has to wait on it (its *home*), and stays
+    there: nothing moves under a thread parked in it.  A call from another
+    OS thread that has to wait does so through its own hub, with a
+    registration made for that wait alone (in that hub's own kernel set),
+    or by poll(2) in a thread that has no hub (nothing else runs there),
+    a slice at a time so that a close is noticed (``_g_wait_foreign``).
+    So one green socket may be used from several OS threads at once, one
+    reading while another writes, as the standard library allows.  A close
+    from another OS thread is handed to the home hub (``call_threadsafe``),
+    which wakes the threads parked there with ``EBADF``.
+
+    The short-read shortcut (``Waiters.rready``, see _hotpath.py): every
+    wait for readability through the home hub leaves it True (the edge it
+    took may have brought more than the caller then reads); only ``recv``
+    and ``recv_into`` of a stream socket, without flags, in the home
+    thread, clear it after a short read, exactly like sockets.py's
+    ``_recv_loop``.
+
+    The descriptor has one owner: the standard socket object, which closes
+    it.  The socket2 socket over it only holds the registration (its class
+    never closes anything, see ``_reg_class``), so a garbage cycle holding
+    both cannot close the number twice.
+    """
 
     # Set lazily: ssl.SSLSocket._create() bypasses __init__.
     _g_timeout = None
@@ -115,20 +151,30 @@ class _GreenIO:
     # -- waiting --------------------------------------------------------------
 
     def _g_sock(self):
-        """The socket2 socket over this descriptor (made on first wait)."""
+        """The socket2 socket holding this descriptor's registration: made
+        on first use, with the calling OS thread's hub (which becomes its
+        home for as long as that hub lives)."""
         s2 = self._g_s2
-        hub = _get_hub()
-        if s2 is not None and s2._fd >= 0:
-            if s2._hub is hub:
+        if s2 is not None:
+            if not getattr(s2._hub, "_closed", False):
                 return s2
-            # Used from another OS thread now: move to that thread's hub.
-            s2._hub.unregister(s2._fd)
+            # Its home hub is closed (its OS thread ended): nothing waits
+            # there any more, and the registration moves to this thread.
+            self._g_s2 = None
             s2._fd = -1
-        from ..sockets import TCPSocket, UDPSocket
         fd = self.fileno()
         if fd < 0:
             raise OSError(_errno.EBADF, "Bad file descriptor")
-        cls = TCPSocket if self.type == SOCK_STREAM else UDPSocket
+        hub = _get_hub()
+        if hub._waker is None:
+            # Another OS thread may close this socket: it hands the close
+            # to this hub with call_threadsafe, which needs the waker.
+            hub._start_waker()
+        # A select() of this thread may watch the number (a registration
+        # of its own): it lets go, and looks again later.
+        _gselect._let_go_fd(hub, fd)
+        tcp, udp = _reg_class()
+        cls = tcp if self.type == SOCK_STREAM else udp
         s2 = self._g_s2 = cls._from_fd(fd, self.family, self.type,
                                        self.proto, hub)
         if self.family in (AF_INET, AF_INET6):
@@ -138,23 +184,67 @@ class _GreenIO:
                 pass
         return s2
 
+    def _g_here(self):
+        """The registration, if it belongs to the calling OS thread's hub
+        (else None: not made yet, or another thread's)."""
+        s2 = self._g_s2
+        if s2 is not None and s2._hub is _existing_hub():
+            return s2
+        return None
+
     def _g_deadline(self):
         t = self._g_timeout
         return None if t is None else _clock() + t
 
     def _g_wait(self, write, deadline):
         """Wait until the descriptor is readable (or writable); raise
-        ``socket.timeout`` at *deadline*."""
+        ``socket.timeout`` at *deadline*.  A wake-up is a hint: the caller
+        tries its system call again."""
         s2 = self._g_sock()
+        hub = s2._hub
+        if hub is not _existing_hub():
+            return self._g_wait_foreign(write, deadline)
         try:
             if _COMPLETION:
                 return self._g_wait_completion(s2, write, deadline)
+            w = s2._w
             if write:
-                s2._hub.wait_writable(s2._w, deadline, s2._fd)
+                if w.wg is not None:
+                    _gselect._let_go(w)     # a select() may hold the slot
+                hub.wait_writable(w, deadline, s2._fd)
             else:
-                s2._hub.wait_readable(s2._w, deadline, s2._fd)
+                if w.rg is not None:
+                    _gselect._let_go(w)
+                hub.wait_readable(w, deadline, s2._fd)
+                # This wait took the edge; what it brought is not known to
+                # be read yet (see the class docstring).
+                w.rready = True
         except _S2Error as e:
             raise _os_error(e) from None
+
+    def _g_wait_foreign(self, write, deadline):
+        """Wait in an OS thread that is not the registration's home: through
+        this thread's own hub (a registration for this wait only, in its
+        own kernel set), or, in a thread without a hub (nothing else to
+        run there), by poll(2) in this thread.  At most a slice at a time:
+        the caller tries its call again after each, so a close from another
+        thread ends the wait (``EBADF``) and nothing can strand it."""
+        fd = self.fileno()
+        if fd < 0:
+            raise OSError(_errno.EBADF, "Bad file descriptor")
+        step = _FOREIGN_SLICE
+        if deadline is not None:
+            left = deadline - _clock()
+            if left <= 0:
+                raise timeout("timed out")
+            if left < step:
+                step = left
+        if _existing_hub() is None:
+            _poll_one(fd, write, step)
+        else:
+            _gselect._wait_any({fd: (not write, write)}, _clock() + step)
+        if self.fileno() != fd:
+            raise OSError(_errno.EBADF, "Bad file descriptor")
 
     def _g_wait_completion(self, s2, write, deadline):
         # A completion port reports no readiness: a connected stream waits
@@ -180,7 +270,10 @@ class _GreenIO:
                 raise
         except InterruptedError:
             pass
-        deadline = self._g_deadline()
+        return self._g_retry(write, self._g_deadline(), fn, *args)
+
+    def _g_retry(self, write, deadline, fn, *args):
+        """Wait, then ``fn(*args)``, until it does not block."""
         while True:
             self._g_wait(write, deadline)
             try:
@@ -191,21 +284,32 @@ class _GreenIO:
     # -- closing --------------------------------------------------------------
 
     def _g_forget(self, closing=True):
-        """Wake threads waiting on this descriptor (``EBADF``), unregister
-        it from the hub, and let go of socket2's hold: the standard socket
-        closes the descriptor itself (*closing*), or hands it on."""
+        """Let go of socket2's hold on the descriptor before the standard
+        socket closes it (*closing*) or hands it on: unregister it from its
+        home hub and wake the threads parked there with ``EBADF``.  From
+        another OS thread, the home hub does that in its own thread."""
         s2 = self._g_s2
-        if s2 is not None and s2._fd >= 0:
-            fd, w, hub = s2._fd, s2._w, s2._hub
-            s2._fd = -1
-            rg, wg = w.rg, w.wg
-            w.rg = w.wg = None
-            hub.unregister(fd, closing=closing)
-            for g in (rg, wg):
-                if g is not None:
-                    hub._throw(g, OSError(_errno.EBADF,
-                                          "Bad file descriptor"))
         self._g_s2 = None
+        if s2 is None or s2._fd < 0:
+            return
+        fd, w, hub = s2._fd, s2._w, s2._hub
+        s2._fd = -1
+        if hub is _existing_hub():
+            # A kernel registration (epoll) is deleted explicitly, not left
+            # to the close: the open file description may outlive this
+            # number (dup(), fromfd(), a forked child), and with it the
+            # registration, whose events would reach the number's next
+            # socket.  (A completion port's association ends with the
+            # handle: nothing to delete.)
+            _release(hub, fd, w, not (closing and _COMPLETION))
+        else:
+            # The fd is closed (or handed on) before the home hub runs
+            # this: it must not delete by number any more, which may be
+            # another socket's by then, unless the descriptor lives on.
+            if hub.call_threadsafe(_release, hub, fd, w,
+                                   not closing) is False:
+                # Closed: its OS thread has ended, nothing runs there.
+                _release(hub, fd, w, False)
 
     def _real_close(self, _ss=_socket.socket):
         self._g_forget()
@@ -216,18 +320,69 @@ class _GreenIO:
         return super().detach()
 
     def __del__(self):
-        # An unclosed green socket: socket2 lets go first, then the
-        # standard finalizer closes the descriptor once (with its warning).
-        s2 = self._g_s2
-        if s2 is not None and s2._fd >= 0:
-            try:
-                s2._hub.unregister(s2._fd, closing=True)
-            except Exception:
-                pass
-            s2._fd = -1
+        # An unclosed green socket: socket2 lets go first (nobody can be
+        # parked on it: a parked thread would hold it), then the standard
+        # finalizer closes the descriptor, once, with its warning.
+        try:
+            self._g_forget()
+        except Exception:
+            pass
         sup = getattr(super(), "__del__", None)
         if sup is not None:
             sup()
+
+
+def _release(hub, fd, w, delete):
+    """In *hub*'s OS thread: drop the registration *w* of *fd* (if the
+    number is still its: it may be a new socket's by now) and wake the
+    threads parked in it with ``EBADF``.  *delete*: the descriptor is
+    still open, delete its kernel registration explicitly."""
+    if hub._fdmap.get(fd) is w:
+        hub.unregister(fd, closing=not delete)
+    rg, wg = w.rg, w.wg
+    w.rg = w.wg = None
+    for g in (rg, wg):
+        if g is not None:
+            # A select() parked in several slots gives up all of them
+            # first, so nothing else can resume it before its turn.
+            _gselect._let_go_greenlet(g)
+            hub.schedule(g, exc=OSError(_errno.EBADF, "Bad file descriptor"))
+
+
+_REG = []
+
+
+def _reg_class():
+    """The socket2 socket classes a green socket's registration is made
+    of: TCPSocket and UDPSocket that never close the descriptor (from
+    ``__del__`` either): the standard socket owns it."""
+    if not _REG:
+        from ..sockets import TCPSocket, UDPSocket
+
+        def _no_close(self):
+            # The green socket forgets this registration itself (it holds
+            # it); the descriptor is the standard socket's to close.
+            pass
+
+        _REG.append(type("_GreenTCPRegistration", (TCPSocket,), {
+            "__slots__": (), "__del__": _no_close,
+            "__doc__": "A green stream socket's registration."}))
+        _REG.append(type("_GreenUDPRegistration", (UDPSocket,), {
+            "__slots__": (), "__del__": _no_close,
+            "__doc__": "A green datagram socket's registration."}))
+    return _REG
+
+
+def _poll_one(fd, write, seconds):
+    """Whether *fd* became readable (or writable) within *seconds*, by a
+    blocking poll(2) (select(2) where there is none) in this OS thread."""
+    if _real_poll is not None:
+        p = _real_poll()
+        p.register(fd, _POLLOUT if write else _POLLIN)
+        return bool(p.poll(seconds * 1000.0))
+    r, w, x = _real_select([] if write else [fd], [fd] if write else [],
+                           [fd], seconds)
+    return bool(r or w or x)
 
 
 class socket(_GreenIO, _std):
@@ -267,6 +422,7 @@ class socket(_GreenIO, _std):
         except _S2Error as e:
             raise _os_error(e) from None
         fd = conn._fd
+        conn.__class__ = _reg_class()[0]        # the green socket closes fd
         sock = socket(self.family, self.type, self.proto, fileno=fd)
         sock._g_s2 = conn                       # its hub registration
         return sock, sock.getpeername()
@@ -276,20 +432,60 @@ class socket(_GreenIO, _std):
         if _COMPLETION and self.type == SOCK_STREAM:
             return self._connect_completion(address)
         address = _resolved(self, address)
-        try:
-            return _std.connect(self, address)
-        except BlockingIOError:
-            if self._g_timeout == 0.0:
-                raise
-        except InterruptedError:
-            pass
-        self._g_wait(True, self._g_deadline())
+        deadline = _UNSET
+        while True:
+            try:
+                return _std.connect(self, address)
+            except BlockingIOError as e:
+                if self._g_timeout == 0.0:
+                    raise
+                if e.errno in (_errno.EINPROGRESS, _errno.EALREADY) or \
+                        self.family != getattr(__socket__, "AF_UNIX", None):
+                    break
+            except InterruptedError:
+                break   # the connection goes on in the background
+            # EAGAIN from a unix socket: the listener's backlog is full and
+            # no event will say when there is room: try again shortly.
+            if deadline is _UNSET:
+                deadline = self._g_deadline()
+            if deadline is not None and _clock() >= deadline:
+                raise timeout("timed out")
+            _sleep(0.001)
+        if deadline is _UNSET:
+            deadline = self._g_deadline()
+        while True:
+            self._g_wait(True, deadline)
+            err = self._g_connect_state()
+            if err is None:
+                continue    # a wake-up is a hint: still connecting
+            if err:
+                raise OSError(err, _os.strerror(err))
+            return
+
+    def _g_connect_state(self):
+        """Where a non-blocking connect stands: 0 connected, an errno if it
+        failed, None while it is still in progress.  A wake-up alone proves
+        nothing (a stale event of a closed socket whose number this one
+        reused can carry the writable bit while the handshake is still
+        under way, with SO_ERROR 0); the kernel's own answer does."""
         err = self.getsockopt(SOL_SOCKET, SO_ERROR)
-        w = self._g_s2._w
-        if not err and w.soerr:     # the backend took it (kqueue)
-            err, w.soerr = w.soerr, 0
+        if not err:
+            s2 = self._g_here()
+            if s2 is not None and s2._w.soerr:  # the backend took it (kqueue)
+                err, s2._w.soerr = s2._w.soerr, 0
         if err:
-            raise OSError(err, _os.strerror(err))
+            return err
+        try:
+            self.getpeername()
+            return 0
+        except OSError as e:
+            # It may have failed in between.
+            err = self.getsockopt(SOL_SOCKET, SO_ERROR)
+            if err:
+                return err
+            if e.errno == _errno.ENOTCONN:
+                return None
+            return e.errno or _errno.EIO
 
     def _connect_completion(self, address):
         host, port = _resolved(self, address)[:2]
@@ -310,31 +506,43 @@ class socket(_GreenIO, _std):
     # recv and recv_into keep socket2's "a short read proves the queue
     # empty" shortcut (see sockets.py): after one, the next call waits for
     # the edge instead of paying a recv() that can only say EAGAIN, and the
-    # BlockingIOError it raises.  The hub sets rready again on the edge.
+    # BlockingIOError it raises.  The hub sets rready again on the edge;
+    # every other read (flags such as MSG_PEEK, recvfrom, recvmsg ...) that
+    # waits leaves it set (_g_wait), and only these two, without flags, on
+    # a stream, in the registration's own OS thread, clear it.
 
     def recv(self, bufsize, flags=0):
         s2 = self._g_s2
-        if s2 is not None and not s2._w.rready and self._g_timeout != 0.0 \
-                and not flags:
-            self._g_wait(False, self._g_deadline())
-        data = self._g_call(False, _std.recv, self, bufsize, flags)
-        s2 = self._g_s2
-        if s2 is not None and data and not flags \
-                and self.type == SOCK_STREAM:
-            w = s2._w
-            w.rready = len(data) == bufsize or w.hup
+        if s2 is None or flags or s2._w.rready or self._g_timeout == 0.0 \
+                or s2._hub is not _existing_hub():
+            data = self._g_call(False, _std.recv, self, bufsize, flags)
+        else:
+            data = self._g_retry(False, self._g_deadline(), _std.recv, self,
+                                 bufsize, flags)
+        if data and not flags:
+            s2 = self._g_s2
+            if s2 is not None and s2._type == _STREAM \
+                    and s2._hub is _existing_hub():
+                w = s2._w
+                w.rready = len(data) == bufsize or w.hup
         return data
 
     def recv_into(self, buffer, nbytes=0, flags=0):
         s2 = self._g_s2
-        if s2 is not None and not s2._w.rready and self._g_timeout != 0.0 \
-                and not flags:
-            self._g_wait(False, self._g_deadline())
-        n = self._g_call(False, _std.recv_into, self, buffer, nbytes, flags)
-        s2 = self._g_s2
-        if s2 is not None and n and not flags and self.type == SOCK_STREAM:
-            w = s2._w
-            w.rready = n == (nbytes or memoryview(buffer).nbytes) or w.hup
+        if s2 is None or flags or s2._w.rready or self._g_timeout == 0.0 \
+                or s2._hub is not _existing_hub():
+            n = self._g_call(False, _std.recv_into, self, buffer, nbytes,
+                             flags)
+        else:
+            n = self._g_retry(False, self._g_deadline(), _std.recv_into,
+                              self, buffer, nbytes, flags)
+        if n and not flags:
+            s2 = self._g_s2
+            if s2 is not None and s2._type == _STREAM \
+                    and s2._hub is _existing_hub():
+                w = s2._w
+                w.rready = n == (nbytes or memoryview(buffer).nbytes) \
+                    or w.hup
         return n
 
     def recvfrom(self, bufsize, flags=0):
@@ -348,8 +556,16 @@ class socket(_GreenIO, _std):
         def recvmsg(self, *args):
             return self._g_call(False, _std.recvmsg, self, *args)
 
+        def recvmsg_into(self, *args):
+            return self._g_call(False, _std.recvmsg_into, self, *args)
+
         def sendmsg(self, *args):
             return self._g_call(True, _std.sendmsg, self, *args)
+
+    if hasattr(_std, "sendmsg_afalg"):
+        def sendmsg_afalg(self, *args, **kwargs):
+            return self._g_call(True, lambda: _std.sendmsg_afalg(
+                self, *args, **kwargs))
 
     def send(self, data, flags=0):
         return self._g_call(True, _std.send, self, data, flags)

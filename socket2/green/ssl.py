@@ -11,11 +11,18 @@ sets ``sslsocket_class`` on the standard ``SSLContext`` class itself, which
 is what every context's ``wrap_socket`` consults.  No class is replaced and
 no property redefined, so nothing recurses (the trap gevent's and
 eventlet's users met when ``ssl`` was patched after a context existed).
+
+Each SSL call starts with OpenSSL's per-thread error queue empty: greenlets
+share their OS thread's queue, and an entry another one left there turns
+"want read" into a fatal ``SSLError`` (see socket2.tls).
 """
 import ssl as __ssl__
 from ssl import *  # noqa: F401,F403
 
+from ..tls import _error_queue_clearer
 from .socket import _GreenIO, _std
+
+_clear_errors = _error_queue_clearer()
 
 __all__ = [n for n in dir(__ssl__) if not n.startswith("_")]
 
@@ -32,6 +39,7 @@ class _GreenSSL:
         the whole call)."""
         deadline = _UNSET
         while True:
+            _clear_errors()
             try:
                 return fn(*args)
             except _WantRead:
