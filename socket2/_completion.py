@@ -240,12 +240,14 @@ def _connect_one(self, node, deadline):
 def _reopen(self):
     """A new socket in place of one whose connect failed (Windows cannot
     dup2 a socket onto the old number)."""
+    state = self._setup_state()
     fd = _slib.s2_socket(self._family, self._type, self._proto)
     if fd < 0:
         raise os_error(-fd, "socket")
     old = self._fd
-    self._hub.unregister(old, closing=True)
+    self._unregister_for_close(old)
     _slib.s2_close(old)
     self._fd = fd
     self._bound = False
     self._w = self._hub.register(fd)
+    self._restore_state(state)   # options and bound address again

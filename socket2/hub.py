@@ -18,6 +18,31 @@ How it works, top to bottom:
 - Every greenlet that is not running is in exactly one place: a wait
   (slot, timer, joiner list) or the ready queue.  Interrupts (close, kill,
   timeouts) go through :meth:`Hub._throw`, which handles both places.
+
+The rules every layer above keeps (each was broken once; see issue 17):
+
+- **A wake-up is a hint, never a completion.**  An event may be stale (a
+  batch can hold one for a socket closed earlier in the same batch, whose
+  number a new socket took), so every operation asks the kernel again
+  after waking: recv/send/accept retry their call, connect() asks whether
+  it is connected (sockets.py ``_connect_one``, green ``_g_connect_state``).
+  And no kernel registration outlives its socket's number: where the
+  open file description may be shared (a dup, a fork, a descriptor from
+  outside), close deletes it explicitly (sockets.py
+  ``_unregister_for_close``, pollers/epoll.py's docstring).
+- **A hand-off either happened or did not.**  An operation completed by
+  another party (a lock passed on, an item taken, a notification) is never
+  also reported as interrupted, and an interrupted one did nothing:
+  whoever wakes a waiter hands over only what the waiter can give back
+  until it runs (sync.py's docstring, ``_park``/``_wake``).  A kill queued
+  for a greenlet is never replaced by a timeout (:func:`_supersedes`).
+- **A shortcut trusts only state that cannot change underneath.**  The
+  short-read shortcut (``Waiters.rready``, socket2/_hotpath.py) is
+  cleared only right after a short read by the socket layer's own recv;
+  every read wait, whatever consumed the edge, re-arms it.
+- **The hub's own greenlets survive anything raised into them** (see
+  ``_run`` and ``_waker_loop``), and a greenlet is only ever resumed by
+  its own OS thread: other threads go through :meth:`Hub.call_threadsafe`.
 """
 import heapq
 from builtins import TimeoutError as _BuiltinTimeout

@@ -16,8 +16,16 @@ def serve(listener, handler, *args, tls=None, tls_timeout=10, **kwargs):
     A connection's thread starts when the connection first has something to
     read (or is closed or fails): a client that connects and stays silent
     costs a socket, not a greenlet.  The handler owns *conn* (close it, or
-    use ``with conn:``).  Returns when *listener* is closed; running out of
-    descriptors pauses accepting for 0.1 s instead of failing.
+    use ``with conn:``); if the thread is killed before it starts, the
+    handler never runs and *conn* is closed then.  Returns when *listener*
+    is closed.
+
+    Running out of descriptors (or kernel memory) never stops the loop:
+    the connection that has been silent longest (accepted, nothing
+    received yet, its handler never started) is dropped to make room, so
+    silent clients cannot hold the server's descriptors for ever; with
+    none to drop, accepting pauses for 0.1 s.  Either is reported on
+    stderr at most every 10 s.
 
     With *tls* (an ``ssl.SSLContext`` with the server's certificate), each
     connection first completes a TLS handshake within *tls_timeout* seconds
@@ -34,6 +42,7 @@ def serve(listener, handler, *args, tls=None, tls_timeout=10, **kwargs):
                             % type(tls).__name__)
         args = (tls, tls_timeout, handler, args)
         handler = _tls_connection
+    silent = _Silent()
     while True:
         try:
             conn = listener.accept()
@@ -41,16 +50,80 @@ def serve(listener, handler, *args, tls=None, tls_timeout=10, **kwargs):
             if e.err == "closed":
                 return
             if e.err in _TRANSIENT:
-                sys.stderr.write("socket2.serve: %s; pausing accept\n" % e)
-                sleep(0.1)
+                if silent.drop_oldest():
+                    silent.report(e, "dropped the connection silent longest")
+                else:
+                    silent.report(e, "pausing accept")
+                    sleep(0.1)
                 continue
             raise
+        silent.add(conn)
         if tls is not None:
             # Silent clients never start their thread: a timer drops them.
             entry = hub._add_timer(clock() + tls_timeout, _drop_silent, conn)
-            start(conn, handler, args + (entry,), kwargs)
+            start(conn, handler, args + (entry,), kwargs,
+                  on_cancel=_tls_cancelled)
         else:
             start(conn, handler, args, kwargs)
+
+
+class _Silent:
+    """serve()'s accepted connections whose thread has not started yet
+    (nothing received), oldest first: what to drop when descriptors run
+    out.  A connection leaves when it is dropped, or lazily once its
+    thread started or it closed (pruned when the record doubles, so it
+    stays within twice the connections alive)."""
+
+    __slots__ = ("_conns", "_limit", "_reported", "_quiet")
+
+    def __init__(self):
+        self._conns = {}         # conn -> None, in accept order
+        self._limit = 1024
+        self._reported = None    # clock() of the last report
+        self._quiet = 0          # reports held back since
+
+    @staticmethod
+    def _waiting(conn):
+        g = conn._w.rg if not conn.closed else None
+        return g is not None and not g      # an unstarted thread parked
+
+    def add(self, conn):
+        conns = self._conns
+        conns[conn] = None
+        if len(conns) > self._limit:
+            for c in [c for c in conns if not self._waiting(c)]:
+                del conns[c]
+            self._limit = max(1024, 2 * len(conns))
+
+    def drop_oldest(self):
+        """Kill the oldest unstarted connection thread (its socket is
+        closed, its handler never runs); False if there is none."""
+        conns = self._conns
+        while conns:
+            conn = next(iter(conns))
+            del conns[conn]
+            if self._waiting(conn):
+                conn._w.rg.kill()
+                return True
+        return False
+
+    def report(self, e, what):
+        now = clock()
+        if self._reported is not None and now - self._reported < 10:
+            self._quiet += 1
+            return
+        more = " (and %d more times)" % self._quiet if self._quiet else ""
+        sys.stderr.write("socket2.serve: %s; %s%s\n" % (e, what, more))
+        sys.stderr.flush()
+        self._reported, self._quiet = now, 0
+
+
+def _tls_cancelled(conn, ctx, tls_timeout, handler, args, entry, **kwargs):
+    """The connection's thread was killed before it started: its handler
+    never runs, so its socket is closed and its silence timer stopped
+    here."""
+    conn._hub._cancel_timer(entry)
+    conn.close()
 
 
 def _drop_silent(conn):
@@ -151,7 +224,9 @@ def connect(host, port, *, family=None, tls=None, server_hostname=None,
             try:
                 if local is not None:
                     s.bind(*local)
-                s.connect(node, expires=deadline)
+                # This node only: the nodes after it have attempts of
+                # their own.
+                s._connect_node(node, deadline)
             except BaseException as e:   # noqa: B902 - reported below
                 s.close()
                 results.put((None, e))

@@ -6,6 +6,7 @@ calling greenlet only when the kernel says "would block" (see hub.py).
 """
 import os
 import warnings
+from _thread import get_ident as _get_ident
 
 from ._socket_ffi import ffi, lib
 from . import _hotpath, _names, pollers as _pollers
@@ -27,7 +28,20 @@ _ACCEPT_RETRY = (-lib.S2_ECONNABORTED, -lib.S2_EPROTO, -lib.S2_EINTR)
 _STREAM = lib.SOCK_STREAM
 _SHUT = {"r": lib.SHUT_RD, "w": lib.SHUT_WR, "rw": lib.SHUT_RDWR}
 _UNSET = object()
-_CHUNK = bytes(65536)   # read-ahead step of read()/readline()
+
+# Bumped in both parent and child by every os.fork(): a socket made before
+# the last fork shares its open file description with the other process,
+# so its close() must delete its kernel registration explicitly (see
+# _Socket._unregister_for_close).
+_forks = [0]
+
+
+def _forked():
+    _forks[0] += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_parent=_forked, after_in_child=_forked)
 
 
 def _wbuf(buf, what):
@@ -70,7 +84,8 @@ class _Socket(_hotpath.SocketBase):
 
     # The base (compiled or not, see _hotpath.py) holds _fd, _type, _w,
     # _hub, _core, _rb and timeout: the fields recv/sendall read.
-    __slots__ = ("_family", "_proto", "_bound", "__weakref__")
+    __slots__ = ("_family", "_proto", "_bound", "_opts", "_excl",
+                 "__weakref__")
 
     _default_type = None
 
@@ -85,12 +100,17 @@ class _Socket(_hotpath.SocketBase):
                 protocol))
         self._setup(fd, fam, self._default_type, proto, get_hub())
 
-    def _setup(self, fd, family, socktype, proto, hub):
+    def _setup(self, fd, family, socktype, proto, hub, exclusive=True):
         self._fd = fd
+        # Whether this descriptor's open file description is socket2's
+        # alone (see _unregister_for_close): the fork generation it was
+        # made in, or -1 for a descriptor someone else may hold a copy of.
+        self._excl = _forks[0] if exclusive else -1
         self._family = family
         self._type = socktype
         self._proto = proto
         self._bound = False
+        self._opts = None    # options set by setopt(), for _reopen
         self._rb = None      # read-ahead of read()/readline(), when used
         self.timeout = None
         self._hub = hub
@@ -103,10 +123,23 @@ class _Socket(_hotpath.SocketBase):
             raise
 
     @classmethod
-    def _from_fd(cls, fd, family, socktype, proto, hub):
+    def _from_fd(cls, fd, family, socktype, proto, hub, exclusive=True):
+        """A socket over the descriptor *fd*, which it now owns.
+        *exclusive*: socket2 made the descriptor (socket(), accept()) and
+        nobody else can hold a copy of it; False for one that came from
+        outside (the standard library's socket, dup(), fromfd())."""
         s = cls.__new__(cls)
-        s._setup(fd, family, socktype, proto, hub)
+        s._setup(fd, family, socktype, proto, hub, exclusive)
         return s
+
+    def _unregister_for_close(self, fd):
+        """Drop *fd*'s registration before it is closed.  A kernel
+        registration (epoll) belongs to the open file description, not the
+        number: closing the number removes it only when no copy of the
+        description is left open elsewhere (a dup(), a forked child).  If
+        one may be, the registration is deleted explicitly, or its events
+        would go on arriving under the number the next socket reuses."""
+        self._hub.unregister(fd, closing=self._excl == _forks[0])
 
     # -- identity and lifetime ---------------------------------------------
 
@@ -132,17 +165,33 @@ class _Socket(_hotpath.SocketBase):
 
     def close(self):
         """Close the socket; idempotent.  Threads waiting on it get
-        ``socket2.Error`` with ``err == 'closed'``."""
+        ``socket2.Error`` with ``err == 'closed'``.
+
+        From another OS thread than the one whose hub the socket belongs
+        to, the socket is closed for every caller at once (later calls
+        say ``'closed'``), and the owner's hub releases the descriptor and
+        wakes its waiters at its next turn: a greenlet can only be resumed
+        by its own OS thread.  If that thread has ended, the descriptor is
+        released here."""
         fd = self._fd
         if fd < 0:
             return
         self._fd = -1
+        hub = self._hub
+        if hub.thread_ident != _get_ident() and \
+                hub.call_threadsafe(self._release, fd):
+            return
+        self._release(fd)
+
+    def _release(self, fd):
+        """Unregister and close *fd* (this socket's, already marked
+        closed), then wake the threads that waited on it."""
         w, hub = self._w, self._hub
         rg, wg = w.rg, w.wg
         w.rg = w.wg = None
         # Detach the waiters before the fd number can be reused, then
         # release it; only then wake them (which may switch away).
-        hub.unregister(fd, closing=True)
+        self._unregister_for_close(fd)
         lib.s2_close(fd)
         for g in (rg, wg):
             if g is not None:
@@ -157,7 +206,7 @@ class _Socket(_hotpath.SocketBase):
         try:
             warnings.warn("unclosed socket2 socket %r (fd %d)" % (
                 self.type(), fd), ResourceWarning, source=self)
-            self._hub.unregister(fd, closing=True)
+            self._unregister_for_close(fd)
         except Exception:
             pass
         lib.s2_close(fd)
@@ -272,6 +321,11 @@ class _Socket(_hotpath.SocketBase):
         ``'tcp_nodelay'``, ``'so_linger'`` ...); see ``socket2.OPTIONS``."""
         from . import _options
         _options.setopt(self, name, value)
+        # Remembered so a connect() that moves on to the next address (on
+        # a fresh socket, see _reopen) keeps what the caller set up.
+        if self._opts is None:
+            self._opts = {}
+        self._opts[name.lower()] = value
 
     def getopt(self, name):
         """Read a socket option by name; see :meth:`setopt`."""
@@ -300,6 +354,16 @@ class _Socket(_hotpath.SocketBase):
             if owned:
                 ai.free()
 
+    def _connect_node(self, node, deadline):
+        """Connect to the one address of the ai node *node* (not the nodes
+        after it, as connect(ai) would: Happy Eyeballs gives each attempt
+        its own node)."""
+        node._owner.check()
+        if not self._accepts(node._p):
+            raise Error("address_family_not_supported", "a %s socket cannot "
+                        "connect to %s" % (self.family(), node.tostring()))
+        self._connect_one(node, deadline)
+
     def _connect_one(self, node, deadline):
         p = node._p
         while True:
@@ -308,11 +372,18 @@ class _Socket(_hotpath.SocketBase):
                 return
             if r == _EINPROGRESS:
                 w = self._w
-                self._hub.wait_writable(w, deadline, self._fd)
-                r = lib.s2_so_error(self._fd)
-                if r == 0 and w.soerr:      # the backend took it (kqueue)
-                    r, w.soerr = -w.soerr, 0
-                if r == 0:
+                # A wake-up is only a hint, never a completion (hub.py's
+                # rule): a stale event of a closed socket whose number this
+                # one reused can wake us while the handshake is still
+                # under way.  Connected means the kernel says so.
+                while True:
+                    self._hub.wait_writable(w, deadline, self._fd)
+                    r = lib.s2_connect_state(self._fd)
+                    if r == 0 and w.soerr:  # the backend took it (kqueue)
+                        r, w.soerr = -w.soerr, 0
+                    if r != 0:
+                        break
+                if r == 1:
                     return
             elif r in (_EAGAIN, _EWOULDBLOCK) and self._family == lib.AF_UNIX:
                 # A unix listener's backlog is full: the socket will not
@@ -325,6 +396,7 @@ class _Socket(_hotpath.SocketBase):
             raise self._fail(r, "connect to %s" % node.tostring())
 
     def _reopen(self):
+        state = self._setup_state()
         fd = lib.s2_socket(self._family, self._type, self._proto)
         if fd < 0:
             raise os_error(-fd, "socket")
@@ -332,6 +404,30 @@ class _Socket(_hotpath.SocketBase):
         os.dup2(fd, self._fd, inheritable=False)
         os.close(fd)
         self._w = self._hub.register(self._fd)
+        self._restore_state(state)
+
+    def _setup_state(self):
+        """What the caller set up on this socket before connect(): the
+        options given to setopt() and the bound address.  A connect that
+        falls through to the next address needs a fresh socket
+        (_reopen), which gets both again."""
+        return self._opts, self.getsockname() if self._bound else None
+
+    def _restore_state(self, state):
+        opts, bound = state
+        self._bound = False
+        if opts:
+            from . import _options
+            for name, value in opts.items():
+                _options.setopt(self, name, value)
+        if bound is not None:
+            sa = bound._sa()
+            r = lib.s2_bind(self._fd, sa, bound._len)
+            if r < 0:
+                raise self._fail(r, "bind to %s again for the next address "
+                                 "(connect() moved on from a failed one)"
+                                 % bound.tostring())
+            self._bound = True
 
     def _recv_loop(self, p, n, timeout, expires):
         w = self._w
@@ -340,6 +436,9 @@ class _Socket(_hotpath.SocketBase):
         # queue: skip the recv() that would only say EAGAIN and wait for
         # the edge the next data brings (hub.py sets rready if that edge
         # comes while nobody waits).  Datagram sockets always try.
+        # Clearing rready after a short read, here and below, is the
+        # shortcut's one proof that the queue is empty; everything that
+        # may make it stale sets rready again (the rule: _hotpath.Waiters).
         if w.rready:
             r = _recv(self._fd, p, n)
             if r > 0:
@@ -414,8 +513,12 @@ class _Stream:
     def recvall(self, timeout=None, expires=None, chunk=65536):
         """Receive until the peer closes; return everything as bytes."""
         deadline = self._deadline(timeout, expires)
-        buf = bytearray(chunk)
-        p = _from_buffer(buf)
+        s = self._scratch
+        if 0 < chunk <= len(s.buf):
+            p, view = s.p, s.view       # (see _fill)
+        else:
+            buf = bytearray(chunk)
+            p, view = _from_buffer(buf), memoryview(buf)
         parts = []
         if self._rb:
             parts.append(bytes(self._rb))
@@ -424,13 +527,17 @@ class _Stream:
             r = self._recv_loop(p, chunk, None, deadline)
             if r == 0:
                 return b"".join(parts)
-            parts.append(bytes(buf[:r]))
+            parts.append(bytes(view[:r]))
 
     # -- buffered reading ----------------------------------------------------
     # read() and readline() read ahead into one bytearray; recv(), recvn()
     # and recvall() hand out what it holds first.  Consuming from the front
     # of a bytearray is amortised O(1) in CPython, so nothing is copied
-    # twice.
+    # twice.  They receive into this OS thread's scratch buffer, not into
+    # room grown for the purpose: a reader parked waiting for its line
+    # holds only the bytes it already has.
+
+    _scratch = _hotpath.ReadScratch(65536, _from_buffer)
 
     def _take(self, p, n):
         rb = self._rb
@@ -441,16 +548,12 @@ class _Stream:
 
     def _fill(self, deadline):
         """Append one recv() worth to the read-ahead; return its size."""
-        rb = self._rb
-        old = len(rb)
-        rb += _CHUNK
-        p = _from_buffer(rb)
-        r = 0
-        try:
-            r = self._recv_loop(p + old, len(_CHUNK), None, deadline)
-        finally:
-            del p                 # release the export before resizing
-            del rb[old + r:]
+        s = self._scratch
+        r = self._recv_loop(s.p, len(s.buf), None, deadline)
+        if r:
+            # Copied before anything else runs in this OS thread, so the
+            # next reader of the scratch cannot overwrite it first.
+            self._rb += s.view[:r]
         return r
 
     def read(self, n=-1, timeout=None, expires=None):

@@ -158,6 +158,7 @@ int s2_getpeername(int fd, struct sockaddr_storage *sa, socklen_t *salen);
 int s2_setsockopt(int fd, int level, int name, const void *val, socklen_t len);
 int s2_getsockopt(int fd, int level, int name, void *val, socklen_t *len);
 int s2_so_error(int fd);
+int s2_connect_state(int fd);
 
 /* Socket address helpers: no Python-side struct layout knowledge needed. */
 int s2_sa_port(const struct sockaddr *sa);
@@ -301,6 +302,22 @@ int s2_so_error(int fd)
     int e = 0; socklen_t len = sizeof e;
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0) return -errno;
     return -e;
+}
+
+/* Where a non-blocking connect() stands once its socket looked writable:
+   1 connected, 0 still in progress, -errno failed.  A wake-up is only a
+   hint (an event of a closed socket whose number was reused can arrive in
+   the same batch): SO_ERROR 0 alone does not mean connected, getpeername()
+   does. */
+int s2_connect_state(int fd)
+{
+    struct sockaddr_storage ss; socklen_t len = sizeof ss;
+    int e = s2_so_error(fd);
+    if (e) return e;
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) return 1;
+    if (errno != ENOTCONN) return -errno;
+    e = s2_so_error(fd);   /* it may have failed in between */
+    return e ? e : 0;
 }
 
 #define S2_EAGAIN EAGAIN
@@ -565,6 +582,19 @@ int s2_so_error(int fd)
     if (getsockopt(S2_SOCK(fd), SOL_SOCKET, SO_ERROR, (char *)&e, &len))
         return S2_LASTERR;
     return -e;
+}
+
+/* See the POSIX variant. */
+int s2_connect_state(int fd)
+{
+    struct sockaddr_storage ss; socklen_t len = sizeof ss;
+    int e = s2_so_error(fd);
+    if (e) return e;
+    if (getpeername(S2_SOCK(fd), (struct sockaddr *)&ss, &len) == 0)
+        return 1;
+    if (WSAGetLastError() != WSAENOTCONN) return S2_LASTERR;
+    e = s2_so_error(fd);
+    return e ? e : 0;
 }
 
 int s2_strerror(int code, char *buf, int len)

@@ -3,19 +3,28 @@
 Some facts about epoll that this file depends on:
 
 - A registration belongs to the *open file description*, not the fd
-  number, and the kernel drops it when the description is closed.  socket2
-  never dups its descriptors, so close() alone unregisters (one system call
-  less per connection); a number reused by a new socket gets a new
-  registration.  Where a description outlives the number (_reopen's dup2),
-  the registration is deleted explicitly first.
+  number, and the kernel drops it only when the description is closed.
+  A socket socket2 made itself (socket(), accept()) and that no fork()
+  has copied since is the description's only holder, so close() alone
+  unregisters (``unregister(fd, closing=True)``: one system call less per
+  connection).  Wherever the description may outlive the number -- a
+  descriptor that came from outside (the green layer: dup(), fromfd(),
+  the standard library's socket), any socket after a fork(), _reopen's
+  dup2 -- the socket layer passes ``closing=False`` and the registration
+  is deleted explicitly first (sockets.py ``_unregister_for_close``), so
+  its events can never be reported for the number's next socket.
 - Edge-triggered mode (EPOLLET) reports a change of state once.  The hub
   always tries the system call first and waits only after EAGAIN (or after a
   short read, which proves the queue empty), so the next edge is guaranteed
   to come.  A socket is therefore registered once, for both directions, at
   creation: no epoll_ctl per wait.
 - An edge that arrives while no greenlet waits is remembered by the hub
-  (rready), and a spurious wake-up (an fd number reused within one batch)
-  only makes the woken greenlet retry its system call and wait again.
+  (rready).  An event can still be stale: one batch may hold an event for
+  a socket that a greenlet resumed earlier in the same batch closed, and
+  whose number a new socket took.  So a wake-up is only a hint, never a
+  completion: recv/send/accept retry their system call and wait again on
+  EAGAIN, and connect() asks the kernel whether it is connected
+  (``s2_connect_state``) instead of trusting the wake-up.
 - Several OS threads may wait on one epoll set; each ready event goes to one
   of them.  When a set is shared (``socket2.epoll_fd(fd)`` in another OS
   thread), every hub on it waits on a private epoll that holds its own
@@ -126,8 +135,9 @@ class EpollPoller:
             raise os_error(-r, "epoll_ctl(ADD, %d)" % fd)
 
     def unregister(self, fd, closing=False):
-        # Closing the fd drops the registration with it (socket2 never dups
-        # its fds; _reopen's dup2 unregisters without closing=True).
+        # closing=True: the caller is about to close the description's only
+        # descriptor, which drops the registration with it (see the module
+        # docstring); anything else deletes it explicitly.
         if not closing:
             lib.s2_epoll_del(self._set, fd)   # ENOENT: already gone, fine
 
