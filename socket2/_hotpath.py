@@ -26,8 +26,12 @@ What is chosen here:
   ``_type``, ``_w``, ``_hub``, ``_core``, ``_rb``, ``timeout``);
 - ``socket_methods``: the compiled ``recv``/``sendall`` for TCP sockets,
   or None (sockets.py then uses its Python methods).
+
+Not chosen, but read by the same paths: ``ReadScratch``, the per-OS-thread
+buffer that buffered reads receive into.
 """
 import os
+from _thread import _local
 
 from greenlet import getcurrent
 
@@ -36,17 +40,46 @@ from .errors import Error
 
 class Waiters:
     """The reader and writer slots of one registered fd (the hub parks
-    greenlets there, the backend's events resume them), and whether it may
-    have data to read (see _Socket._recv_loop: after a short read the
-    queue is known empty, and the next edge either wakes the reader or sets
-    rready; after a hang-up no edge follows, so rready stays set)."""
+    greenlets there, the backend's events resume them), and ``rready``:
+    whether a recv() may find data.
+
+    The short-read shortcut.  On an edge-triggered poller, a stream socket
+    whose recv() came back short has an empty queue, and data arriving
+    later brings a new edge: so the next recv() skips the system call that
+    could only say EAGAIN and waits for that edge at once.  The shortcut
+    trusts a fact about the kernel's queue; it may skip a system call only
+    while that fact cannot have changed underneath.  The rule that keeps
+    it so:
+
+    - ``rready`` is cleared only right after a short read by the socket
+      layer's recv (sockets.py ``_Socket._recv_loop`` and its compiled
+      twin in speedups.c), on a stream, with ``hup`` unset: a read that
+      proved the queue empty.  (The green socket's plain ``recv`` and
+      ``recv_into`` make the same proof the same way.)
+    - It is set again by anything that may have made the proof stale: an
+      edge nobody waited for (``dispatch``), and the end of every wait for
+      readability (``wait_readable``, whatever ended it).  A wait takes
+      the edge; whoever waited then reads in its own way -- a TLS engine
+      through OpenSSL, ``unwrap()``, a green ``recv(MSG_PEEK)`` -- and may
+      leave data behind without proving anything.  So a path that consumes
+      an edge leaves the shortcut armed unless it proves the queue empty
+      by a short read of its own, and no new path has to remember to.
+    - ``hup`` turns the shortcut off for good (sticky): after a hang-up or
+      an error no edge follows, and after TCP urgent data a short read
+      proves nothing -- it stops at the urgent mark with the rest still
+      queued (so a backend with exact edges must report urgent data like
+      a hang-up: epoll's EPOLLPRI, build_epoll.py).
+    - Backends whose edges are not exact use a subclass whose ``rready``
+      is always true (pollers.TryFirstWaiters); level-triggered poll(2)
+      reports queued data at once, so the rule costs it nothing either.
+    """
     __slots__ = ("rg", "wg", "rready", "hup", "soerr")
 
     def __init__(self):
         self.rg = None
         self.wg = None
         self.rready = True
-        self.hup = False     # the peer closed or the socket failed: sticky
+        self.hup = False     # no short read is trusted any more: sticky
         self.soerr = 0       # a socket error the backend saw (kqueue)
 
 
@@ -92,6 +125,9 @@ class HubCore:
                 self.deadline_wait(g, deadline)
         finally:
             w.rg = None
+            # The edge this wait took may have brought more than the
+            # caller will read: re-arm the shortcut (see Waiters).
+            w.rready = True
             self.nio -= 1
 
     def wait_writable(self, w, deadline, fd=-1):
@@ -160,6 +196,21 @@ class HubCore:
         except BaseException:
             leftover.extend(tokens[i + 1:])
             raise
+
+
+class ReadScratch(_local):
+    """Per OS thread: a buffer (``buf``, with ``view``, a memoryview, and
+    ``p``, ``pointer(buf)``) that read()/readline()/recvall() receive
+    into, keeping only what came.  A reader parked there holds no receive
+    buffer of its own, so an idle connection waiting for its next line
+    costs what one parked in recv() does; the greenlets of one OS thread
+    share it safely, because what a receive wrote is copied out before
+    anything else runs in that thread."""
+
+    def __init__(self, size, pointer):
+        self.buf = bytearray(size)
+        self.view = memoryview(self.buf)
+        self.p = pointer(self.buf)
 
 
 class SocketBase:

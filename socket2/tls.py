@@ -5,13 +5,16 @@
 engines sit behind that one class:
 
 - **fd** (readiness pollers: epoll, kqueue, poll): OpenSSL reads and
-  writes the socket's descriptor itself, through an ``ssl.SSLSocket`` made
-  over a non-blocking standard-library socket object that shares socket2's
-  descriptor and never closes it (it is detached first, always).  socket2
-  only waits: ``SSLWantReadError`` parks the thread until the descriptor
-  is readable, ``SSLWantWriteError`` until it is writable.  OpenSSL then
-  has read (or written) until the kernel said EAGAIN, so an edge-triggered
-  poller's next edge is sure to come.
+  writes the socket's descriptor itself, through the SSL object the
+  context's ``_wrap_socket`` makes over a non-blocking standard-library
+  socket object that shares socket2's descriptor and never closes it (it
+  is detached on every way out).  No ``ssl.SSLSocket`` is made: one owns
+  its descriptor, and one left half-made by a failure closes it when it is
+  collected -- by then, often another connection's.  socket2 only waits:
+  ``SSLWantReadError`` parks the thread until the descriptor is readable,
+  ``SSLWantWriteError`` until it is writable.  OpenSSL then has read (or
+  written) until the kernel said EAGAIN, so an edge-triggered poller's
+  next edge is sure to come.
 - **bio** (completion ports, where there is no readiness; selectable
   anywhere with ``SOCKET2_TLS=bio``): an ``ssl.SSLObject`` between two
   ``MemoryBIO``s, fed by the socket's own cooperative ``recv`` and drained
@@ -27,7 +30,10 @@ anything written later, and count as sent); empty writes never reach
 OpenSSL (an empty record reads as EOF to some peers); TLS 1.3 session
 tickets that a client never reads cannot stall it; a close wakes threads
 waiting in TLS reads and writes with ``err='closed'``; host names are
-checked during the handshake, before any data moves.
+checked during the handshake, before any data moves; a ``server_hostname``
+that is not a host name is refused before the socket is touched; and
+OpenSSL's per-thread error queue is emptied before each SSL call (see
+``_error_queue_clearer``).
 """
 import os
 import sys
@@ -46,21 +52,95 @@ _WRITE_CHUNK = 256 * 1024     # the most one SSL write takes (bio: per flush)
 _RECORD = 16384               # the largest TLS record's plaintext
 
 # The ssl module costs ~35 ms to import: it is loaded at the first tls().
-ssl = _WantRead = _WantWrite = _SSLError = _Closed = None
+ssl = _WantRead = _WantWrite = _SSLError = _Closed = _Raw = None
+_clear_errors = None
 
 
 def _load_ssl():
-    global ssl, _WantRead, _WantWrite, _SSLError, _Closed
+    global ssl, _WantRead, _WantWrite, _SSLError, _Closed, _Raw, \
+        _clear_errors
     if ssl is None:
         import ssl as _ssl
+        import _socket
+
+        class _Raw(_socket.socket):
+            """The standard socket object the fd engine's SSL object reads
+            and writes through (the C type, never the green one; weakly
+            referenced by the SSL object).  It never closes the
+            descriptor: the engine detaches it on every way out."""
+            __slots__ = ("__weakref__",)
+
         # A read after close_notify both ways (ZERO_RETURN) or a ragged EOF
         # (suppressed, as the standard library does): the end, 0.
         _Closed = (_ssl.SSLZeroReturnError, _ssl.SSLEOFError)
         _WantRead = _ssl.SSLWantReadError
         _WantWrite = _ssl.SSLWantWriteError
         _SSLError = _ssl.SSLError
+        _clear_errors = _error_queue_clearer()
         ssl = _ssl
     return ssl
+
+
+def _error_queue_clearer():
+    """OpenSSL's ``ERR_clear_error``, from the libcrypto the ssl module
+    runs on (a no-op if it cannot be found: a statically linked _ssl).
+
+    OpenSSL keeps one error queue per OS thread, and ``SSL_get_error``
+    looks at it *before* it looks at why an SSL call stopped: one entry
+    left by an unrelated call turns "want read" into a fatal
+    ``SSLError``.  The ssl module does not empty it before its calls
+    (CPython issues 81891, 148594), and greenlets share their OS thread's
+    queue: an entry another thread left while this one waited would end
+    this connection.  So every SSL read, write, handshake and shutdown
+    step here is preceded by a clear (~0.13 us)."""
+    import ctypes
+    import _ssl
+    # The module's own handle finds the libcrypto it was linked with (its
+    # dependencies are searched); Windows looks names up per DLL.
+    for name in (_ssl.__file__, "libcrypto-3-x64", "libcrypto-3",
+                 "libcrypto-1_1-x64", "libcrypto-1_1"):
+        try:
+            f = ctypes.PyDLL(name).ERR_clear_error
+        except (OSError, AttributeError):
+            continue
+        f.restype = None
+        f.argtypes = ()
+        return f
+    return lambda: None
+
+
+def _server_hostname(name, server_side):
+    """*name* as the ssl module gives it to OpenSSL (IDNA-encoded ASCII),
+    or ``None``; raises ``ValueError``/``TypeError`` naming what is wrong.
+    Called before an engine is made: a bad name never gets as far as the
+    descriptor."""
+    if name is None:
+        return None
+    if server_side:
+        raise ValueError("server_hostname is for a client; a server "
+                         "(server_side=True) takes none")
+    if isinstance(name, str):
+        try:
+            text = name.encode("idna").decode("ascii")
+        except UnicodeError as e:
+            raise ValueError("server_hostname %r is not a valid host name "
+                             "(%s)" % (name, e)) from None
+    elif isinstance(name, (bytes, bytearray)):
+        try:
+            text = bytes(name).decode("ascii")
+        except UnicodeError:
+            raise ValueError("server_hostname %r is not ASCII" % (name,)) \
+                from None
+    else:
+        raise TypeError("server_hostname must be a str, not %s"
+                        % type(name).__name__)
+    if not text or text.startswith("."):
+        raise ValueError("server_hostname %r is not a host name (empty, or "
+                         "it starts with a dot)" % (name,))
+    if "\0" in text:
+        raise ValueError("server_hostname %r holds a NUL character"
+                         % (name,))
+    return text
 
 
 def _engine_name():
@@ -100,23 +180,28 @@ def _tls_error(e, what):
 class _FdEngine:
     """OpenSSL on socket2's descriptor (see the module docstring)."""
 
-    __slots__ = ("ssl", "c", "sock", "wpending", "done")
+    __slots__ = ("ssl", "c", "raw", "sock", "wpending", "done")
 
     def __init__(self, sock, context, server_side, server_hostname):
-        import socket as _stdsocket
-        raw = _stdsocket.socket(sock._family, sock._type, sock._proto,
-                                fileno=sock._fd)
+        raw = _Raw(sock._family, sock._type, sock._proto, sock._fd)
         try:
-            raw.setblocking(False)
-            self.ssl = context.wrap_socket(
-                raw, server_side=server_side, server_hostname=server_hostname,
-                do_handshake_on_connect=False, suppress_ragged_eofs=True)
+            raw.setblocking(False)    # before the SSL object: its BIO too
+            # What SSLSocket._create does, without an SSLSocket (see the
+            # module docstring); the SSL object's owner, which SNI
+            # callbacks are given, is an ssl.SSLObject, as on the bio
+            # engine.
+            obj = ssl.SSLObject.__new__(ssl.SSLObject)
+            obj._sslobj = context._wrap_socket(raw, server_side,
+                                               server_hostname, owner=obj,
+                                               session=None)
         except BaseException:
-            raw.detach()          # the descriptor stays socket2's
+            raw.detach()          # the descriptor stays socket2's, once
             raise
-        # The C object under the SSLSocket: its read/write skip ssl.py's
-        # per-call checks (a third of the cost of a small record).
-        self.c = getattr(self.ssl, "_sslobj", None) or self.ssl
+        self.raw = raw
+        self.ssl = obj
+        # The C object itself: its read/write skip ssl.py's per-call
+        # checks (a third of the cost of a small record).
+        self.c = obj._sslobj
         self.sock = sock
         self.wpending = None      # the bytes of a write cut short (committed)
         self.done = False         # both close_notifys exchanged
@@ -140,6 +225,7 @@ class _FdEngine:
 
     def call(self, op, args, deadline, reading, what):
         while True:
+            _clear_errors()       # others ran while this thread waited
             try:
                 return op(*args)
             except _WantRead:
@@ -159,7 +245,8 @@ class _FdEngine:
     def read(self, buf, n, timeout, expires, owner):
         c = self.c
         if self.done:
-            return 0      # TLS ended both ways (the SSLSocket reads plain)
+            return 0      # TLS ended both ways (what follows is plain)
+        _clear_errors()                     # (see _error_queue_clearer)
         try:
             r = c.read(n, buf)              # the common case: data is there
             if r < _RECORD or r >= n:
@@ -205,6 +292,7 @@ class _FdEngine:
         if self.wpending is not None:
             self.flush_pending(deadline)
         data = view[:_WRITE_CHUNK]
+        _clear_errors()
         try:
             return self.c.write(data)
         except _WantWrite:
@@ -241,6 +329,7 @@ class _FdEngine:
         if self.wpending is not None:
             self.flush_pending(deadline)
         while True:
+            _clear_errors()
             try:
                 self.ssl.unwrap()     # first SSL_shutdown: sends ours
                 self.done = True      # ... and the peer's was in already
@@ -258,15 +347,22 @@ class _FdEngine:
             self.flush_pending(deadline)
         self.call(self.ssl.unwrap, (), deadline, True, "TLS unwrap")
         self.detach()
+        # OpenSSL read the descriptor itself: whatever a short read proved
+        # about its queue before is stale (what followed the peer's
+        # close_notify is still there).  Re-arm the shortcut
+        # (_hotpath.Waiters).
+        self.sock._w.rready = True
 
     def pending_input(self):
         return b""
 
     def detach(self):
-        ssl_ = self.ssl
-        if ssl_ is not None:
-            self.ssl = self.c = None
-            ssl_.detach()             # releases the fd without closing it
+        raw = self.raw
+        if raw is not None:
+            obj = self.ssl
+            self.raw = self.ssl = self.c = None
+            obj._sslobj = None        # nothing can reach the fd through it
+            raw.detach()              # releases the fd without closing it
 
     def info(self):
         return self.ssl
@@ -279,7 +375,7 @@ class _BioEngine:
     """OpenSSL between memory BIOs, fed and drained by the socket."""
 
     __slots__ = ("ssl", "c", "sock", "inc", "out", "rlock", "wlock",
-                 "unsent", "rbuf", "rbufp", "rview", "eof")
+                 "unsent", "eof")
 
     def __init__(self, sock, context, server_side, server_hostname):
         self.inc = ssl.MemoryBIO()
@@ -292,9 +388,6 @@ class _BioEngine:
         self.rlock = Lock()       # one thread receives into inc at a time
         self.wlock = Lock()       # one thread sends from out at a time
         self.unsent = b""         # bytes out of the BIO not yet on the wire
-        self.rbuf = bytearray(65536)
-        self.rbufp = ffi.from_buffer(self.rbuf)
-        self.rview = memoryview(self.rbuf)
         self.eof = False
         if sock._rb:              # read ahead of the handshake (STARTTLS)
             self.inc.write(bytes(sock._rb))
@@ -326,15 +419,19 @@ class _BioEngine:
         with self.rlock:
             if self.eof:
                 raise Error("eof", "the peer closed the connection")
-            n = self.sock._recv_loop(self.rbufp, 65536, None, deadline)
+            # Into the OS thread's scratch buffer, as read()/readline() do
+            # (sockets.py _Stream): no 64 KiB per connection.
+            s = self.sock._scratch
+            n = self.sock._recv_loop(s.p, len(s.buf), None, deadline)
             if n == 0:
                 self.eof = True
                 self.inc.write_eof()
             else:
-                self.inc.write(self.rview[:n])
+                self.inc.write(s.view[:n])
 
     def call(self, op, args, deadline, what, flush=True):
         while True:
+            _clear_errors()       # (see _error_queue_clearer)
             try:
                 r = op(*args)
             except _WantRead:
@@ -374,6 +471,7 @@ class _BioEngine:
             deadline = owner._deadline(timeout, expires)
             self.refill(deadline)
         while True:
+            _clear_errors()
             try:
                 return c.read(n, buf)
             except _WantRead:
@@ -411,6 +509,7 @@ class _BioEngine:
         self.call(self.ssl.do_handshake, (), deadline, "TLS handshake")
 
     def shutdown(self, deadline):
+        _clear_errors()
         try:
             self.ssl.unwrap()
         except _WantRead:
@@ -650,10 +749,12 @@ def tls(sock, context=None, *, server_side=False, server_hostname=None,
     *context* is an ``ssl.SSLContext``; a client without one gets
     ``ssl.create_default_context()`` (certificates and host name verified),
     a server must give one.  A client whose context checks host names needs
-    *server_hostname*.  A failed handshake closes *sock* and raises
-    ``socket2.TLSError`` (``err='certificate_verify_failed'`` or
-    ``'tls'``, with ``.reason``), ``socket2.TimeoutError`` or the socket's
-    error.
+    *server_hostname*.  A failed handshake closes *sock* (once, whatever
+    failed) and raises ``socket2.TLSError``
+    (``err='certificate_verify_failed'`` or ``'tls'``, with ``.reason``),
+    ``socket2.TimeoutError`` or the socket's error.  Bad arguments (a
+    ``server_hostname`` that is not a host name, a missing context) raise
+    ``ValueError``/``TypeError`` and leave *sock* open and untouched.
     """
     if not isinstance(sock, TCPSocket):
         raise TypeError("tls() needs a socket2 tcp socket, not %s"
@@ -669,16 +770,23 @@ def tls(sock, context=None, *, server_side=False, server_hostname=None,
     elif not isinstance(context, ssl.SSLContext):
         raise TypeError("context must be an ssl.SSLContext, not %s"
                         % type(context).__name__)
-    if (not server_side and context.check_hostname
-            and not server_hostname):
+    if context.check_hostname and not server_hostname:
+        if server_side:     # (refused as the standard library refuses it)
+            raise ValueError("this context checks host names "
+                             "(check_hostname), which a server has none of: "
+                             "turn check_hostname off")
         raise ValueError("this context checks host names: give "
                          "server_hostname= (or turn check_hostname off)")
+    server_hostname = _server_hostname(server_hostname, server_side)
     deadline = _deadline(sock.timeout if timeout is None else timeout,
                          expires)
     # Bytes read ahead of the handshake (STARTTLS after readline) can only
     # be handed to OpenSSL through a memory BIO.
     engine = _BioEngine if (_engine_name() == "bio" or sock._rb) \
         else _FdEngine
+    # From here the socket is closed exactly once on any failure: each
+    # engine lets go of the descriptor itself if making it fails (the fd
+    # engine detaches its socket object), and detach() lets go after.
     io = None
     try:
         io = engine(sock, context, server_side, server_hostname)

@@ -50,7 +50,7 @@ int s2_epoll_create(void)
 int s2_epoll_add(int epfd, int fd)
 {
     struct epoll_event ev;
-    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.events = EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP | EPOLLET;
     ev.data.u64 = (uint64_t)fd;
     return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
@@ -77,10 +77,13 @@ int s2_epoll_wait(int epfd, int *tokens, int maxevents, double timeout)
         uint32_t e = evs[i].events;
         int t = (int)evs[i].data.u64 << 3;
         /* Errors and hang-ups wake both directions: the retried system
-           call then reports what happened. */
-        if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) t |= 1;
+           call then reports what happened.  Urgent data (EPOLLPRI) counts
+           as a hang-up for the reader: a read stops short at the urgent
+           mark, so a short read no longer proves the queue empty (the
+           short-read shortcut, _hotpath.Waiters, is off from then on). */
+        if (e & (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) t |= 1;
         if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) t |= 2;
-        if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) t |= 4;
+        if (e & (EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) t |= 4;
         tokens[i] = t;
     }
     return n;

@@ -48,7 +48,7 @@ typedef struct {
     PyObject *rg;       /* greenlet parked to read, or None */
     PyObject *wg;       /* greenlet parked to write, or None */
     char rready;        /* the fd may have data: recv tries first */
-    char hup;           /* the peer closed or the socket failed: sticky */
+    char hup;           /* no short read is trusted any more: sticky */
     int soerr;          /* a socket error the backend saw (kqueue) */
 } Waiters;
 
@@ -136,7 +136,8 @@ static PyGetSetDef waiters_getset[] = {
     {"rready", (getter)waiters_get_rready, (setter)waiters_set_rready,
      "the fd may have data to read", NULL},
     {"hup", (getter)waiters_get_hup, (setter)waiters_set_hup,
-     "the peer closed or the socket failed", NULL},
+     "no short read is trusted any more (a hang-up, an error, urgent "
+     "data): sticky", NULL},
     {NULL}
 };
 
@@ -231,7 +232,9 @@ raise_error(const char *err, const char *msg)
 
 /* Park the current greenlet in w's reader (write=0) or writer slot until
    the hub switches back: the readiness event, a close or a kill (raised
-   here), or -- with a deadline -- TimeoutError.  0 or -1 with an
+   here), or -- with a deadline -- TimeoutError.  A reader's wait ends with
+   rready set, however it ended: the edge it took may have brought more
+   than its caller reads (see Waiters in _hotpath.py).  0 or -1 with an
    exception set. */
 static int
 core_wait(HubCore *core, Waiters *w, int write, PyObject *deadline, int fd)
@@ -275,6 +278,8 @@ core_wait(HubCore *core, Waiters *w, int write, PyObject *deadline, int fd)
     old = *slot;
     Py_INCREF(Py_None);
     *slot = Py_None;
+    if (!write)
+        w->rready = 1;
     Py_XDECREF(old);
     if (r == NULL)
         return -1;
@@ -713,8 +718,10 @@ sockbase_recv(SocketBase *self, PyObject *const *args, Py_ssize_t nargs,
         if (try_first) {
             long r = io_recv(self->fd, (char *)view.buf, (long)n);
             if (r > 0) {
-                /* A short read empties a stream's queue: the next recv
-                   waits for the edge (see _hotpath.py). */
+                /* A short read of a stream proved its queue empty: the
+                   next recv waits for the edge.  The one place besides
+                   _recv_loop that clears rready (the rule: Waiters in
+                   _hotpath.py); hup says a short read proves nothing. */
                 w->rready = !(r < n && self->type == stream_type && !w->hup);
                 PyBuffer_Release(&view);
                 Py_DECREF(w);
