@@ -135,7 +135,10 @@ class Hub:
         # Other OS threads wake this hub under this lock, and close() takes
         # it too: no wakeup is written to a descriptor number after close()
         # released it (the number may be another file's by then).
-        self._calls_lock = _thread.allocate_lock()
+        # Reentrant: a signal handler (run at any call, the wakeup's
+        # included) or a finalizer the collector runs may call
+        # call_threadsafe again in the thread that holds it.
+        self._calls_lock = _thread.RLock()
         self._closed = False
         # Tokens to deliver on the next turn: events for our fds that other
         # hubs polled (shared pollers), and the rest of a batch an
@@ -542,7 +545,7 @@ class Hub:
     def complete_external(self, job, value, exc):
         """From any OS thread: hand a finished job back to this hub (a
         closed hub drops it)."""
-        item = (job, value, exc)    # made outside the lock: see below
+        item = (job, value, exc)
         with self._calls_lock:
             if self._closed:
                 return
@@ -555,10 +558,6 @@ class Hub:
         Returns True, or False when the hub is closed (its OS thread
         ended, see get_hub): nothing runs there any more, and the caller
         does what it asked for itself."""
-        # The tuple is made before taking the lock: an allocation may run
-        # the garbage collector, whose finalizers (an unclosed green
-        # socket's) may call this very method, and the lock is not
-        # reentrant.  Nothing inside the lock allocates a tracked object.
         item = (func, args)
         with self._calls_lock:
             if self._closed:
@@ -682,7 +681,7 @@ class Hub:
                           "there" % self.poller.name, RuntimeWarning)
             return
         # A lock another OS thread held at the fork stays held here.
-        self._calls_lock = _thread.allocate_lock()
+        self._calls_lock = _thread.RLock()
         wake = [fd for fd, w in self._fdmap.items() if w is self._wake_w]
         for fd in wake:
             del self._fdmap[fd]
@@ -809,23 +808,43 @@ def _park_other_hubs():
     live = sys._current_frames()
     hubs = [hub for ident, hub in list(_THREAD_HUBS.items())
             if ident != me and ident in live and not hub._closed]
-    if not hubs:
+    parking = _parking[0]
+    if not hubs or not parking:
         return
+    # A signal handler may raise anywhere in here (a SIGALRM storm, a late
+    # Ctrl-C): the parking must still happen, or a thread is unwound
+    # across greenlet stacks.  Asking a hub twice is harmless (it parks
+    # at the first).
+    for _ in range(10):
+        try:
+            running = []
+            for hub in hubs:
+                if hub.call_threadsafe(parking.park) and \
+                        hub._root.gr_frame is not None:
+                    # Its main greenlet is switched out: the thread is in
+                    # one of its other greenlets (the hub's poll, mostly).
+                    running.append(hub)
+            parking.hold(running, 1.0)
+            return
+        except BaseException:   # noqa: B902 - exiting: parking comes first
+            continue
+
+
+_parking = [None]       # the _Parking, made with the first other thread's hub
+_MAIN_IDENT = _thread.get_ident()
+
+
+def _prepare_parking():
+    """Made ahead (ctypes imported, the mutex initialised) so that the exit
+    has nothing left to import or allocate that a signal could break."""
     try:
-        parking = _Parking()
+        _parking[0] = _Parking()
     except Exception:   # noqa: B902 - no ctypes, no pthreads: nothing to do
-        return
-    running = []
-    for hub in hubs:
-        if hub.call_threadsafe(parking.park) and \
-                hub._root.gr_frame is not None:
-            # Its main greenlet is switched out: the thread is in one of
-            # its other greenlets (the hub's poll, most often).
-            running.append(hub)
-    parking.hold(running, 1.0)
+        _parking[0] = False
 
 
-if os.name == "posix" and sys.version_info < (3, 14):
+_PARK_AT_EXIT = os.name == "posix" and sys.version_info < (3, 14)
+if _PARK_AT_EXIT:
     import atexit
     atexit.register(_park_other_hubs)
 
@@ -839,6 +858,9 @@ def get_hub():
         hub = _local.hub = Hub()
         _local.ending = _ThreadEnd(hub)
         _THREAD_HUBS[hub.thread_ident] = hub
+        if _parking[0] is None and hub.thread_ident != _MAIN_IDENT and \
+                _PARK_AT_EXIT:
+            _prepare_parking()
         return hub
 
 

@@ -178,12 +178,16 @@ class _Socket(_hotpath.SocketBase):
             return
         self._fd = -1
         hub = self._hub
-        if hub.thread_ident != _get_ident() and \
-                hub.call_threadsafe(self._release, fd):
+        if hub.thread_ident != _get_ident():
+            if hub.call_threadsafe(self._release, fd):
+                return
+            # Its OS thread has ended: nothing is left to wake there (its
+            # greenlets can never run again).
+            self._release(fd, wake=False)
             return
         self._release(fd)
 
-    def _release(self, fd):
+    def _release(self, fd, wake=True):
         """Unregister and close *fd* (this socket's, already marked
         closed), then wake the threads that waited on it."""
         w, hub = self._w, self._hub
@@ -193,10 +197,14 @@ class _Socket(_hotpath.SocketBase):
         # release it; only then wake them (which may switch away).
         self._unregister_for_close(fd)
         lib.s2_close(fd)
-        for g in (rg, wg):
-            if g is not None:
-                hub._throw(g, Error("closed", "socket was closed while this "
-                                    "thread was waiting on it"))
+        if not wake:
+            return
+        closed = Error("closed", "socket was closed while this thread was "
+                       "waiting on it")
+        if rg is not None:
+            hub._throw(rg, closed)
+        if wg is not None and wg is not rg:   # one waiter in both (select)
+            hub._throw(wg, closed)
 
     def __del__(self):
         fd = getattr(self, "_fd", -1)
@@ -206,7 +214,14 @@ class _Socket(_hotpath.SocketBase):
         try:
             warnings.warn("unclosed socket2 socket %r (fd %d)" % (
                 self.type(), fd), ResourceWarning, source=self)
-            self._unregister_for_close(fd)
+            hub = self._hub
+            closing = self._excl == _forks[0]
+            # The collector may run this in any OS thread: the hub's own
+            # state is only touched in its thread (see close()).
+            if hub.thread_ident != _get_ident() and \
+                    hub.call_threadsafe(_release_fd, hub, fd, closing):
+                return
+            hub.unregister(fd, closing=closing)
         except Exception:
             pass
         lib.s2_close(fd)
@@ -481,6 +496,13 @@ class _Socket(_hotpath.SocketBase):
             if deadline is _UNSET:
                 deadline = self._deadline(timeout, expires)
             self._hub.wait_writable(self._w, deadline, self._fd)
+
+
+def _release_fd(hub, fd, closing):
+    """In *hub*'s OS thread: unregister and close the descriptor of a
+    socket that was collected unclosed elsewhere (nothing waits on it)."""
+    hub.unregister(fd, closing=closing)
+    lib.s2_close(fd)
 
 
 class _Stream:

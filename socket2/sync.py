@@ -644,7 +644,11 @@ class Queue:
         if not block:
             raise _stdqueue().Empty
         hub = get_hub()
-        self._hub = hub
+        if self._hub is not hub:
+            # The thread that gets is the queue's home: puts from any other
+            # OS thread are carried here, puts from this one are local.
+            self._hub = hub
+            self._ident = hub.thread_ident
         w = _Waiter(hub)
         hub.begin_external()        # another OS thread may put
         try:
@@ -743,16 +747,25 @@ def _do_carried(c):
     with c.lock:
         if c.state is not _PENDING:
             return                   # called off: its caller raised already
+        interrupt = None
         try:
             c.queue.put(c.item, block=False)
             c.state = _DONE
-        except BaseException as e:   # noqa: B902 - carried back
+        except (Error, _stdqueue().Full) as e:   # the put's own answers
             c.state = e
+        except BaseException as e:   # noqa: B902 - a signal handler's
+            # Not the put's outcome: it belongs to this thread's main
+            # program (the waker hands it there).  The caller is told.
+            interrupt = e
+            c.state = Error("interrupted", "the put was interrupted in the "
+                            "queue's OS thread by %r" % (e,))
         c.item = None
         # Still under the lock: the caller learns the outcome only after
         # this, so its hub is still open (it waits for us until then).
         w = c.w
         w.hub.call_threadsafe(_deliver, w)
+    if interrupt is not None:
+        raise interrupt
 
 
 def _carry(owner, queue, item, deadline):
@@ -769,7 +782,9 @@ def _carry(owner, queue, item, deadline):
     hub.begin_external()
     timer = None
     try:
-        owner.call_threadsafe(_do_carried, c)
+        if not owner.call_threadsafe(_do_carried, c):
+            raise Error("closed", "the queue's OS thread has ended: nothing "
+                        "gets from this queue any more")
         if deadline is not None:
             # The deadline wakes us like the outcome would (first wins);
             # what happened is then settled under the lock below.
@@ -783,7 +798,11 @@ def _carry(owner, queue, item, deadline):
                 c.state = _CALLED_OFF
         if state is not _DONE:
             raise                # not done, and now it never will be
-        _raise_later(hub, w.g, e)
+        if not isinstance(e, TimeoutError):
+            # A kill is delivered late rather than lost; a timeout that
+            # lost to the completed put is dropped (a scope's, raised at
+            # the next wait, would land outside its scope).
+            _raise_later(hub, w.g, e)
         return _DONE
     finally:
         w.woken = True

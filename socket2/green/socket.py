@@ -305,9 +305,13 @@ class _GreenIO:
         else:
             # The fd is closed (or handed on) before the home hub runs
             # this: it must not delete by number any more, which may be
-            # another socket's by then, unless the descriptor lives on.
-            if hub.call_threadsafe(_release, hub, fd, w,
-                                   not closing) is False:
+            # another socket's by then.  So a kernel registration that
+            # could outlive the number is deleted here and now (any OS
+            # thread may), and the home hub only drops its record.
+            drop = getattr(hub.poller, "drop", None)
+            if drop is not None:
+                drop(fd)
+            if hub.call_threadsafe(_release, hub, fd, w, False) is False:
                 # Closed: its OS thread has ended, nothing runs there.
                 _release(hub, fd, w, False)
 

@@ -70,7 +70,8 @@ class EpollPoller:
     parks), ``waiters_class``, ``prime_read(fd, slots, socktype)`` and
     ``completion_based = True`` (IOCP: per-socket operations, serve()'s
     first receive, and the socket layer's completion-based loops in
-    ``socket2/_completion.py``).
+    ``socket2/_completion.py``), ``drop(fd)`` (epoll: delete a kernel
+    registration from any OS thread).
     """
 
     name = "epoll"
@@ -140,6 +141,14 @@ class EpollPoller:
         # docstring); anything else deletes it explicitly.
         if not closing:
             lib.s2_epoll_del(self._set, fd)   # ENOENT: already gone, fine
+
+    def drop(self, fd):
+        """From any OS thread: delete *fd*'s kernel registration now (a
+        socket closed from another OS thread than its hub's, whose
+        description may outlive the number).  Optional in the backend
+        surface: only backends with per-description registrations have
+        it.  The hub's own record goes later, in its thread."""
+        lib.s2_epoll_del(self._set, fd)   # ENOENT: already gone, fine
 
     def poll(self, timeout):
         """Wait up to *timeout* seconds (negative: forever); return tokens

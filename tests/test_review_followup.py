@@ -1,0 +1,97 @@
+"""Regressions found by the adversarial review of the issue 17 fixes, each
+a small program run in a process of its own (they involve OS threads,
+signals and interpreter exit), under the test's poller and hot-path build:
+
+- a signal handler that wakes another OS thread while the main thread is
+  waking it too (call_threadsafe re-entered: it deadlocked);
+- a put carried to another OS thread that completed while a timeout scope
+  expired (the scope's TimeoutError escaped it later);
+- a Queue made in one OS thread and used in another (a local put was
+  carried to itself);
+- a dup'ed green socket closed from another OS thread (its epoll
+  registration outlived the number);
+- a green select() in both slots of a socket that is closed (woken twice);
+- a put to a queue whose OS thread has ended (hung for ever);
+- close() of a socket whose OS thread ended with a thread parked on it
+  (greenlet.error);
+- unclosed sockets collected in another OS thread (the owner's hub was
+  changed from the wrong thread);
+- exit during a storm of signal handlers that raise (the exit-time
+  parking of daemon threads' hubs was skipped: SIGSEGV).
+"""
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "programs")
+
+
+def _run(poller, name, timeout=30):
+    env = dict(os.environ, SOCKET2_POLLER=poller)
+    p = subprocess.run([sys.executable, os.path.join(HERE, name)],
+                       capture_output=True, text=True, timeout=timeout,
+                       env=env)
+    return p.returncode, p.stdout + p.stderr
+
+
+def test_signal_handler_waking_another_thread_does_not_deadlock(poller):
+    rc, out = _run(poller, "signal_wakes_other_thread.py")
+    assert rc == 0 and "no hang" in out, out[-2000:]
+
+
+def test_carried_put_does_not_leak_its_scope_timeout(poller):
+    rc, out = _run(poller, "carried_put_in_timeout_scope.py")
+    assert rc == 0 and "OK: no stray exception" in out, out[-2000:]
+
+
+def test_queue_made_in_one_thread_used_in_another(poller):
+    rc, out = _run(poller, "queue_made_elsewhere.py")
+    assert "hung): False [0, 1, 2, 'done']" in out, out[-2000:]
+
+
+def test_dup_of_green_socket_closed_from_another_thread(poller):
+    if poller != "epoll":
+        pytest.skip("only epoll keeps registrations per open file "
+                    "description")
+    rc, out = _run(poller, "green_dup_closed_from_other_thread.py")
+    assert rc == 0 and "OK: recv timed out" in out, out[-2000:]
+
+
+def test_select_in_both_slots_of_a_closed_socket_is_woken_once(poller):
+    rc, out = _run(poller, "select_in_both_slots_closed.py")
+    assert rc == 0 and "('sleep', 'ok')" in out, out[-2000:]
+
+
+def test_put_to_a_queue_whose_thread_ended_raises(poller):
+    rc, out = _run(poller, "put_to_queue_of_ended_thread.py")
+    lines = [l.split() for l in out.splitlines()
+             if l.startswith("put raised")]
+    assert len(lines) == 2, out[-2000:]
+    for words in lines:       # put raised closed after 0.0s
+        assert words[2] == "closed" and float(words[4][:-1]) < 1, out[-2000:]
+
+
+def test_close_after_the_owner_thread_ended(poller):
+    rc, out = _run(poller, "close_after_owner_thread_ended.py")
+    assert rc == 0 and "close: ok" in out and "peer sees EOF: True" in out, \
+        out[-2000:]
+
+
+def test_sockets_collected_in_another_thread(poller):
+    rc, out = _run(poller, "collected_in_other_thread.py")
+    assert rc == 0 and "errors in A: []" in out, out[-2000:]
+
+
+def test_exit_in_a_storm_of_raising_signal_handlers(poller):
+    deaths = []
+    for _ in range(8):
+        rc, out = _run(poller, "exit_in_signal_storm.py", timeout=20)
+        # SIGALRM's own default action may end it (Python restores it late
+        # in finalization): any other signal is a crash.
+        if rc < 0 and -rc != signal.SIGALRM or rc > 128 and \
+                rc - 128 != signal.SIGALRM:
+            deaths.append((rc, out[-500:]))
+    assert not deaths, deaths
