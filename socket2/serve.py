@@ -40,6 +40,13 @@ def serve(listener, handler, *args, tls=None, tls_timeout=10, **kwargs):
         if not isinstance(tls, ssl.SSLContext):
             raise TypeError("tls must be an ssl.SSLContext, not %s"
                             % type(tls).__name__)
+        if tls.check_hostname:
+            # Every handshake would fail (a server has no host name to
+            # check): say so once, here, not once per connection.
+            raise ValueError("serve(tls=...) needs a server context: this "
+                             "one checks host names (made by "
+                             "ssl.create_default_context()?); use "
+                             "ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)")
         args = (tls, tls_timeout, handler, args)
         handler = _tls_connection
     silent = _Silent()
@@ -166,6 +173,9 @@ def _tls_connection(conn, ctx, tls_timeout, handler, args, entry, **kwargs):
     except Error as e:
         _report(peer, "handshake failed: %s" % e)
         return
+    except BaseException:
+        conn.close()      # tls() leaves it open on a bad argument
+        raise
     handler(t, *args, **kwargs)
 
 

@@ -67,8 +67,17 @@ def _load_ssl():
             """The standard socket object the fd engine's SSL object reads
             and writes through (the C type, never the green one; weakly
             referenced by the SSL object).  It never closes the
-            descriptor: the engine detaches it on every way out."""
+            descriptor: the engine detaches it on every way out, and if
+            the collector frees it first (a TLSSocket in a reference
+            cycle), its finalizer lets go of the number unclosed -- by
+            then it may be another socket's."""
             __slots__ = ("__weakref__",)
+
+            def __del__(self):
+                try:
+                    self.detach()
+                except Exception:   # noqa: B902 - nothing to let go of
+                    pass
 
         # A read after close_notify both ways (ZERO_RETURN) or a ragged EOF
         # (suppressed, as the standard library does): the end, 0.
@@ -140,6 +149,10 @@ def _server_hostname(name, server_side):
     if "\0" in text:
         raise ValueError("server_hostname %r holds a NUL character"
                          % (name,))
+    if len(text.rstrip(".")) > 253:
+        # The longest DNS name (RFC 1035); OpenSSL refuses longer SNI.
+        raise ValueError("server_hostname is %d characters long; a host "
+                         "name has at most 253" % len(text))
     return text
 
 
@@ -375,7 +388,7 @@ class _BioEngine:
     """OpenSSL between memory BIOs, fed and drained by the socket."""
 
     __slots__ = ("ssl", "c", "sock", "inc", "out", "rlock", "wlock",
-                 "unsent", "eof")
+                 "unsent", "eof", "ended")
 
     def __init__(self, sock, context, server_side, server_hostname):
         self.inc = ssl.MemoryBIO()
@@ -388,7 +401,8 @@ class _BioEngine:
         self.rlock = Lock()       # one thread receives into inc at a time
         self.wlock = Lock()       # one thread sends from out at a time
         self.unsent = b""         # bytes out of the BIO not yet on the wire
-        self.eof = False
+        self.eof = False          # TCP ended (a recv gave 0)
+        self.ended = False        # a read met the peer's close_notify
         if sock._rb:              # read ahead of the handshake (STARTTLS)
             self.inc.write(bytes(sock._rb))
             sock._rb.clear()
@@ -468,20 +482,29 @@ class _BioEngine:
         # Only ask OpenSSL when it has something to work on: an empty BIO
         # would cost a WantRead exception per wait.
         if not (self.inc.pending or c.pending()):
+            if self.ended or self.eof:
+                # The peer's close_notify was read (it may keep TCP open,
+                # waiting for ours), or TCP ended: the end, every time.
+                return 0
             deadline = owner._deadline(timeout, expires)
             self.refill(deadline)
         while True:
             _clear_errors()
             try:
-                return c.read(n, buf)
+                r = c.read(n, buf)
             except _WantRead:
                 pass
             except _Closed:
+                self.ended = True
                 return 0
             except (_SSLError, ValueError) as e:
                 if self.sock._fd < 0:
                     raise closed_error() from None
                 raise _tls_error(e, "TLS recv") from None
+            else:
+                if r == 0 and n:      # the peer's close_notify (no error)
+                    self.ended = True
+                return r
             if deadline is _UNSET:
                 deadline = owner._deadline(timeout, expires)
             self.refill(deadline)
@@ -762,6 +785,9 @@ def tls(sock, context=None, *, server_side=False, server_hostname=None,
     ssl = _load_ssl()
     if sock.closed:
         raise closed_error()
+    if not isinstance(server_side, bool):
+        raise TypeError("server_side must be True or False, not %r"
+                        % (server_side,))
     if context is None:
         if server_side:
             raise ValueError("a TLS server needs an ssl.SSLContext with its "
@@ -770,6 +796,12 @@ def tls(sock, context=None, *, server_side=False, server_hostname=None,
     elif not isinstance(context, ssl.SSLContext):
         raise TypeError("context must be an ssl.SSLContext, not %s"
                         % type(context).__name__)
+    side = {ssl.PROTOCOL_TLS_SERVER: True, ssl.PROTOCOL_TLS_CLIENT: False}
+    if side.get(context.protocol, server_side) != server_side:
+        raise ValueError("this context is for the %s side "
+                         "(PROTOCOL_TLS_%s); tls() was asked for the %s side"
+                         % (("server", "SERVER", "client") if server_side is
+                            False else ("client", "CLIENT", "server")))
     if context.check_hostname and not server_hostname:
         if server_side:     # (refused as the standard library refuses it)
             raise ValueError("this context checks host names "

@@ -672,3 +672,126 @@ def test_random_reads_of_tls_against_random_cuts_then_plain_again(
             assert got_plain == plain
 
     _with_seed(seed, run)
+
+
+# -- the second review: TLS edges ---------------------------------------------
+
+
+class _Cyclic:
+    """An object that refers to itself (through a bound method), holding a
+    TLSSocket: freed only by the cycle collector."""
+
+    def __init__(self, t):
+        self.t = t
+        self.again = self.close
+
+    def close(self):
+        pass
+
+
+def test_tls_socket_freed_in_a_cycle_closes_no_other_socket(pki, engine):
+    """A TLSSocket left in a reference cycle after its tcp was closed is
+    freed by the collector after the number was reused: the new socket on
+    that number stays open (the fd engine's socket object let go of it)."""
+    c, a = tcp_pair()
+
+    def server():
+        with a:
+            t = socket2.tls(a, server_ctx(pki), server_side=True, timeout=5)
+            t.sendall(b"hello\n")
+            socket2.sleep(0.2)
+
+    st = socket2.newthread(server)
+    gc.disable()
+    try:
+        with c:
+            holder = _Cyclic(_tls_client(pki, c))
+            assert holder.t.readline(timeout=5) == b"hello\n"
+            fd = c.fileno()
+        del holder
+        c2, a2 = tcp_pair()
+        with c2, a2:
+            victim = c2 if c2.fileno() == fd else a2
+            gc.collect()
+            assert os.fstat(victim.fileno())
+            other = a2 if victim is c2 else c2
+            other.sendall(b"x")
+            assert victim.recv(bytearray(4), timeout=5) == 1
+    finally:
+        gc.enable()
+        st.join(timeout=5)
+
+
+def test_reads_after_a_close_notify_with_tcp_still_open_end(pki, engine):
+    """The peer sends its close_notify and keeps TCP open, waiting for
+    ours (s_server and other bidirectional-shutdown peers): every read
+    after it returns the end at once, never waits."""
+    c, a = tcp_pair()
+    with a:
+        p = BioPeer(a, server_ctx(pki))
+        t = socket2.newthread(p.handshake)
+        ct = _tls_client(pki, c)
+        with ct, c:
+            t.join(timeout=5)
+            p.obj.write(b"line one\nlast, no newline")
+            p.flush()
+            try:
+                p.obj.unwrap()
+            except ssl.SSLWantReadError:
+                pass                  # ours is in the BIO: sent below
+            p.flush()
+            assert ct.readline(timeout=5) == b"line one\n"
+            assert ct.readline(timeout=5) == b"last, no newline"
+            assert ct.readline(timeout=5) == b""
+            assert ct.read(-1, timeout=5) == b""
+            assert ct.recv(bytearray(8), timeout=5) == 0
+
+
+def test_reads_after_the_end_keep_returning_it(pki, engine):
+    """After the peer's close_notify and FIN, read/readline/recv all say
+    the end (b'' / 0), every time, on either engine."""
+    c, a = tcp_pair()
+
+    def server():
+        with a:
+            t = socket2.tls(a, server_ctx(pki), server_side=True, timeout=5)
+            t.sendall(b"all of it\n")
+            t.close()
+
+    st = socket2.newthread(server)
+    ct = _tls_client(pki, c)
+    with ct, c:
+        assert ct.read(-1, timeout=5) == b"all of it\n"
+        assert ct.readline(timeout=5) == b""
+        assert ct.read(-1, timeout=5) == b""
+        assert ct.recv(bytearray(8), timeout=5) == 0
+    st.join(timeout=5)
+
+
+def test_serve_refuses_a_client_context_at_once(pki):
+    """serve(tls=) with a context that checks host names (a client's)
+    fails once, at the start, instead of leaking every connection."""
+    ctx = ssl.create_default_context()
+    ctx.load_cert_chain(pki["server"])
+    with socket2.tcp() as lst:
+        lst.listen("127.0.0.1", 0)
+        with pytest.raises(ValueError, match="server context"):
+            socket2.serve(lst, lambda conn: None, tls=ctx)
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    ({"server_hostname": ".".join(["a" * 63] * 5)}, ValueError),
+    ({"server_hostname": HOST, "server_side": "yes"}, TypeError),
+    ({"server_hostname": HOST, "server_side": None}, TypeError),
+    ({"server_hostname": HOST, "wrong_side": True}, ValueError),
+])
+def test_tls_argument_errors_leave_the_socket_open(pki, kwargs, error):
+    c, a = tcp_pair()
+    with c, a:
+        kwargs = dict(kwargs)
+        ctx = client_ctx(pki)
+        if kwargs.pop("wrong_side", False):
+            ctx = server_ctx(pki)
+        with pytest.raises(error):
+            socket2.tls(c, ctx, timeout=1, **kwargs)
+        assert not c.closed and os.fstat(c.fileno())
