@@ -37,6 +37,8 @@ def _run(poller, name, timeout=30):
     return p.returncode, p.stdout + p.stderr
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGALRM"),
+                    reason="needs POSIX signals (SIGALRM, setitimer)")
 def test_signal_handler_waking_another_thread_does_not_deadlock(poller):
     rc, out = _run(poller, "signal_wakes_other_thread.py")
     assert rc == 0 and "no hang" in out, out[-2000:]
@@ -85,6 +87,8 @@ def test_sockets_collected_in_another_thread(poller):
     assert rc == 0 and "errors in A: []" in out, out[-2000:]
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGALRM"),
+                    reason="needs POSIX signals (SIGALRM, setitimer)")
 def test_exit_in_a_storm_of_raising_signal_handlers(poller):
     deaths = []
     for _ in range(8):

@@ -269,7 +269,7 @@ def _malloc_in_use():
     import ctypes
     try:
         fn = ctypes.CDLL(None).mallinfo2
-    except AttributeError:
+    except (AttributeError, TypeError, OSError):   # not glibc (Windows...)
         return None
 
     class MallInfo2(ctypes.Structure):
@@ -338,12 +338,15 @@ def test_a_worker_that_cannot_start_leaves_nothing_counted(poller,
                         ("_idle", 0), ("_queued", 0), ("_running", 0),
                         ("_max_workers", 1)):
         monkeypatch.setattr(_offload, name, value)
-    real_start = threading._start_new_thread
+    # threading's own hook for starting an OS thread (renamed in 3.13).
+    hook = "_start_new_thread" if hasattr(threading, "_start_new_thread") \
+        else "_start_joinable_thread"
+    real_start = getattr(threading, hook)
 
     def refuse(*args, **kwargs):
         raise RuntimeError("can't start new thread")
 
-    monkeypatch.setattr(threading, "_start_new_thread", refuse)
+    monkeypatch.setattr(threading, hook, refuse)
     with pytest.raises(RuntimeError, match="can't start new thread"):
         _offload.run(hub, lambda: 1, deadline=clock() + 5)
     assert hub._external == 0           # start() does not wait for it
@@ -354,7 +357,7 @@ def test_a_worker_that_cannot_start_leaves_nothing_counted(poller,
 
     # The next job gets a worker.  It also lets that worker end once done
     # (a pool of none), so the test leaves no thread behind.
-    monkeypatch.setattr(threading, "_start_new_thread", real_start)
+    monkeypatch.setattr(threading, hook, real_start)
 
     def answer():
         _offload._max_workers = 0

@@ -108,6 +108,9 @@ def _tls_client(pki, c):
 # -- the rule: a wait for readability leaves the shortcut armed ---------------
 
 
+@pytest.mark.skipif(socket2.pollers.completion_based(),
+                    reason="readiness pollers only: a completion port's "
+                    "reads are posted receives, with no short-read shortcut")
 @pytest.mark.parametrize("how", ["edge", "timeout"])
 def test_a_read_wait_leaves_the_shortcut_armed(pair, how):
     # Whoever waits on the socket's reader slot and then reads some other
@@ -713,7 +716,7 @@ def test_tls_socket_freed_in_a_cycle_closes_no_other_socket(pki, engine):
         with c2, a2:
             victim = c2 if c2.fileno() == fd else a2
             gc.collect()
-            assert os.fstat(victim.fileno())
+            victim.getsockname()      # still this socket's (raises if not)
             other = a2 if victim is c2 else c2
             other.sendall(b"x")
             assert victim.recv(bytearray(4), timeout=5) == 1
@@ -794,4 +797,5 @@ def test_tls_argument_errors_leave_the_socket_open(pki, kwargs, error):
             ctx = server_ctx(pki)
         with pytest.raises(error):
             socket2.tls(c, ctx, timeout=1, **kwargs)
-        assert not c.closed and os.fstat(c.fileno())
+        assert not c.closed
+        c.getsockname()               # the descriptor is still open

@@ -140,6 +140,7 @@ def test_close_after_fork_deletes_the_registration(no_leaks):
         b.close()
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork()")
 def test_socket_made_before_fork_still_works_in_the_parent(pair):
     """Sockets made before and after a fork keep working in the parent
     (their close() now deletes the registration explicitly)."""
@@ -256,6 +257,8 @@ socket2.start(timeout=%(limit)s)
 """
 
 
+@pytest.mark.skipif(sys.platform == "win32",
+                    reason="needs RLIMIT_NOFILE (POSIX resource limits)")
 def test_serve_out_of_descriptors_drops_the_longest_silent_client():
     """E: silent clients that fill the server's descriptor table do not
     lock out the next client: the one silent longest is dropped to make
@@ -327,6 +330,8 @@ def test_close_from_another_os_thread_wakes_the_waiter(pair):
     assert info.value.err == "closed"
 
 
+@pytest.mark.skipif(sys.platform == "win32",
+                    reason="sockets are descriptors only on POSIX")
 def test_close_of_a_socket_whose_os_thread_ended():
     """10: a socket made in an OS thread that has ended (its hub closed
     with it) is closed in the caller's thread."""
