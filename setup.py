@@ -12,6 +12,7 @@ import build_kqueue  # noqa: E402  (only asks whether kqueue can be built)
 import build_speedups  # noqa: E402
 
 cffi_modules = ["socket2/ffi/build_socket.py:ffibuilder"]
+cffi_modules.append("socket2/ffi/build_http.py:ffibuilder")  # every OS
 if sys.platform == "win32":
     cffi_modules.append("socket2/ffi/build_iocp.py:ffibuilder")
 else:

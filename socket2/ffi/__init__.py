@@ -11,7 +11,10 @@ One script per C surface, each exposing ``ffibuilder``:
 - ``build_poll.py``: the poll(2) poller, on every POSIX system;
 - ``build_iocp.py``: the Windows IOCP backend (``socket2._iocp_ffi``),
   compiling ``iocp.c``; built only on Windows (and cross-built for wine by
-  ``tests/windows/build.py``).
+  ``tests/windows/build.py``);
+- ``build_http.py``: the HTTP/1.1 message-head parser and chunked decoder
+  (``socket2._http_ffi``), compiling ``http_parser.c``; built everywhere
+  (``socket2/http/_parser_py.py`` is its pure-Python twin).
 
 ``setup.py`` lists in ``cffi_modules`` only the scripts that apply to the
 OS being built on; the runtime guards each import again.

@@ -23,7 +23,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 FFI_DIR = os.path.join(ROOT, "socket2", "ffi")
-MODULES = ["build_socket", "build_iocp"]
+MODULES = ["build_socket", "build_iocp", "build_http"]
 CC = "x86_64-w64-mingw32-gcc"
 
 
