@@ -317,3 +317,50 @@ def pair():
     c, a = tcp_pair()
     with c, a:
         yield c, a
+
+
+@pytest.fixture(params=["fd", "bio"])
+def engine(request, monkeypatch):
+    """The TLS engine the test runs on (SOCKET2_TLS): the fd engine (OpenSSL
+    on the descriptor) and the bio engine (memory BIOs)."""
+    if request.param == "fd" and socket2.pollers.completion_based():
+        pytest.skip("completion ports have no readiness: TLS runs on the "
+                    "bio engine there")
+    monkeypatch.setenv("SOCKET2_TLS", request.param)
+    return request.param
+
+
+@pytest.fixture
+def stuck_listener():
+    """A listener whose accept queue is full: a new connect() to it stays
+    in SYN_SENT (its SYNs are dropped), i.e. never completes by itself.
+    Yields its port."""
+    lst = socket2.tcp()
+    lst.listen(0, "127.0.0.1", 0)
+    filler = socket2.tcp()
+    filler.connect("127.0.0.1", lst.local_port, timeout=5)
+    try:
+        yield lst.local_port
+    finally:
+        filler.close()
+        lst.close()
+
+
+def connected_pair(srv):
+    """A client connected to the listening socket2 *srv*, and the accepted
+    side: (client, server side); the caller closes both."""
+    c = socket2.tcp()
+    c.connect("127.0.0.1", srv.local_port, timeout=5)
+    return c, srv.accept(timeout=5)
+
+
+def fill_holes(below):
+    """Open /dev/null on every free descriptor number under *below*, so
+    the next socket gets *below* itself; returns them for closing."""
+    held = []
+    for n in range(below):
+        try:
+            os.fstat(n)
+        except OSError:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+    return held

@@ -17,6 +17,7 @@ import warnings
 import pytest
 
 import socket2
+from conftest import connected_pair, fill_holes
 from socket2 import hub as _hub
 from socket2.green import select as gselect
 from socket2.green import socket as gsocket
@@ -478,37 +479,6 @@ def test_a_wait_in_another_os_thread_lets_that_thread_run():
 # -- A1: a stale event never completes a green connect ------------------------
 
 
-def _fill_holes(below):
-    held = []
-    for n in range(below):
-        try:
-            os.fstat(n)
-        except OSError:
-            held.append(os.open(os.devnull, os.O_RDONLY))
-    return held
-
-
-@pytest.fixture
-def stuck_listener():
-    """A listener whose accept queue is full: a new connect() to it stays
-    in SYN_SENT (its SYNs are dropped)."""
-    lst = socket2.tcp()
-    lst.listen(0, "127.0.0.1", 0)
-    filler = socket2.tcp()
-    filler.connect("127.0.0.1", lst.local_port, timeout=5)
-    try:
-        yield lst.local_port
-    finally:
-        filler.close()
-        lst.close()
-
-
-def _pair(srv):
-    c = socket2.tcp()
-    c.connect("127.0.0.1", srv.local_port, timeout=5)
-    return c, srv.accept(timeout=5)
-
-
 @posix_only
 def test_stale_event_does_not_complete_a_green_connect(stuck_listener):
     """A1 (green): the thread woken for X closes Y and starts a green
@@ -516,15 +486,15 @@ def test_stale_event_does_not_complete_a_green_connect(stuck_listener):
     with the writable bit while it is still in SYN_SENT."""
     with socket2.tcp() as srv:
         srv.listen("127.0.0.1", 0)
-        x, xpeer = _pair(srv)
-        y, ypeer = _pair(srv)
+        x, xpeer = connected_pair(srv)
+        y, ypeer = connected_pair(srv)
     socket2.poll(0.05)
     outcome = []
 
     def woken_for_x():
         x.recv(bytearray(16))
         yfd = y.fileno()
-        held = _fill_holes(yfd)
+        held = fill_holes(yfd)
         try:
             y.close()
             z = gsocket.socket()

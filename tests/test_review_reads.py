@@ -27,15 +27,6 @@ from conftest import tcp_pair
 HOST = "localhost"
 
 
-@pytest.fixture(params=["fd", "bio"])
-def engine(request, monkeypatch):
-    if request.param == "fd" and socket2.pollers.completion_based():
-        pytest.skip("completion ports have no readiness: TLS runs on the "
-                    "bio engine there")
-    monkeypatch.setenv("SOCKET2_TLS", request.param)
-    return request.param
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
     return _pki.pki(tmp_path_factory)

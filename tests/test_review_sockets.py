@@ -13,42 +13,9 @@ import time
 import pytest
 
 import socket2
+from conftest import connected_pair, fill_holes
 
 TWO = "s2-two.test"   # two IPv4 loopback addresses in /etc/hosts (.ci/run)
-
-
-def _pair(srv):
-    c = socket2.tcp()
-    c.connect("127.0.0.1", srv.local_port, timeout=5)
-    return c, srv.accept(timeout=5)
-
-
-def _fill_holes(below):
-    """Open /dev/null on every free descriptor number under *below*, so
-    the next socket gets *below* itself; returns them for closing."""
-    held = []
-    for n in range(below):
-        try:
-            os.fstat(n)
-        except OSError:
-            fd = os.open(os.devnull, os.O_RDONLY)
-            held.append(fd)
-    return held
-
-
-@pytest.fixture
-def stuck_listener():
-    """A listener whose accept queue is full: a new connect() to it stays
-    in SYN_SENT (its SYNs are dropped), i.e. never completes by itself."""
-    lst = socket2.tcp()
-    lst.listen(0, "127.0.0.1", 0)
-    filler = socket2.tcp()
-    filler.connect("127.0.0.1", lst.local_port, timeout=5)
-    try:
-        yield lst.local_port
-    finally:
-        filler.close()
-        lst.close()
 
 
 def test_stale_event_in_a_batch_does_not_complete_a_connect(stuck_listener):
@@ -57,15 +24,15 @@ def test_stale_event_in_a_batch_does_not_complete_a_connect(stuck_listener):
     in the batch, with the writable bit) must not complete Z's connect."""
     with socket2.tcp() as srv:
         srv.listen("127.0.0.1", 0)
-        x, xpeer = _pair(srv)
-        y, ypeer = _pair(srv)
+        x, xpeer = connected_pair(srv)
+        y, ypeer = connected_pair(srv)
     socket2.poll(0.05)            # the setup's own edges are delivered
     outcome = []
 
     def woken_for_x():
         x.recv(bytearray(16))
         yfd = y.fileno()
-        held = _fill_holes(yfd)
+        held = fill_holes(yfd)
         try:
             y.close()
             z = socket2.tcp()
@@ -115,7 +82,7 @@ def test_close_after_fork_deletes_the_registration(no_leaks):
                     "description (%s watches numbers)" % hub.poller.name)
     with socket2.tcp() as srv:
         srv.listen("127.0.0.1", 0)
-        a, b = _pair(srv)
+        a, b = connected_pair(srv)
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:                       # the child holds the descriptions

@@ -21,15 +21,6 @@ needs_openssl = pytest.mark.skipif(
     not HAS_OPENSSL, reason="needs the openssl tool: apt-get install openssl")
 
 
-@pytest.fixture(params=["fd", "bio"])
-def engine(request, monkeypatch):
-    if request.param == "fd" and socket2.pollers.completion_based():
-        pytest.skip("completion ports have no readiness: TLS runs on the "
-                    "bio engine there")
-    monkeypatch.setenv("SOCKET2_TLS", request.param)
-    return request.param
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
     return _pki.pki(tmp_path_factory)
