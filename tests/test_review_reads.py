@@ -96,6 +96,16 @@ def _tls_client(pki, c):
     return socket2.tls(c, client_ctx(pki), server_hostname=HOST, timeout=5)
 
 
+def _handshaken(pki, c, a):
+    """A TLS client on *c* and a BioPeer server on *a* (the test cuts its
+    records), their handshake done: (client TLSSocket, peer)."""
+    p = BioPeer(a, server_ctx(pki))
+    t = socket2.newthread(p.handshake)
+    ct = _tls_client(pki, c)
+    t.join(timeout=5)
+    return ct, p
+
+
 # -- the rule: a wait for readability leaves the shortcut armed ---------------
 
 
@@ -353,15 +363,8 @@ def test_stale_openssl_error_does_not_fail_a_tls_read_of_a_split_record(
     # makes its read want more, which a stale entry turned into a failure.
     c, a = tcp_pair()
     with a:
-        def server():
-            p = BioPeer(a, server_ctx(pki))
-            p.handshake()
-            return p
-
-        t = socket2.newthread(server)
-        ct = _tls_client(pki, c)
+        ct, p = _handshaken(pki, c, a)
         with ct:
-            p = t.join(timeout=5)
             a.sendall(p.records(b"!"))
             assert ct.read(1, timeout=5) == b"!"        # tickets read too
             wire = p.records(b"hello")
@@ -617,15 +620,8 @@ def test_random_reads_of_tls_against_random_cuts_then_plain_again(
         rng = random.Random(seed)
         c, a = tcp_pair()
         with a:
-            def server():
-                p = BioPeer(a, server_ctx(pki))
-                p.handshake()
-                return p
-
-            t = socket2.newthread(server)
-            ct = _tls_client(pki, c)
+            ct, p = _handshaken(pki, c, a)
             with ct, c:
-                p = t.join(timeout=5)
                 secret = _payload(rng, 120000) + b"\n"
                 plain = _payload(rng, 30000)
                 wire = b"".join(p.records(chunk)
@@ -722,11 +718,8 @@ def test_reads_after_a_close_notify_with_tcp_still_open_end(pki, engine):
     after it returns the end at once, never waits."""
     c, a = tcp_pair()
     with a:
-        p = BioPeer(a, server_ctx(pki))
-        t = socket2.newthread(p.handshake)
-        ct = _tls_client(pki, c)
+        ct, p = _handshaken(pki, c, a)
         with ct, c:
-            t.join(timeout=5)
             p.obj.write(b"line one\nlast, no newline")
             p.flush()
             try:
