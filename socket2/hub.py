@@ -552,13 +552,15 @@ class Hub:
             self._completed.append(item)
             self.poller.wakeup()
 
-    def call_threadsafe(self, func, *args):
+    def call_threadsafe(self, func, *args, orphaned=None):
         """From any OS thread: run ``func(*args)`` in this hub's OS thread
         (in its waker greenlet: *func* must not wait), at its next turn.
         Returns True, or False when the hub is closed (its OS thread
         ended, see get_hub): nothing runs there any more, and the caller
-        does what it asked for itself."""
-        item = (func, args)
+        does what it asked for itself.  If the hub closes before the call
+        ran, ``orphaned(*args)`` (when given) runs instead, in the closing
+        thread: what must happen anyway (a descriptor's release)."""
+        item = (func, args, orphaned)
         with self._calls_lock:
             if self._closed:
                 return False
@@ -643,7 +645,7 @@ class Hub:
                     ready.append(entry)
             del completed[0]
         while calls:
-            func, args = calls.popleft()
+            func, args, _ = calls.popleft()
             func(*args)
 
     def run_until(self, deadline, once):
@@ -701,6 +703,19 @@ class Hub:
                 return
             self._closed = True
             self.poller.close()
+        self._orphan_calls()
+
+    def _orphan_calls(self):
+        """The hub closed with calls from other OS threads not run: run
+        what each asked to happen anyway (see call_threadsafe)."""
+        calls = self._calls
+        while calls:
+            _, args, orphaned = calls.popleft()
+            if orphaned is not None:
+                try:
+                    orphaned(*args)
+                except Exception:   # noqa: B902 - the thread is gone
+                    pass
 
     def _thread_ended(self):
         """This hub's OS thread ended: nothing can run here any more."""
@@ -708,6 +723,7 @@ class Hub:
             # Other OS threads' hubs wait on this poller's set: it stays.
             with self._calls_lock:
                 self._closed = True
+            self._orphan_calls()
             return
         try:
             self.close()
@@ -831,7 +847,16 @@ def _park_other_hubs():
 
 
 _parking = [None]       # the _Parking, made with the first other thread's hub
-_MAIN_IDENT = _thread.get_ident()
+
+
+def _main_ident():
+    """The main thread's ident (the one that runs atexit), or None if it
+    cannot be told (threading never imported: then every hub counts as
+    another thread's).  socket2 may be imported in any thread."""
+    threading = sys.modules.get("threading")
+    if threading is None:
+        return None
+    return threading.main_thread().ident
 
 
 def _prepare_parking():
@@ -858,8 +883,8 @@ def get_hub():
         hub = _local.hub = Hub()
         _local.ending = _ThreadEnd(hub)
         _THREAD_HUBS[hub.thread_ident] = hub
-        if _parking[0] is None and hub.thread_ident != _MAIN_IDENT and \
-                _PARK_AT_EXIT:
+        if _parking[0] is None and _PARK_AT_EXIT and \
+                hub.thread_ident != _main_ident():
             _prepare_parking()
         return hub
 

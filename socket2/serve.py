@@ -40,11 +40,12 @@ def serve(listener, handler, *args, tls=None, tls_timeout=10, **kwargs):
         if not isinstance(tls, ssl.SSLContext):
             raise TypeError("tls must be an ssl.SSLContext, not %s"
                             % type(tls).__name__)
-        if tls.check_hostname:
+        if tls.check_hostname or tls.protocol == ssl.PROTOCOL_TLS_CLIENT:
             # Every handshake would fail (a server has no host name to
             # check): say so once, here, not once per connection.
             raise ValueError("serve(tls=...) needs a server context: this "
-                             "one checks host names (made by "
+                             "one is a client's (PROTOCOL_TLS_CLIENT, or it "
+                             "checks host names: made by "
                              "ssl.create_default_context()?); use "
                              "ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)")
         args = (tls, tls_timeout, handler, args)

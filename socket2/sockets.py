@@ -179,13 +179,18 @@ class _Socket(_hotpath.SocketBase):
         self._fd = -1
         hub = self._hub
         if hub.thread_ident != _get_ident():
-            if hub.call_threadsafe(self._release, fd):
+            if hub.call_threadsafe(self._release, fd,
+                                   orphaned=self._release_quietly):
                 return
             # Its OS thread has ended: nothing is left to wake there (its
             # greenlets can never run again).
-            self._release(fd, wake=False)
+            self._release_quietly(fd)
             return
         self._release(fd)
+
+    def _release_quietly(self, fd):
+        """Release *fd* with nobody to wake (its hub's thread has ended)."""
+        self._release(fd, wake=False)
 
     def _release(self, fd, wake=True):
         """Unregister and close *fd* (this socket's, already marked
@@ -219,7 +224,8 @@ class _Socket(_hotpath.SocketBase):
             # The collector may run this in any OS thread: the hub's own
             # state is only touched in its thread (see close()).
             if hub.thread_ident != _get_ident() and \
-                    hub.call_threadsafe(_release_fd, hub, fd, closing):
+                    hub.call_threadsafe(_release_fd, hub, fd, closing,
+                                        orphaned=_release_fd):
                 return
             hub.unregister(fd, closing=closing)
         except Exception:

@@ -549,6 +549,12 @@ class Queue:
         raise ``queue.Full`` instead).  Raises ``socket2.TimeoutError`` if
         *timeout*/*expires* pass first, ``Error('closed')`` once closed.
         When it raises, the item was not added; when it returns, it was."""
+        home = self._hub
+        if home is not None and home._closed:
+            # Its home OS thread has ended (nobody waits there any more):
+            # the queue, items and all, moves to this thread.
+            self._hub = None
+            self._ident = _get_ident()
         if self._ident != _get_ident():
             return self._put_foreign(item, block, timeout, expires)
         if self._closed:

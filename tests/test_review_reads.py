@@ -764,6 +764,10 @@ def test_serve_refuses_a_client_context_at_once(pki):
         lst.listen("127.0.0.1", 0)
         with pytest.raises(ValueError, match="server context"):
             socket2.serve(lst, lambda conn: None, tls=ctx)
+        client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        client.check_hostname = False
+        with pytest.raises(ValueError, match="server context"):
+            socket2.serve(lst, lambda conn: None, tls=client)
 
 
 @pytest.mark.parametrize("kwargs, error", [
