@@ -78,15 +78,30 @@ def test_bad_arguments():
 @pytest.mark.parametrize("only", ["127.0.0.1", "::1"])
 def test_dual_stack_name_against_one_family(only):
     # A free port on both families, then a listener on one of them only.
-    with socket2.tcp("inet6") as a, socket2.tcp() as b:
-        a.bind("::1", 0)
-        port = a.local_port
-        b.bind("127.0.0.1", port)
+    port = _free_on_both()
     with _listener(only, port) as srv:
         t = _accept_one(srv)
         with socket2.connect("localhost", port, timeout=5) as c:
             assert c.remote_addr == only
         t.join()
+
+
+def _free_on_both():
+    """A port free on ::1 and on 127.0.0.1 at once.  A port the kernel
+    picked for ::1 may be in use on 127.0.0.1 (another socket's local
+    port, one in TIME_WAIT): pick again then."""
+    for _ in range(50):
+        with socket2.tcp("inet6") as a, socket2.tcp() as b:
+            a.bind("::1", 0)
+            port = a.local_port
+            try:
+                b.bind("127.0.0.1", port)
+            except socket2.Error as e:
+                if e.err != "address_already_in_use":
+                    raise
+                continue
+            return port
+    raise AssertionError("no port free on both ::1 and 127.0.0.1 in 50 tries")
 
 
 def _stalled(host, port):
@@ -109,10 +124,7 @@ def _stalled(host, port):
 
 @needs_dual
 def test_a_stalled_first_address_loses_to_the_next_one():
-    with socket2.tcp("inet6") as a, socket2.tcp() as b:
-        a.bind("::1", 0)
-        port = a.local_port
-        b.bind("127.0.0.1", port)
+    port = _free_on_both()
     first = socket.getaddrinfo("localhost", port, 0, socket.SOCK_STREAM)[0]
     slow_host = "::1" if first[0] == socket.AF_INET6 else "127.0.0.1"
     fast_host = "127.0.0.1" if slow_host == "::1" else "::1"
