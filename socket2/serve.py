@@ -2,14 +2,15 @@
 import sys
 
 from .errors import Error, TimeoutError
-from .hub import clock, newthread, sleep
+from .hub import clock, newthread, seconds_arg, sleep
 
 # Accept failures that mean "the machine is short of something right now":
 # wait a moment for connections to finish instead of dying.
 _TRANSIENT = ("too_many_open_files", "no_buffer_space", "out_of_memory")
 
 
-def serve(listener, handler, *args, tls=None, tls_timeout=10, **kwargs):
+def serve(listener, handler, *args, tls=None, tls_timeout=10,
+          silent_timeout=None, **kwargs):
     """Accept connections on the listening *listener* until it is closed;
     run ``handler(conn, *args, **kwargs)`` in a thread of its own for each.
 
@@ -18,7 +19,11 @@ def serve(listener, handler, *args, tls=None, tls_timeout=10, **kwargs):
     costs a socket, not a greenlet.  The handler owns *conn* (close it, or
     use ``with conn:``); if the thread is killed before it starts, the
     handler never runs and *conn* is closed then.  Returns when *listener*
-    is closed.
+    is closed; connections that never sent anything are closed then (their
+    handlers never run), the others go on in their threads.
+
+    With *silent_timeout* (seconds), a connection that sends nothing
+    within that time of being accepted is closed, its handler never run.
 
     Running out of descriptors (or kernel memory) never stops the loop:
     the connection that has been silent longest (accepted, nothing
@@ -50,12 +55,17 @@ def serve(listener, handler, *args, tls=None, tls_timeout=10, **kwargs):
                              "ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)")
         args = (tls, tls_timeout, handler, args)
         handler = _tls_connection
+    elif silent_timeout is not None:
+        silent_timeout = seconds_arg(silent_timeout, "silent_timeout")
+        args = (handler, args)
+        handler = _timed_connection
     silent = _Silent()
     while True:
         try:
             conn = listener.accept()
         except Error as e:
             if e.err == "closed":
+                silent.drop_all()
                 return
             if e.err in _TRANSIENT:
                 if silent.drop_oldest():
@@ -68,9 +78,15 @@ def serve(listener, handler, *args, tls=None, tls_timeout=10, **kwargs):
         silent.add(conn)
         if tls is not None:
             # Silent clients never start their thread: a timer drops them.
-            entry = hub._add_timer(clock() + tls_timeout, _drop_silent, conn)
+            entry = hub._add_timer(clock() + tls_timeout, _drop_silent_tls,
+                                   conn)
             start(conn, handler, args + (entry,), kwargs,
                   on_cancel=_tls_cancelled)
+        elif silent_timeout is not None:
+            entry = hub._add_timer(clock() + silent_timeout, _drop_silent,
+                                   conn)
+            start(conn, handler, args + (entry,), kwargs,
+                  on_cancel=_timed_cancelled)
         else:
             start(conn, handler, args, kwargs)
 
@@ -115,6 +131,12 @@ class _Silent:
                 return True
         return False
 
+    def drop_all(self):
+        """Close every connection whose thread has not started (the
+        listener closed: nothing will serve a client that said nothing)."""
+        while self.drop_oldest():
+            pass
+
     def report(self, e, what):
         now = clock()
         if self._reported is not None and now - self._reported < 10:
@@ -134,12 +156,35 @@ def _tls_cancelled(conn, ctx, tls_timeout, handler, args, entry, **kwargs):
     conn.close()
 
 
+def _timed_cancelled(conn, handler, args, entry, **kwargs):
+    """As _tls_cancelled, for serve(silent_timeout=...)."""
+    conn._hub._cancel_timer(entry)
+    conn.close()
+
+
 def _drop_silent(conn):
-    """Timer: the connection sent nothing for tls_timeout seconds."""
+    """Timer: the connection sent nothing within silent_timeout seconds
+    of its accept."""
     g = conn._w.rg
     if g is not None and not g:       # its thread never started
-        _report(conn, "no TLS handshake started in time")
         conn.close()                  # starts the thread, which sees it
+
+
+def _drop_silent_tls(conn):
+    """Timer: the connection sent nothing for tls_timeout seconds."""
+    g = conn._w.rg
+    if g is not None and not g:
+        _report(conn, "no TLS handshake started in time")
+        conn.close()
+
+
+def _timed_connection(conn, handler, args, entry, **kwargs):
+    """A connection's thread under serve(silent_timeout=...): the silence
+    timer stops, then the handler runs (unless the timer closed it)."""
+    conn._hub._cancel_timer(entry)
+    if conn.closed:
+        return                        # silent past the timeout
+    handler(conn, *args, **kwargs)
 
 
 def _peer(conn):

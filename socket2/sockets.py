@@ -28,6 +28,8 @@ _ACCEPT_RETRY = (-lib.S2_ECONNABORTED, -lib.S2_EPROTO, -lib.S2_EINTR)
 _STREAM = lib.SOCK_STREAM
 _SHUT = {"r": lib.SHUT_RD, "w": lib.SHUT_WR, "rw": lib.SHUT_RDWR}
 _UNSET = object()
+_os_sendfile = getattr(os, "sendfile", None)   # POSIX
+_pread = getattr(os, "pread", None)
 
 # Bumped in both parent and child by every os.fork(): a socket made before
 # the last fork shares its open file description with the other process,
@@ -760,6 +762,69 @@ class TCPSocket(_Stream, _Socket):
                 sent += self._send_loop(p + sent, n - sent, None, deadline)
         except Error as e:
             e.sent = sent
+            raise
+        return sent
+
+    def sendfile(self, file, offset=0, count=None, timeout=None,
+                 expires=None):
+        """Send *count* bytes (default: up to the end) of *file*, an open
+        regular file (or its descriptor), starting at byte *offset*.  The
+        kernel copies the bytes (``sendfile()``) where the OS has the call;
+        elsewhere they are read and sent with :meth:`sendall`.  Returns how
+        many were sent: fewer than *count* only if the file is shorter.
+        *timeout*/*expires* bound the whole call; on failure the raised
+        ``Error`` has ``.sent``."""
+        fd = file if isinstance(file, int) else file.fileno()
+        if isinstance(offset, bool) or not isinstance(offset, int) \
+                or offset < 0:
+            raise ValueError("sendfile(): offset must be an int >= 0, not %r"
+                             % (offset,))
+        if count is None:
+            count = max(0, os.fstat(fd).st_size - offset)
+        elif isinstance(count, bool) or not isinstance(count, int) \
+                or count < 0:
+            raise ValueError("sendfile(): count must be an int >= 0 or "
+                             "None, not %r" % (count,))
+        if self._fd < 0:
+            raise closed_error()
+        deadline = self._deadline(timeout, expires)
+        if _os_sendfile is None:
+            return self._sendfile_copy(file, fd, offset, count, deadline)
+        sent = 0
+        try:
+            while sent < count:
+                try:
+                    r = _os_sendfile(self._fd, fd, offset + sent,
+                                     min(count - sent, 1 << 30))
+                except (BlockingIOError, InterruptedError):
+                    self._hub.wait_writable(self._w, deadline, self._fd)
+                    continue
+                except OSError as e:
+                    raise self._fail(-e.errno, "sendfile") from None
+                if r == 0:
+                    break                    # the file ended early
+                sent += r
+        except Error as e:
+            e.sent = sent
+            raise
+        return sent
+
+    def _sendfile_copy(self, file, fd, offset, count, deadline):
+        """sendfile() where the OS has no such call: read, then send."""
+        sent = 0
+        try:
+            while sent < count:
+                n = min(count - sent, 65536)
+                if _pread is not None:
+                    data = _pread(fd, n, offset + sent)
+                else:                        # Windows: a file object
+                    file.seek(offset + sent)
+                    data = file.read(n)
+                if not data:
+                    break
+                sent += self.sendall(data, expires=deadline)
+        except Error as e:
+            e.sent = sent + getattr(e, "sent", 0)
             raise
         return sent
 

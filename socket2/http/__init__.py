@@ -1,7 +1,12 @@
 """socket2.http: HTTP/1.1 over socket2 streams.
 
-The package will hold socket2's WSGI server and HTTP client (SPEC.md,
-"HTTP"); both read messages through the strict parser that is here now:
+The WSGI server (SPEC.md, "HTTP"):
+
+- :func:`serve` runs a WSGI application on a listener, each connection in
+  its own thread, bounded by :class:`Limits`;
+- ``python -m socket2.http MODULE:APP`` serves one from the command line.
+
+Messages are read through one strict parser:
 
 - :func:`parse_request_head`, :func:`parse_response_head` and
   :class:`HeadParser` parse a whole message head out of a buffer in one
@@ -22,8 +27,12 @@ from ._heads import (BODY_CHUNKED, BODY_CLOSE, BODY_LENGTH, BODY_NONE,
 from ._parser import (ChunkedDecoder, HeadParser, parse_request_head,
                       parse_response_head)
 from .errors import ProtocolError, Reason
+from .limits import Limits
+from .server import serve
 
-__all__ = ["parse_request_head", "parse_response_head", "HeadParser",
+__all__ = ["serve", "Limits", "parse_request_head", "parse_response_head",
+           "HeadParser",
            "ChunkedDecoder", "RequestHead", "ResponseHead", "ProtocolError",
            "Reason", "BODY_NONE", "BODY_LENGTH", "BODY_CHUNKED",
            "BODY_CLOSE"]
+

@@ -1,0 +1,284 @@
+"""One HTTP/1.1 connection of the WSGI server (PEP 3333): read a request
+head, build its environ, call the application, write its response; again
+while the connection stays open.
+
+The loop is straight-line: a connection is a socket2 thread, so a wait is
+a plain call.  Its buffer is ``bytes`` plus an offset; a ``recv`` lands in
+the server's scratch buffer (one per serve(), its connections share an OS
+thread and none switches between a ``recv`` and the copy of what it got),
+so an idle connection holds no buffer at all.
+
+Pipelining: a response whose whole body is at hand when the next request
+is already in the buffer is queued, and the queue is written in one
+``sendall`` before the connection waits for anything (a read, a ``100
+Continue``, a streamed body): responses go out in order, together.
+"""
+import sys
+import traceback
+from urllib.parse import unquote_to_bytes
+
+from ..errors import Error, TimeoutError
+from ._heads import BODY_NONE
+from ._input import EMPTY, BodyTooLarge, Input
+from .errors import ProtocolError
+from ._reply import FileWrapper, Reply, status_line
+
+__all__ = ["Connection", "FileWrapper"]
+
+# Header name (lowercased bytes, as the parser gives it) -> environ key, or
+# None for names the server drops: a name with "_" would collide with its
+# "-" twin in the environ (the CVE-2015-0219 class).
+_KEYS = {b"content-type": "CONTENT_TYPE", b"content-length": "CONTENT_LENGTH"}
+_KEYS_MAX = 4096
+
+
+def _key(name):
+    key = _KEYS.get(name)
+    if key is None and name not in _KEYS:
+        key = None if b"_" in name else \
+            "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
+        if len(_KEYS) < _KEYS_MAX:
+            _KEYS[name] = key
+    return key
+
+
+class Connection:
+    """One client connection: its buffer, its pending output, and the
+    request loop (:meth:`run`)."""
+
+    __slots__ = ("sock", "srv", "buf", "pos", "out", "base", "served",
+                 "idle", "gone")
+
+    def __init__(self, sock, srv):
+        self.sock = sock
+        self.srv = srv
+        self.buf = b""
+        self.pos = 0
+        self.out = []
+        self.served = 0
+        self.idle = False
+        self.gone = False            # a read or write on it failed
+        try:
+            remote = (sock.remote_addr, str(sock.remote_port))
+        except (Error, OSError, TypeError):
+            remote = ("", "")        # a unix socket has no address
+        base = srv.environ.copy()
+        base["REMOTE_ADDR"], base["REMOTE_PORT"] = remote
+        self.base = base
+
+    # -- the loop --------------------------------------------------------------
+
+    def run(self):
+        """Serve requests until the connection ends (an error on it ends it
+        quietly: a client that goes away is no server failure)."""
+        try:
+            while True:
+                head = self.next_head()
+                if head is None or not self.respond(head):
+                    break
+            self.flush()
+        except Error:
+            pass
+
+    def next_head(self):
+        """The next request's head, or None when the connection should
+        close (idle past keepalive_timeout, closed by the client, the
+        server draining, or a bad request already answered)."""
+        srv = self.srv
+        parse = srv.parser.request
+        deadline = None
+        while True:
+            buf, pos = self.buf, self.pos
+            if pos < len(buf):
+                try:
+                    head = parse(buf, pos)
+                except ProtocolError as e:
+                    self.flush()
+                    self.refuse(e.status, str(e.reason or e))
+                    return None
+                if head is not None:
+                    self.pos = head.end
+                    return head
+                if deadline is None:
+                    deadline = srv.clock() + srv.limits.header_timeout
+                try:
+                    data = self.receive(expires=deadline)
+                except TimeoutError:
+                    self.refuse(408, "request head not received within "
+                                "header_timeout")
+                    return None
+                if not data:
+                    return None          # closed in the middle of a head
+                self.buf = buf[pos:] + data
+                self.pos = 0
+                continue
+            self.flush()
+            if srv.draining:
+                return None
+            self.idle = True
+            try:
+                data = self.receive(srv.limits.keepalive_timeout)
+            except TimeoutError:
+                return None
+            finally:
+                self.idle = False
+            if not data:
+                return None
+            self.buf, self.pos = data, 0
+            deadline = None
+
+    # -- reading and writing ---------------------------------------------------
+
+    def receive(self, timeout=None, expires=None):
+        """One recv() worth of bytes (b'' when the client closed); pending
+        responses are written first."""
+        if self.out:
+            self.flush()
+        srv = self.srv
+        try:
+            n = self.sock.recv(srv.scratch, timeout=timeout, expires=expires)
+        except Error:
+            self.gone = True
+            raise
+        return srv.view[:n].tobytes()
+
+    def take_buffered(self):
+        """What the buffer holds past the head (the start of a body)."""
+        buf, pos = self.buf, self.pos
+        self.buf, self.pos = b"", 0
+        return buf[pos:] if pos else buf
+
+    def give_back(self, data):
+        """Bytes read past the end of a body: the next request's."""
+        self.buf, self.pos = data + self.buf[self.pos:], 0
+
+    def send(self, data):
+        """Write *data* after the queued responses."""
+        out = self.out
+        if out:
+            out.append(data)
+            data = b"".join(out)
+            out.clear()
+        try:
+            self.sock.sendall(data, timeout=self.srv.limits.send_timeout)
+        except Error:
+            self.gone = True
+            raise
+
+    def send_interim(self, data):
+        """An interim response (100 Continue): after every queued one."""
+        self.out.append(data)
+        self.flush()
+
+    def flush(self):
+        """Write the queued responses."""
+        out = self.out
+        if out:
+            data = out.pop() if len(out) == 1 else b""
+            self.send(data)
+
+    def refuse(self, status, why, environ=None):
+        """Answer a request that never reaches the application (or whose
+        application failed before its head), and close."""
+        body = ("%d %s: %s\n" % (status, status_line(status)[4:], why)
+                ).encode("latin-1", "replace")
+        try:
+            self.send(b"".join((
+                b"HTTP/1.1 ", status_line(status).encode("latin-1"),
+                b"\r\nContent-Type: text/plain\r\nContent-Length: ",
+                str(len(body)).encode(), b"\r\nConnection: close\r\n",
+                b"Date: ", self.srv.date(), b"\r\n\r\n", body)))
+        except Error:
+            pass
+        self.srv.log_access(self, environ, status, len(body))
+
+    # -- one request ---------------------------------------------------------
+
+    def respond(self, head):
+        """Run the application for *head*; True if the connection may
+        carry another request."""
+        srv = self.srv
+        limits = srv.limits
+        self.served += 1
+        if head.expect_unknown:
+            self.refuse(417, "unsupported Expect")
+            return False
+        if head.method == b"CONNECT":
+            self.refuse(405, "CONNECT is not served here")
+            return False
+        if limits.max_body is not None and head.content_length is not None \
+                and head.content_length > limits.max_body:
+            self.refuse(413, "request body larger than max_body")
+            return False
+        environ = self.environ(head)
+        body = EMPTY if head.body is BODY_NONE else Input(self, head, limits)
+        environ["wsgi.input"] = body
+        keep = head.keep_alive and not srv.draining
+        if limits.max_requests_per_connection is not None and \
+                self.served >= limits.max_requests_per_connection:
+            keep = False
+        r = Reply(self, head, environ, keep)
+        try:
+            keep = r.run(srv.app, body)
+        except BodyTooLarge:
+            if not r.head_sent:
+                self.refuse(413, "request body larger than max_body")
+            return False
+        if keep and not body.finished:
+            keep = body.drain()
+        return keep
+
+    def environ(self, head):
+        """The WSGI environ of a request (PEP 3333)."""
+        env = self.base.copy()
+        env["REQUEST_METHOD"] = head.method.decode("latin-1")
+        target = head.target
+        env["RAW_URI"] = env["REQUEST_URI"] = raw = target.decode("latin-1")
+        env["SERVER_PROTOCOL"] = "HTTP/1.1" if head.version == 11 \
+            else "HTTP/1.0"
+        authority = None
+        if target[:1] != b"/":
+            if target == b"*":
+                env["PATH_INFO"], env["QUERY_STRING"] = "*", ""
+                target = None
+            else:                        # absolute-form (RFC 9112 3.2.2)
+                rest = target.split(b"://", 1)[1]
+                i = rest.find(b"/")
+                authority, target = (rest, b"/") if i < 0 else \
+                    (rest[:i], rest[i:])
+                env["wsgi.url_scheme"] = raw.split(":", 1)[0].lower()
+        if target is not None:
+            path, q, query = target.partition(b"?")
+            env["QUERY_STRING"] = query.decode("latin-1") if q else ""
+            env["PATH_INFO"] = (unquote_to_bytes(path) if b"%" in path
+                                else path).decode("latin-1")
+        for name, value in head.headers:
+            key = _KEYS[name] if name in _KEYS else _key(name)
+            if key is None:
+                continue
+            value = value.decode("latin-1")
+            if key in env:
+                if key == "HTTP_COOKIE":
+                    value = env[key] + "; " + value
+                elif key[:5] == "HTTP_":
+                    value = env[key] + "," + value
+            env[key] = value
+        if authority is not None:
+            env["HTTP_HOST"] = authority.decode("latin-1")
+        return env
+
+    # -- errors ------------------------------------------------------------------
+
+    def report(self, environ):
+        """An application error: its traceback to wsgi.errors."""
+        errors = environ.get("wsgi.errors") or sys.stderr
+        try:
+            errors.write("socket2.http: error in the application serving "
+                         "%s %s:\n%s" % (
+                             environ.get("REQUEST_METHOD"),
+                             environ.get("RAW_URI"),
+                             traceback.format_exc()))
+            errors.flush()
+        except Exception:            # noqa: BLE001 - a broken log stream
+            pass
+
