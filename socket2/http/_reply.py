@@ -89,11 +89,63 @@ def _name(name):
     return low
 
 
+# (status, headers) an application gave -> what _check made of them: most
+# responses of an application repeat a few of these.
+_CHECKED = {}
+
+
+def _check(status, headers):
+    """Check a start_response() call's status and headers (PEP 3333 and
+    RFC 9110); returns ``(first part of the head: status line and the
+    application's header lines, status code, its Content-Length or None,
+    whether it asked to close)``."""
+    if type(status) is not str:
+        raise TypeError("status must be a str such as '200 OK', not %s"
+                        % type(status).__name__)
+    m = _STATUS.fullmatch(status)
+    if m is None or status[0] == "1":
+        raise ValueError("status %r is not a final status line such as "
+                         "'200 OK'" % (status,))
+    if type(headers) is not list:
+        raise TypeError("response headers must be a list of (name, value) "
+                        "tuples, not %s" % type(headers).__name__)
+    lines = ["HTTP/1.1 ", status, "\r\n"]
+    length = None
+    close = False
+    for item in headers:
+        if type(item) is not tuple or len(item) != 2:
+            raise TypeError("each response header must be a (name, value) "
+                            "tuple, not %r" % (item,))
+        name, value = item
+        low = _name(name)
+        if type(value) is not str:
+            raise TypeError("response header %s's value must be str, not %s"
+                            % (name, type(value).__name__))
+        if _BAD_VALUE.search(value) is not None:
+            raise ValueError("response header %s's value has a control "
+                             "character (CR or LF would split the "
+                             "response): %r" % (name, value))
+        if low in _HOP:
+            if low == "connection" and value.strip().lower() == "close":
+                close = True
+                continue
+            raise ValueError("hop-by-hop header %s is the server's to send, "
+                             "not the application's (PEP 3333)" % name)
+        if low == "content-length":
+            v = value.strip()
+            if not v.isdigit() or not v.isascii() or length is not None:
+                raise ValueError("Content-Length %r is not one decimal "
+                                 "number" % (value,))
+            length = int(v)
+        lines.append("%s: %s\r\n" % (name, value))
+    # PEP 3333: latin-1 only (UnicodeEncodeError names the character).
+    return "".join(lines).encode("latin-1"), int(m.group(1)), length, close
+
+
 class Reply:
     """The response of one request, written through its connection."""
 
-    __slots__ = ("conn", "environ", "keep", "code", "status", "block",
-                 "length", "left", "head_sent", "chunked", "no_body",
+    __slots__ = ("conn", "environ", "keep", "code", "status", "length", "left", "head_sent", "chunked", "no_body",
                  "sent", "version", "is_head")
 
     def __init__(self, conn, head, environ, keep):
@@ -104,7 +156,6 @@ class Reply:
         self.no_body = self.is_head = head.method == b"HEAD"
         self.status = None
         self.code = 0
-        self.block = b""
         self.length = None           # the application's Content-Length
         self.left = None             # bytes still owed under it
         self.head_sent = False
@@ -124,53 +175,21 @@ class Reply:
         elif self.status is not None:
             raise AssertionError("start_response() called twice without "
                                  "exc_info")
-        if type(status) is not str:
-            raise TypeError("status must be a str such as '200 OK', not %s"
-                            % type(status).__name__)
-        m = _STATUS.fullmatch(status)
-        if m is None or status[0] == "1":
-            raise ValueError("status %r is not a final status line such as "
-                             "'200 OK'" % (status,))
-        if type(headers) is not list:
-            raise TypeError("response headers must be a list of (name, "
-                            "value) tuples, not %s" % type(headers).__name__)
-        lines = []
-        length = None
-        keep = self.keep
-        for item in headers:
-            if type(item) is not tuple or len(item) != 2:
-                raise TypeError("each response header must be a (name, "
-                                "value) tuple, not %r" % (item,))
-            name, value = item
-            low = _name(name)
-            if type(value) is not str:
-                raise TypeError("response header %s's value must be str, "
-                                "not %s" % (name, type(value).__name__))
-            if _BAD_VALUE.search(value) is not None:
-                raise ValueError("response header %s's value has a control "
-                                 "character (CR or LF would split the "
-                                 "response): %r" % (name, value))
-            if low in _HOP:
-                if low == "connection" and value.strip().lower() == "close":
-                    keep = False
-                    continue
-                raise ValueError("hop-by-hop header %s is the server's to "
-                                 "send, not the application's (PEP 3333)"
-                                 % name)
-            if low == "content-length":
-                v = value.strip()
-                if not v.isdigit() or not v.isascii() or length is not None:
-                    raise ValueError("Content-Length %r is not one decimal "
-                                     "number" % (value,))
-                length = int(v)
-            lines.append("%s: %s\r\n" % (name, value))
-        block = "".join(lines).encode("latin-1")  # PEP 3333: latin-1 only
-        self.status = status
-        self.code = int(m.group(1))
-        self.block = block
-        self.length = length
-        self.keep = keep
-        if self.code in (204, 304):
+        try:
+            key = (status, tuple(headers))
+            checked = _CHECKED.get(key)
+        except TypeError:            # unhashable: checked (and refused)
+            key = checked = None
+        if checked is None:
+            checked = _check(status, headers)
+            if key is not None:
+                if len(_CHECKED) >= 512:
+                    _CHECKED.clear()
+                _CHECKED[key] = checked
+        self.status, self.code, self.length, close = checked
+        if close:
+            self.keep = False
+        if self.code == 204 or self.code == 304:
             self.no_body = True
         return self.write
 
@@ -330,8 +349,7 @@ class Reply:
         if self.keep and (conn.srv.draining or
                           not self.environ["wsgi.input"].may_keep()):
             self.keep = False        # stopping, or a body left unread
-        parts = [b"HTTP/1.1 ", self.status.encode("latin-1"), b"\r\n",
-                 self.block, b"Date: ", conn.srv.date(), b"\r\n"]
+        parts = [self.status, conn.srv.date_line()]
         if self.length is not None:
             self.left = self.length
         elif total is not None and (self.is_head or not self.no_body):

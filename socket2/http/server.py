@@ -19,7 +19,7 @@ import time
 
 from greenlet import getcurrent
 
-from ..hub import clock
+from ..hub import clock, newthread, sleep
 from ..serve import serve as _serve_connections
 from ..sync import Event
 from ._parser import HeadParser
@@ -68,13 +68,30 @@ def serve(listener, app, *, tls=None, tls_timeout=10, limits=None,
         if isinstance(tls, ssl.SSLContext):
             tls.set_alpn_protocols(["http/1.1"])
     srv = _Server(listener, app, limits, access_log, tls is not None)
+    sweeper = newthread(_sweep, srv)
     try:
         _serve_connections(listener, _connection, srv, tls=tls,
                            tls_timeout=tls_timeout,
                            silent_timeout=limits.header_timeout)
         srv.drain()
     finally:
+        sweeper.kill()
         srv.stop()
+
+
+def _sweep(srv):
+    """Close the connections past their deadline (wsgi.py: the idle and
+    send deadlines are checked here, not by a timer per wait)."""
+    limits = srv.limits
+    every = min(1.0, limits.keepalive_timeout / 4, limits.send_timeout / 4)
+    conns = srv.conns
+    while True:
+        sleep(every)
+        now = clock()
+        expired = [c for c in conns if c.deadline is not None and
+                   c.deadline <= now]
+        for conn in expired:
+            conn.expire()
 
 
 def _connection(sock, srv):
@@ -128,12 +145,18 @@ class _Server:
 
     def date(self):
         """The Date header's value (RFC 9110 6.6.1), made once a second."""
+        return self.date_line()[6:-2]
+
+    def date_line(self):
+        """``b'Date: ...\\r\\n'``."""
         now = int(time.time())
         if self._date[0] != now:
             t = time.gmtime(now)
-            self._date = (now, ("%s, %02d %s %04d %02d:%02d:%02d GMT" % (
-                _DAYS[t.tm_wday], t.tm_mday, _MONTHS[t.tm_mon - 1],
-                t.tm_year, t.tm_hour, t.tm_min, t.tm_sec)).encode())
+            self._date = (now, ("Date: %s, %02d %s %04d %02d:%02d:%02d GMT"
+                                "\r\n" % (_DAYS[t.tm_wday], t.tm_mday,
+                                          _MONTHS[t.tm_mon - 1], t.tm_year,
+                                          t.tm_hour, t.tm_min, t.tm_sec)
+                                ).encode())
         return self._date[1]
 
     def log_access(self, conn, environ, status, size):

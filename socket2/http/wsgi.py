@@ -8,6 +8,15 @@ the server's scratch buffer (one per serve(), its connections share an OS
 thread and none switches between a ``recv`` and the copy of what it got),
 so an idle connection holds no buffer at all.
 
+Deadlines that almost never fire -- an idle keep-alive connection's
+``keepalive_timeout``, a response write's ``send_timeout`` -- are not
+timers: the connection writes ``deadline`` (a clock value) before it waits
+and clears it after, and the server's sweeper (server.py) closes any
+connection whose deadline has passed, which wakes its wait.  A request
+then costs no timer at all, and its reads and writes take the compiled
+hot path.  The rarer waits (a head or body arriving in pieces) use the
+socket's own ``timeout=``/``expires=``.
+
 Pipelining: a response whose whole body is at hand when the next request
 is already in the buffer is queued, and the queue is written in one
 ``sendall`` before the connection waits for anything (a read, a ``100
@@ -47,7 +56,7 @@ class Connection:
     request loop (:meth:`run`)."""
 
     __slots__ = ("sock", "srv", "buf", "pos", "out", "base", "served",
-                 "idle", "gone")
+                 "idle", "gone", "deadline")
 
     def __init__(self, sock, srv):
         self.sock = sock
@@ -58,6 +67,7 @@ class Connection:
         self.served = 0
         self.idle = False
         self.gone = False            # a read or write on it failed
+        self.deadline = None         # the sweeper closes it past this
         try:
             remote = (sock.remote_addr, str(sock.remote_port))
         except (Error, OSError, TypeError):
@@ -116,12 +126,12 @@ class Connection:
             if srv.draining:
                 return None
             self.idle = True
+            self.deadline = srv.clock() + srv.limits.keepalive_timeout
             try:
-                data = self.receive(srv.limits.keepalive_timeout)
-            except TimeoutError:
-                return None
+                data = self.receive()
             finally:
                 self.idle = False
+                self.deadline = None
             if not data:
                 return None
             self.buf, self.pos = data, 0
@@ -136,11 +146,21 @@ class Connection:
             self.flush()
         srv = self.srv
         try:
-            n = self.sock.recv(srv.scratch, timeout=timeout, expires=expires)
+            if timeout is None and expires is None:
+                n = self.sock.recv(srv.scratch)      # the compiled path
+            else:
+                n = self.sock.recv(srv.scratch, timeout=timeout,
+                                   expires=expires)
         except Error:
             self.gone = True
             raise
         return srv.view[:n].tobytes()
+
+    def expire(self):
+        """The sweeper found it past its deadline: close it (its wait ends
+        with Error('closed'), and the loop ends quietly)."""
+        self.gone = True
+        self.sock.close()
 
     def take_buffered(self):
         """What the buffer holds past the head (the start of a body)."""
@@ -159,11 +179,15 @@ class Connection:
             out.append(data)
             data = b"".join(out)
             out.clear()
+        srv = self.srv
+        self.deadline = srv.clock() + srv.limits.send_timeout
         try:
-            self.sock.sendall(data, timeout=self.srv.limits.send_timeout)
+            self.sock.sendall(data)
         except Error:
             self.gone = True
             raise
+        finally:
+            self.deadline = None
 
     def send_interim(self, data):
         """An interim response (100 Continue): after every queued one."""
