@@ -789,7 +789,7 @@ class TCPSocket(_Stream, _Socket):
             raise closed_error()
         deadline = self._deadline(timeout, expires)
         if _os_sendfile is None:
-            return self._sendfile_copy(file, fd, offset, count, deadline)
+            return self._sendfile_copy(fd, offset, count, deadline)
         sent = 0
         try:
             while sent < count:
@@ -809,17 +809,18 @@ class TCPSocket(_Stream, _Socket):
             raise
         return sent
 
-    def _sendfile_copy(self, file, fd, offset, count, deadline):
-        """sendfile() where the OS has no such call: read, then send."""
+    def _sendfile_copy(self, fd, offset, count, deadline):
+        """sendfile() where the OS has no such call: read, then send
+        (without pread(), Windows, this moves the descriptor's offset)."""
         sent = 0
         try:
             while sent < count:
                 n = min(count - sent, 65536)
                 if _pread is not None:
                     data = _pread(fd, n, offset + sent)
-                else:                        # Windows: a file object
-                    file.seek(offset + sent)
-                    data = file.read(n)
+                else:
+                    os.lseek(fd, offset + sent, os.SEEK_SET)
+                    data = os.read(fd, n)
                 if not data:
                     break
                 sent += self.sendall(data, expires=deadline)

@@ -658,3 +658,20 @@ def test_bad_arguments():
         Limits().max_body = 3
     assert Limits().replace(max_body=5).max_body == 5
     assert Limits() == Limits() and "max_body=None" in repr(Limits())
+
+
+def test_the_parser_corpus_of_invalid_heads_through_the_server():
+    """Every invalid request head of the parser's corpus (HTTP Garden,
+    Http11Probe and the smuggling advisories included) gets its status
+    from the server, and the application never runs."""
+    from socket2.http.errors import TABLE
+    from test_http_parser import INVALID
+    app, calls = _count_calls()
+    with running(app) as lst:
+        for case_id, raw, reason in INVALID:
+            data = talk(lst, raw + b"\r\n\r\nGET /after HTTP/1.1\r\n"
+                        b"Host: t\r\n\r\n")
+            rs = split(data)
+            assert [r.status for r in rs] == [TABLE[reason][0]], \
+                (case_id, data[:200])
+    assert calls == []
