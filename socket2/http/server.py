@@ -35,7 +35,7 @@ _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
 def serve(listener, app, *, tls=None, tls_timeout=10, limits=None,
-          access_log=None):
+          access_log=None, environ=None):
     """Run the WSGI application *app* on the listening ``tcp`` *listener*
     until the listener is closed and the connections it accepted have
     ended.
@@ -47,6 +47,9 @@ def serve(listener, app, *, tls=None, tls_timeout=10, limits=None,
     *tls_timeout* seconds.  *limits* is a :class:`Limits` (default: the
     SPEC's).  *access_log* is None or a writable text stream (anything with
     ``write(str)``) that gets a Common Log Format line per request.
+    *environ* is a dict of extra keys for every request's environ (say
+    ``{'wsgi.multiprocess': True}`` when several processes serve, or a
+    ``SCRIPT_NAME`` the application is mounted under).
 
     Raises ``TypeError``/``ValueError`` for a bad argument before serving.
     """
@@ -67,7 +70,12 @@ def serve(listener, app, *, tls=None, tls_timeout=10, limits=None,
         import ssl                   # deferred: plain HTTP never loads ssl
         if isinstance(tls, ssl.SSLContext):
             tls.set_alpn_protocols(["http/1.1"])
+    if environ is not None and not isinstance(environ, dict):
+        raise TypeError("environ must be a dict of extra environ keys, not "
+                        "%s" % type(environ).__name__)
     srv = _Server(listener, app, limits, access_log, tls is not None)
+    if environ:
+        srv.environ.update(environ)
     sweeper = newthread(_sweep, srv)
     try:
         _serve_connections(listener, _connection, srv, tls=tls,

@@ -69,8 +69,9 @@ class Connection:
         self.gone = False            # a read or write on it failed
         self.deadline = None         # the sweeper closes it past this
         try:
-            remote = (sock.remote_addr, str(sock.remote_port))
-        except (Error, OSError, TypeError):
+            peer = sock.getpeername()          # one system call, not two
+            remote = (peer.ip(), str(peer.port()))
+        except (Error, OSError, TypeError, AttributeError):
             remote = ("", "")        # a unix socket has no address
         base = srv.environ.copy()
         base["REMOTE_ADDR"], base["REMOTE_PORT"] = remote
