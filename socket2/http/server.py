@@ -125,6 +125,7 @@ class _Server:
                                  limits.max_header_bytes, limits.max_headers)
         # Every recv lands here, then is copied out before anything else
         # runs: connections of one serve() share one OS thread.
+        self.head_max = limits.max_request_line + limits.max_header_bytes
         self.scratch = bytearray(65536)
         self.view = memoryview(self.scratch)
         self.clock = clock

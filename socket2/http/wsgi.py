@@ -112,16 +112,23 @@ class Connection:
                     return head
                 if deadline is None:
                     deadline = srv.clock() + srv.limits.header_timeout
-                try:
-                    data = self.receive(expires=deadline)
-                except TimeoutError:
-                    self.refuse(408, "request head not received within "
-                                "header_timeout")
-                    return None
-                if not data:
-                    return None          # closed in the middle of a head
-                self.buf = buf[pos:] + data
-                self.pos = 0
+                buf = buf[pos:]
+                while True:
+                    try:
+                        data = self.receive(expires=deadline)
+                    except TimeoutError:
+                        self.refuse(408, "request head not received within "
+                                    "header_timeout")
+                        return None
+                    if not data:
+                        return None      # closed in the middle of a head
+                    buf += data
+                    # Parse again only once a line ended (or the head grew
+                    # past its limits): a head trickled a byte at a time
+                    # costs a parse per line, not one per byte.
+                    if b"\n" in data or len(buf) > srv.head_max:
+                        break
+                self.buf, self.pos = buf, 0
                 continue
             self.flush()
             if srv.draining:
