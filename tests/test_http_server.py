@@ -4,6 +4,7 @@ Every request goes over a real connection to a server running in a socket2
 thread; responses are split by tests/http_helpers.split, which does not
 use socket2's parser."""
 import os
+import ssl
 import sys
 
 import pytest
@@ -12,6 +13,7 @@ import socket2
 import socket2.http
 from socket2.http import Limits
 
+import pki as _pki
 from http_helpers import (connect, echo, get, hello, read_one, running, show,
                           split, talk)
 
@@ -675,3 +677,49 @@ def test_the_parser_corpus_of_invalid_heads_through_the_server():
             assert [r.status for r in rs] == [TABLE[reason][0]], \
                 (case_id, data[:200])
     assert calls == []
+
+
+# ------------------------------------------------------------------ TLS
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return _pki.pki(tmp_path_factory)
+
+
+def test_tls_pipelined_and_socket2_client(pki):
+    ctx = ssl.create_default_context(cafile=pki["ca"])
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    sctx.load_cert_chain(pki["server"])
+    with running(show, tls=sctx) as lst:
+        c = socket2.connect("localhost", lst.local_port, tls=ctx, timeout=5)
+        with c:
+            assert c.alpn_protocol() == "http/1.1"
+            c.sendall(get("/a", close=False) * 5 + get("/b"))
+            rs = split(c.recvall(timeout=5))
+    assert [r.json()["PATH_INFO"] for r in rs] == ["/a"] * 5 + ["/b"]
+    assert rs[0].json()["HTTPS"] == "on"
+
+
+def test_tls_bodies_and_file_wrapper(pki, tmp_path):
+    path = tmp_path / "f.bin"
+    data = os.urandom(200000)
+    path.write_bytes(data)
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/file":
+            start_response("200 OK", [])
+            return environ["wsgi.file_wrapper"](open(path, "rb"))
+        return echo(environ, start_response)
+
+    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    sctx.load_cert_chain(pki["server"])
+    cctx = ssl.create_default_context(cafile=pki["ca"])
+    with running(app, tls=sctx) as lst:
+        with socket2.connect("localhost", lst.local_port, tls=cctx,
+                             timeout=5) as c:
+            c.sendall(get("/file", close=False) + get(
+                extra=b"Transfer-Encoding: chunked\r\n", method=b"POST") +
+                b"5\r\nhello\r\n0\r\n\r\n")
+            rs = split(c.recvall(timeout=5))
+    assert rs[0].body == data and rs[1].body == b"hello"

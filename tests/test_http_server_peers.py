@@ -180,19 +180,6 @@ def test_tls_with_requests(pki):
     assert {body["scheme"] for _, body in out[:3]} == {"https"}
 
 
-def test_tls_pipelined_and_socket2_client(pki):
-    ctx = ssl.create_default_context(cafile=pki["ca"])
-    ctx.set_alpn_protocols(["h2", "http/1.1"])
-    with running(show, tls=server_ctx(pki)) as lst:
-        c = socket2.connect("localhost", lst.local_port, tls=ctx, timeout=5)
-        with c:
-            assert c.alpn_protocol() == "http/1.1"
-            c.sendall(get("/a", close=False) * 5 + get("/b"))
-            rs = split(c.recvall(timeout=5))
-    assert [r.json()["PATH_INFO"] for r in rs] == ["/a"] * 5 + ["/b"]
-    assert rs[0].json()["HTTPS"] == "on"
-
-
 @needs_openssl
 def test_plain_http_to_a_tls_port_and_a_silent_tls_client(pki, capfd):
     with running(bare, tls=server_ctx(pki), tls_timeout=0.5) as lst:
