@@ -8,6 +8,10 @@
 #   tools/dev.sh bench-green              build, then patched requests/echo costs
 #   tools/dev.sh bench-instructions       build, then instructions per round trip
 #                                         (callgrind: C, socket2, pure Python)
+#   tools/dev.sh bench-http               build, then the WSGI server beside
+#                                         nginx, bjoern, granian, gunicorn ...
+#   tools/dev.sh bench-http-client        build, then the HTTP client beside
+#                                         geventhttpclient, requests, pycurl
 #   tools/dev.sh setup                    only build
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,5 +52,7 @@ case "$cmd" in
     bench-sync) setup; exec "$PY" tools/bench/sync_bench.py "$@" ;;
     bench-green) setup; exec "$PY" tools/bench/green_bench.py "$@" ;;
     bench-instructions) setup; exec "$PY" tools/bench/instructions.py "$@" ;;
-    *)     echo "usage: tools/dev.sh run|test|bench|bench-sync|bench-green|bench-instructions|setup [args...]" >&2; exit 2 ;;
+    bench-http) setup; exec "$PY" tools/bench/http_bench.py "$@" ;;
+    bench-http-client) setup; exec "$PY" tools/bench/http_client_bench.py "$@" ;;
+    *)     echo "usage: tools/dev.sh run|test|bench|bench-sync|bench-green|bench-instructions|bench-http|bench-http-client|setup [args...]" >&2; exit 2 ;;
 esac

@@ -6,6 +6,11 @@ The WSGI server (SPEC.md, "HTTP"):
   its own thread, bounded by :class:`Limits`;
 - ``python -m socket2.http MODULE:APP`` serves one from the command line.
 
+The client (SPEC.md, "HTTP", "Client"): :class:`Client`, a pool of
+keep-alive connections, and :func:`request`, :func:`get`, ... through a
+default one; a :class:`Response` per request; :class:`HTTPStatusError`
+from ``raise_for_status()``.
+
 Messages are read through one strict parser:
 
 - :func:`parse_request_head`, :func:`parse_response_head` and
@@ -26,12 +31,17 @@ from ._heads import (BODY_CHUNKED, BODY_CLOSE, BODY_LENGTH, BODY_NONE,
                      RequestHead, ResponseHead)
 from ._parser import (ChunkedDecoder, HeadParser, parse_request_head,
                       parse_response_head)
+from .client import (Client, RedirectError, delete, get, head, options,
+                     patch, post, put, request)
 from .errors import ProtocolError, Reason
 from .limits import Limits
+from .response import Headers, HTTPStatusError, Response
 from .server import serve
 
-__all__ = ["serve", "Limits", "parse_request_head", "parse_response_head",
-           "HeadParser",
+__all__ = ["serve", "Limits", "Client", "Response", "Headers",
+           "HTTPStatusError", "RedirectError", "request", "get", "head",
+           "post", "put", "patch", "delete", "options",
+           "parse_request_head", "parse_response_head", "HeadParser",
            "ChunkedDecoder", "RequestHead", "ResponseHead", "ProtocolError",
            "Reason", "BODY_NONE", "BODY_LENGTH", "BODY_CHUNKED",
            "BODY_CLOSE"]
