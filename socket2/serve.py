@@ -53,6 +53,7 @@ def serve(listener, handler, *args, tls=None, tls_timeout=10,
                              "checks host names: made by "
                              "ssl.create_default_context()?); use "
                              "ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)")
+        tls_timeout = seconds_arg(tls_timeout, "tls_timeout")
         args = (tls, tls_timeout, handler, args)
         handler = _tls_connection
     elif silent_timeout is not None:
@@ -100,8 +101,13 @@ class _Silent:
 
     __slots__ = ("_conns", "_limit", "_reported", "_quiet")
 
+    # Only a connection silent this long counts as silent: one accepted a
+    # moment ago may have its request on the way (or already queued, its
+    # thread not scheduled yet).
+    GRACE = 1.0
+
     def __init__(self):
-        self._conns = {}         # conn -> None, in accept order
+        self._conns = {}         # conn -> clock() of its accept, in order
         self._limit = 1024
         self._reported = None    # clock() of the last report
         self._quiet = 0          # reports held back since
@@ -113,18 +119,22 @@ class _Silent:
 
     def add(self, conn):
         conns = self._conns
-        conns[conn] = None
+        conns[conn] = clock()
         if len(conns) > self._limit:
             for c in [c for c in conns if not self._waiting(c)]:
                 del conns[c]
             self._limit = max(1024, 2 * len(conns))
 
-    def drop_oldest(self):
-        """Kill the oldest unstarted connection thread (its socket is
-        closed, its handler never runs); False if there is none."""
+    def drop_oldest(self, grace=GRACE):
+        """Kill the oldest unstarted connection thread accepted more than
+        *grace* seconds ago (its socket is closed, its handler never
+        runs); False if there is none."""
         conns = self._conns
+        now = clock()
         while conns:
-            conn = next(iter(conns))
+            conn, accepted = next(iter(conns.items()))
+            if grace is not None and now - accepted < grace:
+                return False         # the rest are younger still
             del conns[conn]
             if self._waiting(conn):
                 conn._w.rg.kill()
@@ -134,7 +144,7 @@ class _Silent:
     def drop_all(self):
         """Close every connection whose thread has not started (the
         listener closed: nothing will serve a client that said nothing)."""
-        while self.drop_oldest():
+        while self.drop_oldest(grace=None):
             pass
 
     def report(self, e, what):

@@ -6,24 +6,36 @@ socket, decoded from ``Content-Length`` or chunked framing, and ends with
 the next request on the connection is never read from the middle of one.
 
 - ``Expect: 100-continue``: ``100 Continue`` goes out on the first read,
-  never otherwise (an application that answers without reading gets no
-  body sent, and the connection closes after its response).
-- ``Limits.body_timeout`` is a budget for the time spent *waiting* for
-  body bytes, across all reads of one body: a client trickling a byte a
-  second runs out of it, one that sends at any useful rate never does.
-  Past it, ``socket2.TimeoutError`` is raised and the connection closes.
+  never otherwise, and never once the response's head went out (an
+  application that answers without reading gets no body sent, and the
+  connection closes after its response).
+- ``Limits.body_timeout`` bounds a stall: no wait for body bytes may last
+  longer.  It is also a budget that slow bodies spend: each wait takes its
+  time from the budget and each KiB received gives a second back (up to
+  ``body_timeout``), so a body arriving slower than 1 KiB/s on average --
+  a byte a second, say -- runs out, while any useful rate never does.
+  Past it, the read raises ``socket2.TimeoutError`` and the server answers
+  408 (if it still can) and closes.
 - ``Limits.max_body``: a chunked body that grows past it raises
   :class:`BodyTooLarge` (the server answers 413 if it still can).
+
+A failure of the client's -- a malformed chunk, the connection closed in
+the middle of the body, the budget spent -- is recorded on the connection
+(``Connection.client_error``), so the server answers it as the client's
+fault (400, 408) without a traceback, even if the application caught the
+exception.
 """
 from ..errors import Error, TimeoutError
 from ..hub import clock
 from ._parser import ChunkedDecoder
+from .errors import ProtocolError
 
 __all__ = ["Input", "BodyTooLarge", "EMPTY"]
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 DRAIN_LIMIT = 65536          # bytes of an unread body read to reuse the
 DRAIN_SECONDS = 5.0          # connection, and the time they may take
+_EARN = 1.0 / 1024           # seconds of waiting each received byte earns
 
 
 class BodyTooLarge(Error):
@@ -41,15 +53,16 @@ class Input:
     Reads return ``b''`` at the end of the body."""
 
     __slots__ = ("_conn", "_left", "_chunks", "_pending", "_done",
-                 "_continue", "_budget", "_max", "_total")
+                 "_continue", "_budget", "_stall", "_max", "_total",
+                 "_scan")
 
     def __init__(self, conn, head, limits):
         self._conn = conn
-        self._continue = head.expect_continue
-        self._budget = limits.body_timeout
+        self._stall = self._budget = limits.body_timeout
         self._max = limits.max_body
         self._total = 0
-        self._pending = b""          # decoded bytes not handed out yet
+        self._pending = bytearray()  # decoded bytes not handed out yet
+        self._scan = 0               # _pending[:_scan] has no b"\n"
         if head.content_length is not None:
             self._left = head.content_length
             self._chunks = None
@@ -58,6 +71,7 @@ class Input:
             self._left = None
             self._chunks = ChunkedDecoder()
             self._done = False
+        self._continue = head.expect_continue and not self._done
 
     @property
     def finished(self):
@@ -65,23 +79,15 @@ class Input:
         request)."""
         return self._done and not self._pending
 
-    @property
-    def started(self):
-        """False while an ``Expect: 100-continue`` was not answered: the
-        client may not have sent the body at all."""
-        return not self._continue
-
     # -- what the application calls ----------------------------------------
 
     def read(self, size=-1):
         """Up to *size* bytes of the body (all that is left with
         ``size < 0`` or None); ``b''`` at its end."""
         if size is None or size < 0:
-            parts = [self._take(-1)]
             while not self._done:
                 self._more()
-                parts.append(self._take(-1))
-            return b"".join(parts)
+            return self._take(-1)
         if size == 0:
             return b""
         while not self._pending and not self._done:
@@ -92,12 +98,14 @@ class Input:
         """One line, ``b'\\n'`` included (at most *size* bytes)."""
         if size is None:
             size = -1
+        p = self._pending
         while True:
-            i = self._pending.find(b"\n")
+            i = p.find(b"\n", self._scan)
             if i >= 0 and (size < 0 or i < size):
                 return self._take(i + 1)
-            if 0 <= size <= len(self._pending) or self._done:
+            if 0 <= size <= len(p) or self._done:
                 return self._take(size)
+            self._scan = len(p)      # searched: only new bytes next time
             self._more()
 
     def readlines(self, hint=-1):
@@ -124,22 +132,22 @@ class Input:
     # -- the server's side ---------------------------------------------------
 
     def may_keep(self):
-        """Whether the connection can still carry another request after
-        the response (asked when the response head goes out): not if the
-        client may not have sent the body (100-continue never answered),
-        or if what is left is more than the server drains."""
-        if self._continue:
-            return False
-        return self._left is None or self._left <= DRAIN_LIMIT
+        """Whether the connection can carry another request after the
+        response; asked when the response head goes out (after which no
+        ``100 Continue`` may be sent).  Not if the client may not have
+        sent the body (100-continue never answered), nor if what is left
+        of it is unknown (chunked) or more than the server drains."""
+        keep = self._done or (not self._continue and self._left is not None
+                              and self._left <= DRAIN_LIMIT)
+        self._continue = False
+        return keep
 
     def drain(self, limit=DRAIN_LIMIT, seconds=DRAIN_SECONDS):
         """Read and drop what is left of the body, up to *limit* bytes
         within *seconds*; True if the body ended (the connection can carry
         another request)."""
-        if self._continue:
-            return self._done and not self._pending
-        self._pending = b""
-        self._budget = min(self._budget, seconds)
+        del self._pending[:]
+        self._budget = self._stall = min(self._stall, seconds)
         dropped = 0
         try:
             while not self._done:
@@ -147,20 +155,24 @@ class Input:
                     return False
                 self._more()
                 dropped += len(self._pending)
-                self._pending = b""
+                del self._pending[:]
                 if dropped > limit:
                     return False
-        except (Error, BodyTooLarge):
+        except Error:
             return False
         return True
 
     def _take(self, size):
         p = self._pending
         if size < 0 or size >= len(p):
-            self._pending = b""
-            return p
-        self._pending = p[size:]
-        return p[:size]
+            out = bytes(p)
+            del p[:]
+            self._scan = 0
+            return out
+        out = bytes(p[:size])
+        del p[:size]                 # amortised O(1) at a bytearray's front
+        self._scan = max(0, self._scan - size)
+        return out
 
     def _more(self):
         """Decode at least one more piece of the body into _pending (or
@@ -181,48 +193,63 @@ class Input:
             self._done = self._left == 0
             self._pending += data
             return
-        while True:
-            pos, out = self._chunks.decode(data)
-            if pos or out or self._chunks.done:
-                break
-            # Only part of a size line (or CRLF, or trailer line): those
-            # are consumed whole, so wait for the rest of it.
-            data += self._receive()
+        try:
+            while True:
+                pos, out = self._chunks.decode(data)
+                if pos or out or self._chunks.done:
+                    break
+                # Only part of a size line (or CRLF, or trailer line):
+                # those are consumed whole, so wait for the rest of it.
+                data += self._receive()
+        except ProtocolError as e:
+            conn.client_error = (e.status, str(e))
+            raise
         if pos < len(data):
             conn.give_back(data[pos:])
         self._done = self._chunks.done
         if out:
             self._total += len(out)
             if self._max is not None and self._total > self._max:
+                conn.client_error = (413, "request body larger than "
+                                     "max_body")
                 raise BodyTooLarge(self._max)
             self._pending += out
 
     def _receive(self):
-        if self._budget <= 0:
-            raise TimeoutError("timeout", "request body not received "
-                               "within body_timeout")
+        conn = self._conn
+        wait = min(self._budget, self._stall)
+        if wait <= 0:
+            return self._timed_out()
         t0 = clock()
         try:
-            data = self._conn.receive(self._budget)
+            data = conn.receive(wait)
         except TimeoutError:
-            self._budget = 0
-            raise TimeoutError("timeout", "request body not received "
-                               "within body_timeout") from None
-        finally:
-            self._budget -= clock() - t0
+            return self._timed_out()
+        except Error:
+            conn.client_error = (400, "connection failed in the middle of "
+                                 "the request body")
+            raise
+        self._budget = min(self._stall, self._budget - (clock() - t0) +
+                           len(data) * _EARN)
         if not data:
+            conn.client_error = (400, "client closed the connection in the "
+                                 "middle of the request body")
             raise Error("eof", "client closed the connection in the middle "
                         "of the request body")
         return data
+
+    def _timed_out(self):
+        self._budget = 0
+        self._conn.client_error = (408, "request body not received within "
+                                   "body_timeout")
+        raise TimeoutError("timeout", "request body not received within "
+                           "body_timeout (stalled, or slower than 1 KiB/s)")
 
 
 class _Empty:
     """``wsgi.input`` of a request without a body."""
     __slots__ = ()
-    finished = started = True
-
-    def may_keep(self):
-        return True
+    finished = True
 
     def read(self, size=-1):
         return b""
@@ -235,6 +262,9 @@ class _Empty:
 
     def __iter__(self):
         return iter(())
+
+    def may_keep(self):
+        return True
 
     def drain(self, limit=DRAIN_LIMIT, seconds=DRAIN_SECONDS):
         return True

@@ -24,8 +24,9 @@ import re
 import stat
 from http import HTTPStatus
 
+from greenlet import GreenletExit
+
 from ..errors import Error
-from ._input import BodyTooLarge
 
 __all__ = ["Reply", "FileWrapper", "status_line"]
 
@@ -36,7 +37,8 @@ _HOP = frozenset(("connection", "keep-alive", "proxy-connection",
                   "transfer-encoding", "te", "trailer", "upgrade"))
 _NAMES = {}                  # a checked header name -> its lowercase form
 _PHRASES = {s.value: s.phrase for s in HTTPStatus}
-_FILE_PIECE = 1 << 20        # sendfile() in pieces, each within send_timeout
+_FILE_PIECE = 1 << 18        # sendfile() in pieces, each within send_timeout
+_QUEUE_MAX = 65536           # a response larger than this is not held back
 
 
 class FileWrapper:
@@ -65,8 +67,11 @@ class FileWrapper:
             close()
 
 
-# A response that is itself one of these is sent as a file too.
+# A response that is itself one of these is sent as a file too; and the
+# files sendfile() may read (not a GzipFile: its fileno() is the
+# compressed file's).
 _FILES = (FileWrapper, io.BufferedReader, io.FileIO)
+_PLAIN_FILES = (io.BufferedReader, io.FileIO)
 
 
 def status_line(code):
@@ -145,12 +150,14 @@ def _check(status, headers):
 class Reply:
     """The response of one request, written through its connection."""
 
-    __slots__ = ("conn", "environ", "keep", "code", "status", "length", "left", "head_sent", "chunked", "no_body",
-                 "sent", "version", "is_head")
+    __slots__ = ("conn", "environ", "body", "keep", "code", "status",
+                 "length", "left", "head_sent", "chunked", "no_body", "sent",
+                 "version", "is_head", "ended")
 
-    def __init__(self, conn, head, environ, keep):
+    def __init__(self, conn, head, environ, keep, body):
         self.conn = conn
         self.environ = environ
+        self.body = body             # the server's own wsgi.input
         self.keep = keep
         self.version = head.version
         self.no_body = self.is_head = head.method == b"HEAD"
@@ -161,6 +168,7 @@ class Reply:
         self.head_sent = False
         self.chunked = False
         self.sent = 0                # body bytes written (access log)
+        self.ended = False           # write() refused from then on
 
     # -- what the application calls ----------------------------------------
 
@@ -182,7 +190,7 @@ class Reply:
             key = checked = None
         if checked is None:
             checked = _check(status, headers)
-            if key is not None:
+            if key is not None and len(checked[0]) <= 2048:
                 if len(_CHECKED) >= 512:
                     _CHECKED.clear()
                 _CHECKED[key] = checked
@@ -196,11 +204,10 @@ class Reply:
     def write(self, data):
         """Send a piece of the body (the legacy ``write`` callable, also
         what the body's iteration uses)."""
+        if self.ended:
+            raise AssertionError("write() called after the response ended")
         if type(data) is not bytes:
-            if isinstance(data, str):
-                raise TypeError("a response body is bytes, not str: encode "
-                                "it first")
-            data = bytes(data)
+            data = _bytes(data)
         if not self.head_sent:
             head = self._head(None)
             if not data or self.no_body:
@@ -227,38 +234,37 @@ class Reply:
 
     # -- the server's side ---------------------------------------------------
 
-    def run(self, app, body):
+    def run(self, app):
         """Call the application and send its response; returns whether
         the connection may carry another request."""
         conn = self.conn
         try:
-            result = app(self.environ, self.start_response)
-        except BodyTooLarge:
-            raise
-        except Exception:            # noqa: BLE001 - the app's failure
-            return self._failed()
-        try:
             try:
-                if type(result) is list and not self.head_sent:
-                    self._whole(result)
-                elif isinstance(result, _FILES):
-                    self._file(result)
-                else:
-                    for data in result:
-                        if data:
-                            self.write(data)
-                    self._end()
+                result = app(self.environ, self.start_response)
+                try:
+                    if type(result) is list and not self.head_sent:
+                        self._whole(result)
+                    elif isinstance(result, _FILES) and not self.head_sent:
+                        self._file(result)
+                    else:
+                        write = self.write
+                        for data in result:
+                            write(data)
+                        self._end()
+                finally:
+                    close = getattr(result, "close", None)
+                    if close is not None:
+                        close()
             finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
-        except BodyTooLarge:
-            raise
-        except Error:
-            if conn.gone:
-                return False         # the client went away
-            return self._failed()
-        except Exception:            # noqa: BLE001 - the app's failure
+                self.ended = True
+        except (GreenletExit, KeyboardInterrupt):
+            raise                    # a kill, or Ctrl-C: not the app's
+        except BaseException as e:   # noqa: B902 - SystemExit included
+            if conn.gone or conn.client_error is not None:
+                return False         # the client's failure, not the app's
+            if isinstance(e, Error) and e.err == "closed" and \
+                    conn.sock.closed:
+                return False         # the server closed it (drain, kill)
             return self._failed()
         conn.srv.log_access(conn, self.environ, self.code, self.sent)
         return self.keep
@@ -268,7 +274,7 @@ class Reply:
         if len(result) == 1:
             data = result[0]
             if type(data) is not bytes:
-                data = b"".join(result)
+                data = _bytes(data)
         else:
             data = b"".join(result)
         if self.status is None:
@@ -285,28 +291,30 @@ class Reply:
         self.sent = len(data)
         conn.out.append(head + data if data else head)
         # Pipelining: another request already here is answered before this
-        # response goes out, so both leave in one write.
+        # response goes out, so both leave in one write (a bounded queue).
         if not self.keep or conn.pos >= len(conn.buf) or \
-                len(conn.out) >= 16:
+                len(conn.out) >= 16 or len(data) > _QUEUE_MAX:
             conn.flush()
 
     def _file(self, result):
-        """A wsgi.file_wrapper (or a file): sendfile() on plain TCP."""
+        """A wsgi.file_wrapper (or a file): sendfile() on plain TCP, from
+        a regular file with a size (a file of /proc says 0)."""
         f = result.filelike if type(result) is FileWrapper else result
         conn = self.conn
-        try:
-            fd = f.fileno()
-            st = os.fstat(fd)
-            pos = f.tell()
-        except (OSError, AttributeError, ValueError):
-            fd = None
-        if fd is None or not conn.srv.sendfile or \
-                not stat.S_ISREG(st.st_mode) or self.status is None:
+        fd = None
+        if isinstance(f, _PLAIN_FILES) and conn.srv.sendfile:
+            try:
+                fd = f.fileno()
+                st = os.fstat(fd)
+                pos = f.tell()
+            except (OSError, AttributeError, ValueError):
+                fd = None
+        if fd is None or not stat.S_ISREG(st.st_mode) or \
+                st.st_size == 0 or self.status is None:
             if type(result) is not FileWrapper:
                 result = FileWrapper(f)     # blocks, not lines
             for data in result:
-                if data:
-                    self.write(data)
+                self.write(data)
             self._end()
             return
         size = max(0, st.st_size - pos)
@@ -316,15 +324,21 @@ class Reply:
         if self.no_body:
             return
         sock, timeout = conn.sock, conn.srv.limits.send_timeout
-        while self.sent < size:
-            n = sock.sendfile(fd, pos + self.sent,
-                              min(size - self.sent, _FILE_PIECE),
-                              timeout=timeout)
-            if n == 0:
-                break                # the file shrank
-            self.sent += n
-        if self.sent < size or (self.length is not None and
-                                self.sent < self.length):
+        done = 0
+        try:
+            while done < size:
+                n = sock.sendfile(fd, pos + done,
+                                  min(size - done, _FILE_PIECE),
+                                  timeout=timeout)
+                if n == 0:
+                    break                # the file shrank
+                done += n
+        except Error:
+            conn.gone = True
+            raise
+        finally:
+            self.sent += done
+        if done < size or (self.length is not None and done < self.length):
             self.keep = False
         self.left = 0
 
@@ -346,22 +360,24 @@ class Reply:
                                  "calling start_response()")
         self.head_sent = True
         conn = self.conn
-        if self.keep and (conn.srv.draining or
-                          not self.environ["wsgi.input"].may_keep()):
+        # may_keep() also ends any 100-continue: never after a final head.
+        if not self.body.may_keep() or conn.srv.draining:
             self.keep = False        # stopping, or a body left unread
         parts = [self.status, conn.srv.date_line()]
-        if self.length is not None:
+        if self.no_body:
+            pass                     # the app's Content-Length, if any
+        elif self.length is not None:
             self.left = self.length
-        elif total is not None and (self.is_head or not self.no_body):
+        elif total is not None:
             parts.append(b"Content-Length: %d\r\n" % total)
             self.left = total
-        elif self.no_body:
-            pass
         elif self.version == 11:
             parts.append(b"Transfer-Encoding: chunked\r\n")
             self.chunked = True
         else:
             self.keep = False        # HTTP/1.0: the body ends at close
+        if self.is_head and self.length is None and total is not None:
+            parts.append(b"Content-Length: %d\r\n" % total)
         if not self.keep:
             parts.append(b"Connection: close\r\n\r\n")
         elif self.version == 10:
@@ -380,3 +396,12 @@ class Reply:
                         "log)", self.environ)
         return False
 
+
+def _bytes(data):
+    """A body piece that is not bytes: a bytes-like object is copied,
+    anything else refused (PEP 3333: bytestrings only)."""
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    raise TypeError("a response body is made of bytes, not %s%s"
+                    % (type(data).__name__, ": encode it first"
+                       if isinstance(data, str) else ""))

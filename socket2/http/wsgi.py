@@ -22,13 +22,14 @@ is already in the buffer is queued, and the queue is written in one
 ``sendall`` before the connection waits for anything (a read, a ``100
 Continue``, a streamed body): responses go out in order, together.
 """
+import re
 import sys
 import traceback
 from urllib.parse import unquote_to_bytes
 
 from ..errors import Error, TimeoutError
 from ._heads import BODY_NONE
-from ._input import EMPTY, BodyTooLarge, Input
+from ._input import EMPTY, Input
 from .errors import ProtocolError
 from ._reply import FileWrapper, Reply, status_line
 
@@ -38,7 +39,10 @@ __all__ = ["Connection", "FileWrapper"]
 # None for names the server drops: a name with "_" would collide with its
 # "-" twin in the environ (the CVE-2015-0219 class).
 _KEYS = {b"content-type": "CONTENT_TYPE", b"content-length": "CONTENT_LENGTH"}
-_KEYS_MAX = 4096
+_KEYS_MAX = 4096             # names cached, each at most 64 bytes long
+# An absolute-form target: http(s), an authority without userinfo, then
+# the path and query (if any).
+_ABSOLUTE = re.compile(rb"(?i)https?://([^/?#@]+)([/?][^#]*)?")
 
 
 def _key(name):
@@ -46,7 +50,7 @@ def _key(name):
     if key is None and name not in _KEYS:
         key = None if b"_" in name else \
             "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
-        if len(_KEYS) < _KEYS_MAX:
+        if len(_KEYS) < _KEYS_MAX and len(name) <= 64:
             _KEYS[name] = key
     return key
 
@@ -56,7 +60,7 @@ class Connection:
     request loop (:meth:`run`)."""
 
     __slots__ = ("sock", "srv", "buf", "pos", "out", "base", "served",
-                 "idle", "gone", "deadline")
+                 "idle", "gone", "deadline", "client_error", "linger")
 
     def __init__(self, sock, srv):
         self.sock = sock
@@ -68,6 +72,8 @@ class Connection:
         self.idle = False
         self.gone = False            # a read or write on it failed
         self.deadline = None         # the sweeper closes it past this
+        self.client_error = None     # (status, why): the client's failure
+        self.linger = False          # unread bytes may follow: see close()
         try:
             peer = sock.getpeername()          # one system call, not two
             remote = (peer.ip(), str(peer.port()))
@@ -88,8 +94,33 @@ class Connection:
                 if head is None or not self.respond(head):
                     break
             self.flush()
+            if self.linger:
+                self.lingering_close()
         except Error:
             pass
+
+    def lingering_close(self):
+        """Closing a socket whose receive queue holds unread bytes makes
+        the kernel send a reset, which can destroy the response still on
+        its way to the client: so after a response that left a body
+        unread, say we are done (FIN or close_notify) and read and drop
+        what the client still sends, for up to 2 s and 1 MiB, before the
+        caller closes."""
+        sock = self.sock
+        if hasattr(sock, "unwrap"):           # TLS: close_notify
+            sock.shutdown(timeout=1)
+        else:
+            sock.shutdown("w")
+        deadline = self.srv.clock() + 2.0
+        dropped = 0
+        while dropped < (1 << 20):
+            try:
+                data = self.receive(expires=deadline)
+            except TimeoutError:
+                return
+            if not data:
+                return
+            dropped += len(data)
 
     def next_head(self):
         """The next request's head, or None when the connection should
@@ -105,7 +136,8 @@ class Connection:
                     head = parse(buf, pos)
                 except ProtocolError as e:
                     self.flush()
-                    self.refuse(e.status, str(e.reason or e))
+                    self.linger = True
+                    self.refuse(e.status, str(e))
                     return None
                 if head is not None:
                     self.pos = head.end
@@ -134,7 +166,11 @@ class Connection:
             if srv.draining:
                 return None
             self.idle = True
-            self.deadline = srv.clock() + srv.limits.keepalive_timeout
+            # A TLS connection's thread starts with its handshake, so its
+            # first request has not been waited for yet: header_timeout.
+            self.deadline = srv.clock() + (
+                srv.limits.keepalive_timeout if self.served
+                else srv.limits.header_timeout)
             try:
                 data = self.receive()
             finally:
@@ -181,16 +217,37 @@ class Connection:
         self.buf, self.pos = data + self.buf[self.pos:], 0
 
     def send(self, data):
-        """Write *data* after the queued responses."""
+        """Write *data* after the queued responses.
+
+        ``send_timeout`` bounds each stall: a piece up to 64 KiB goes out
+        in one ``sendall`` (compiled) within it; a larger one in as many
+        ``send`` calls as the client's reading allows, each progress
+        earning time back as a request body's does (_input.py), so a
+        client reading slower than 1 KiB/s on average runs out of it."""
         out = self.out
         if out:
             out.append(data)
             data = b"".join(out)
             out.clear()
         srv = self.srv
-        self.deadline = srv.clock() + srv.limits.send_timeout
+        clock = srv.clock
+        stall = srv.limits.send_timeout
         try:
-            self.sock.sendall(data)
+            if len(data) <= 65536:
+                self.deadline = clock() + stall
+                self.sock.sendall(data)
+                return
+            view = memoryview(data)
+            budget = stall
+            sent = 0
+            while sent < len(data):
+                t0 = clock()
+                self.deadline = t0 + min(budget, stall)
+                n = self.sock.send(view[sent:])
+                sent += n
+                budget = min(stall, budget - (clock() - t0) + n / 1024)
+                if budget <= 0:
+                    self.expire()
         except Error:
             self.gone = True
             raise
@@ -221,7 +278,7 @@ class Connection:
                 str(len(body)).encode(), b"\r\nConnection: close\r\n",
                 b"Date: ", self.srv.date(), b"\r\n\r\n", body)))
         except Error:
-            pass
+            self.gone = True
         self.srv.log_access(self, environ, status, len(body))
 
     # -- one request ---------------------------------------------------------
@@ -240,24 +297,32 @@ class Connection:
             return False
         if limits.max_body is not None and head.content_length is not None \
                 and head.content_length > limits.max_body:
+            self.linger = True
             self.refuse(413, "request body larger than max_body")
             return False
         environ = self.environ(head)
+        if environ is None:
+            self.refuse(400, "request target is not origin-form, an "
+                        "http(s) absolute URI, or * (RFC 9112 3.2)")
+            return False
         body = EMPTY if head.body is BODY_NONE else Input(self, head, limits)
         environ["wsgi.input"] = body
         keep = head.keep_alive and not srv.draining
         if limits.max_requests_per_connection is not None and \
                 self.served >= limits.max_requests_per_connection:
             keep = False
-        r = Reply(self, head, environ, keep)
-        try:
-            keep = r.run(srv.app, body)
-        except BodyTooLarge:
+        r = Reply(self, head, environ, keep, body)
+        keep = r.run(srv.app)
+        if self.client_error is not None:
+            # The client failed its body (even if the app caught it).
+            self.linger = not self.gone
             if not r.head_sent:
-                self.refuse(413, "request body larger than max_body")
+                self.refuse(*self.client_error, environ=environ)
             return False
-        if keep and not body.finished:
-            keep = body.drain()
+        if not body.finished:
+            if keep:
+                keep = body.drain()
+            self.linger = not keep
         return keep
 
     def environ(self, head):
@@ -273,12 +338,16 @@ class Connection:
             if target == b"*":
                 env["PATH_INFO"], env["QUERY_STRING"] = "*", ""
                 target = None
-            else:                        # absolute-form (RFC 9112 3.2.2)
-                rest = target.split(b"://", 1)[1]
-                i = rest.find(b"/")
-                authority, target = (rest, b"/") if i < 0 else \
-                    (rest[:i], rest[i:])
-                env["wsgi.url_scheme"] = raw.split(":", 1)[0].lower()
+            else:
+                # absolute-form (RFC 9112 3.2.2): the authority replaces
+                # Host; the scheme stays the transport's (a client cannot
+                # make a plain request look like https).
+                m = _ABSOLUTE.fullmatch(target)
+                if m is None:
+                    return None
+                authority, target = m.group(1), m.group(2) or b"/"
+                if target[:1] == b"?":
+                    target = b"/" + target
         if target is not None:
             path, q, query = target.partition(b"?")
             env["QUERY_STRING"] = query.decode("latin-1") if q else ""
@@ -286,7 +355,7 @@ class Connection:
                                 else path).decode("latin-1")
         for name, value in head.headers:
             key = _KEYS[name] if name in _KEYS else _key(name)
-            if key is None:
+            if key is None or key == "CONTENT_LENGTH":
                 continue
             value = value.decode("latin-1")
             if key in env:
@@ -295,6 +364,9 @@ class Connection:
                 elif key[:5] == "HTTP_":
                     value = env[key] + "," + value
             env[key] = value
+        if head.content_length is not None and head.body is not BODY_NONE:
+            # The parser's one value ("5, 5" is 5), as the app must read.
+            env["CONTENT_LENGTH"] = str(head.content_length)
         if authority is not None:
             env["HTTP_HOST"] = authority.decode("latin-1")
         return env
