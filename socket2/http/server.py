@@ -175,7 +175,7 @@ class _Server:
             return
         if environ is None:
             request = "-"
-            host = conn.base["REMOTE_ADDR"] or "-"
+            host = conn.remote[0] or "-"
         else:
             request = "%s %s %s" % (environ["REQUEST_METHOD"],
                                     environ["RAW_URI"],

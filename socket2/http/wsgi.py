@@ -59,7 +59,7 @@ class Connection:
     """One client connection: its buffer, its pending output, and the
     request loop (:meth:`run`)."""
 
-    __slots__ = ("sock", "srv", "buf", "pos", "out", "base", "served",
+    __slots__ = ("sock", "srv", "buf", "pos", "out", "remote", "served",
                  "idle", "gone", "deadline", "client_error", "linger")
 
     def __init__(self, sock, srv):
@@ -76,12 +76,9 @@ class Connection:
         self.linger = False          # unread bytes may follow: see close()
         try:
             peer = sock.getpeername()          # one system call, not two
-            remote = (peer.ip(), str(peer.port()))
+            self.remote = (peer.ip(), str(peer.port()))
         except (Error, OSError, TypeError, AttributeError):
-            remote = ("", "")        # a unix socket has no address
-        base = srv.environ.copy()
-        base["REMOTE_ADDR"], base["REMOTE_PORT"] = remote
-        self.base = base
+            self.remote = ("", "")   # a unix socket has no address
 
     # -- the loop --------------------------------------------------------------
 
@@ -327,7 +324,8 @@ class Connection:
 
     def environ(self, head):
         """The WSGI environ of a request (PEP 3333)."""
-        env = self.base.copy()
+        env = self.srv.environ.copy()
+        env["REMOTE_ADDR"], env["REMOTE_PORT"] = self.remote
         env["REQUEST_METHOD"] = head.method.decode("latin-1")
         target = head.target
         env["RAW_URI"] = env["REQUEST_URI"] = raw = target.decode("latin-1")
