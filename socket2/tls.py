@@ -631,6 +631,24 @@ class TLSSocket(_Stream):
 
     # -- reading --------------------------------------------------------------------
 
+    def pending(self):
+        """How many received bytes this socket holds that a ``poll()`` on
+        its descriptor cannot see: read-ahead, data OpenSSL decrypted,
+        and (bio engine) encrypted bytes not decrypted yet.  A connection
+        pool uses it to tell whether a response left bytes behind.  0 once
+        closed."""
+        io = self._io
+        if io is None:
+            return 0
+        n = len(self._rb) if self._rb else 0
+        c = io.c
+        if c is not None:
+            n += c.pending()
+        inc = getattr(io, "inc", None)
+        if inc is not None:
+            n += inc.pending
+        return n
+
     def recv(self, buf, maxlen=None, timeout=None, expires=None):
         """Receive into the writable *buf* (up to *maxlen* bytes); return
         the count, 0 when the peer closed (close_notify or not)."""

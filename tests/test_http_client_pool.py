@@ -223,8 +223,9 @@ def test_environment_proxies(monkeypatch):
                         "REQUEST_METHOD": "GET"})[0] is None
     assert env_proxies({"HTTP_PROXY": "http://p:1"})[0].host == "p"
     assert env_proxies({"all_proxy": "http://a:1"})[1].host == "a"
-    with pytest.raises(ValueError, match="only http:// proxies"):
-        env_proxies({"https_proxy": "socks5://s:1080"})
+    # an unusable proxy fails the requests that would use it, not before
+    assert env_proxies({"https_proxy": "socks5://s:1080"})[1].url \
+        == "socks5://s:1080"
     with Proxy() as proxy, RawServer(ok) as srv:
         monkeypatch.setenv("http_proxy", proxy.url)
         monkeypatch.setenv("no_proxy", "localhost")

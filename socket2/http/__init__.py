@@ -35,11 +35,11 @@ from .client import (Client, RedirectError, delete, get, head, options,
                      patch, post, put, request)
 from .errors import ProtocolError, Reason
 from .limits import Limits
-from .response import Headers, HTTPStatusError, Response
+from .response import DecodingError, Headers, HTTPStatusError, Response
 from .server import serve
 
 __all__ = ["serve", "Limits", "Client", "Response", "Headers",
-           "HTTPStatusError", "RedirectError", "request", "get", "head",
+           "HTTPStatusError", "RedirectError", "DecodingError", "request", "get", "head",
            "post", "put", "patch", "delete", "options",
            "parse_request_head", "parse_response_head", "HeadParser",
            "ChunkedDecoder", "RequestHead", "ResponseHead", "ProtocolError",

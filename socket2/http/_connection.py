@@ -18,6 +18,8 @@ __all__ = ["Connection", "NoResponse", "LengthReader", "ChunkedReader",
            "CloseReader", "BUFSIZE", "dropped", "drain", "tunnel"]
 
 BUFSIZE = 65536
+GROW_FROM = 1 << 20      # a body read whole is allocated at once up to
+#                          this; a longer one grows with what arrives
 REDIRECT_DRAIN = 65536   # a redirect's body is read up to this, else its
 #                          connection is closed
 NEW, ACTIVE, IDLE, CLOSED = "new", "active", "idle", "closed"
@@ -47,8 +49,8 @@ def dropped(exc):
 class Connection:
     """A keep-alive connection to one origin (or proxy) of a pool."""
     __slots__ = ("sock", "key", "buf", "view", "start", "end", "parser",
-                 "state", "reused", "idle_since", "received", "_poll",
-                 "__weakref__")
+                 "state", "reused", "idle_since", "received", "tls",
+                 "_poll", "__weakref__")
 
     def __init__(self, sock, key, parser):
         self.sock = sock
@@ -61,6 +63,7 @@ class Connection:
         self.reused = False
         self.idle_since = 0.0
         self.received = 0            # bytes of the current response
+        self.tls = False             # sock is a TLSSocket (see tls_pending)
         self._poll = None
 
     # -- sending ---------------------------------------------------------
@@ -130,14 +133,17 @@ class Connection:
     # -- the pool's view -------------------------------------------------
 
     def reusable(self):
-        """Whether it may carry another request: nothing left unread."""
+        """Whether it may carry another request: nothing left unread, in
+        the buffer or inside TLS (bytes after a response are no one's
+        answer: the next request would take them for its own)."""
         return self.state == ACTIVE and self.start == self.end \
-            and not self.sock.closed
+            and not self.sock.closed \
+            and not (self.tls and tls_pending(self.sock))
 
     def alive(self):
         """An idle connection that is readable is dead: the server closed
         it (or sent something nobody asked for)."""
-        if self.sock.closed:
+        if self.sock.closed or self.tls and tls_pending(self.sock):
             return False
         p = self._poll
         if p is None:
@@ -156,6 +162,13 @@ class Connection:
 
     def __repr__(self):
         return "<Connection %s %s>" % (self.key[:3], self.state)
+
+
+def tls_pending(sock):
+    """Whether the TLS socket *sock* holds received bytes not read yet
+    (decrypted ones, or the bio engine's encrypted ones): a poll() on the
+    descriptor cannot see them."""
+    return sock.pending() > 0
 
 
 # ---------------------------------------------------------------------------
@@ -200,15 +213,20 @@ class LengthReader:
         if have >= n:
             self.remaining = 0
             return c.take(n)
-        out = bytearray(n)
+        # The buffer grows with what arrives (doubling, up to n): the
+        # server's Content-Length alone allocates nothing.
+        out = bytearray(n if n <= GROW_FROM else max(have, GROW_FROM))
         out[:have] = c.view[c.start:c.end]
         c.start = c.end = 0
-        mv = memoryview(out)
         got = have
         sock = c.sock
         while got < n:
-            r = sock.recv(mv[got:]) if deadline is None \
-                else sock.recv(mv[got:], expires=deadline)
+            if got == len(out):
+                out.extend(bytes(min(n, 2 * got) - got))
+            mv = memoryview(out)[got:]
+            r = sock.recv(mv) if deadline is None \
+                else sock.recv(mv, expires=deadline)
+            mv.release()            # (out may grow: no view of it left)
             if r == 0:
                 self.remaining = n - got
                 raise self._truncated()

@@ -6,12 +6,15 @@ proxy settings of the environment (``http_proxy``, ``https_proxy``,
 import base64
 import ipaddress
 import os
-from urllib.parse import quote, unquote, urljoin, urlsplit
+import re
+import stat
+from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
-__all__ = ["Target", "parse_url", "Proxy", "parse_proxy", "env_proxies",
-           "bypass_proxy", "prepare_body", "check_header", "basic_auth",
-           "check_timeout", "check_method", "merge_headers",
-           "without_headers", "chunked_given", "join_url", "send_body"]
+__all__ = ["Target", "parse_url", "Proxy", "parse_proxy", "UnusableProxy",
+           "env_proxies", "bypass_proxy", "prepare_body", "check_header",
+           "basic_auth", "Phases", "check_timeout", "check_method", "merge_headers",
+           "without_headers", "chunked_given", "given_length", "join_url",
+           "send_body"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _TOKEN = ("!#$%&'*+-.^_`|~0123456789"
@@ -49,6 +52,7 @@ def basic_auth(user, password):
 
 
 _url_cache = {}
+_CONTROL = re.compile("[\x00-\x20\x7f]")      # C0, space and DEL
 
 
 def parse_url(url):
@@ -67,9 +71,9 @@ def parse_url(url):
 def _parse_url(url):
     if not isinstance(url, str):
         raise TypeError("url must be a str, not %s" % type(url).__name__)
-    if any(c in url for c in "\r\n\t\0 "):
+    if _CONTROL.search(url):
         raise ValueError("invalid URL %r: it contains whitespace or a "
-                         "control character" % (url,))
+                         "control character (percent-encode it)" % (url,))
     u = urlsplit(url)
     scheme = u.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
@@ -200,20 +204,50 @@ class Body:
                 raise ValueError("the body file ended %d bytes short of its "
                                  "length" % left)
             return
+        left = self.length       # a Content-Length the caller gave
         for piece in src:
             if isinstance(piece, str):
                 raise TypeError("the body iterable must give bytes, not str")
             if piece:
+                if left is not None:
+                    if len(piece) > left:
+                        raise ValueError(
+                            "the body iterable gave more bytes than the "
+                            "Content-Length header (%d)" % self.length)
+                    left -= len(piece)
                 yield piece
+        if left:
+            raise ValueError("the body iterable ended %d bytes short of the "
+                             "Content-Length header (%d)"
+                             % (left, self.length))
 
 
 def _file_length(f):
+    """``(length, mark)`` of a body file: None for a length not known (a
+    pipe, a device, a /proc file whose size says 0), sent chunked; None
+    for a mark when it cannot be read again."""
     try:
-        mark = f.tell()
-        size = os.fstat(f.fileno()).st_size
-        return size - mark, mark
+        fd = f.fileno()
     except (AttributeError, OSError, ValueError):
-        pass
+        fd = None
+    if fd is not None:
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            st = None
+        if st is not None and not (stat.S_ISREG(st.st_mode)
+                                   and st.st_size > 0):
+            try:
+                mark = f.tell() if f.seekable() else None
+            except (AttributeError, OSError, ValueError):
+                mark = None
+            return None, mark
+        if st is not None:
+            try:
+                mark = f.tell()
+                return st.st_size - mark, mark
+            except (AttributeError, OSError, ValueError):
+                pass
     try:
         mark = f.tell()
         end = f.seek(0, 2)
@@ -221,6 +255,32 @@ def _file_length(f):
         return end - mark, mark
     except (AttributeError, OSError, ValueError):
         return None, None
+
+
+def given_length(b, headers):
+    """A Content-Length in the caller's *headers* (checked pairs): the
+    body *b* is then sent with it, raw, never also chunked; its bytes are
+    counted against it.  ``ValueError`` when it cannot be right."""
+    given = [v for n, v in headers if n.lower() == "content-length"]
+    if not given:
+        return
+    if len(given) > 1 or not (given[0].isascii() and given[0].isdigit()):
+        raise ValueError("invalid Content-Length header %r (one decimal "
+                         "number)" % (", ".join(given),))
+    if chunked_given(headers):
+        raise ValueError("give a Content-Length or Transfer-Encoding: "
+                         "chunked header, not both")
+    n = int(given[0])
+    if b is None:
+        if n:
+            raise ValueError("the Content-Length header says %d bytes but "
+                             "there is no body" % n)
+        return
+    if b.length is not None and b.length != n:
+        raise ValueError("the Content-Length header says %d bytes but the "
+                         "body has %d" % (n, b.length))
+    b.length = n
+    b.chunked = False
 
 
 def prepare_body(body):
@@ -300,17 +360,48 @@ def _env(name, environ):
     return v.strip() if v and v.strip() else None
 
 
+class UnusableProxy:
+    """A proxy setting of the environment this client cannot use (a
+    ``socks5://`` or ``https://`` proxy, a malformed URL): an error only
+    for the requests that would go through it (:meth:`fail`), not for
+    every client (nor for the hosts ``no_proxy`` lists)."""
+    __slots__ = ("url", "variable", "error")
+
+    def __init__(self, url, variable, error):
+        self.url = url
+        self.variable = variable
+        self.error = error
+
+    def fail(self):
+        raise ValueError("%s (set by the %s environment variable; "
+                         "no_proxy can exempt hosts from it)"
+                         % (self.error, self.variable))
+
+    def __repr__(self):
+        return "UnusableProxy(%r)" % self.url
+
+
+def _env_proxy(environ, *names):
+    for name in names:
+        v = _env(name, environ)
+        if v:
+            try:
+                return parse_proxy(v)
+            except ValueError as e:
+                return UnusableProxy(v, name, str(e))
+    return None
+
+
 def env_proxies(environ=None):
     """``(http_proxy, https_proxy, no_proxy)`` from the environment: the
     lowercase names first, then the uppercase ones; ``all_proxy`` fills
-    in for a missing scheme.  Proxies are :class:`Proxy` or None."""
+    in for a missing scheme.  Proxies are :class:`Proxy`, None, or an
+    :class:`UnusableProxy` (one that cannot be used: raises when a
+    request would go through it)."""
     environ = os.environ if environ is None else environ
-    every = _env("all_proxy", environ)
-    http = _env("http_proxy", environ) or every
-    https = _env("https_proxy", environ) or every
     no = _env("no_proxy", environ) or ""
-    return (parse_proxy(http) if http else None,
-            parse_proxy(https) if https else None,
+    return (_env_proxy(environ, "http_proxy", "all_proxy"),
+            _env_proxy(environ, "https_proxy", "all_proxy"),
             [e for e in no.replace(" ", ",").split(",") if e])
 
 
@@ -353,9 +444,22 @@ def bypass_proxy(host, port, no_proxy):
 # Arguments and helpers of Client.request
 
 
+class Phases:
+    """A timeout in two parts, *connect* and *read* seconds (either None:
+    unbounded), as the requests adapter passes ``(connect, read)`` to
+    :meth:`Client.request` (see there)."""
+    __slots__ = ("connect", "read")
+
+    def __init__(self, connect, read):
+        self.connect = check_timeout(connect)
+        self.read = check_timeout(read)
+
+
 def check_timeout(timeout):
     if timeout is None:
         return None
+    if type(timeout) is Phases:
+        return timeout
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
             or not timeout >= 0:
         raise ValueError("timeout must be a number of seconds >= 0 or "
@@ -404,8 +508,25 @@ def chunked_given(headers):
         for n, v in headers)
 
 
+# What a redirect's Location may hold as it is (RFC 3986's characters);
+# anything else is percent-encoded (as UTF-8), as browsers and requests do.
+_URL_CHARS = re.compile("[A-Za-z0-9._~:/?#\\[\\]@!$&'()*+,;=%-]*")
+_URL_SAFE = "!#$%&'()*+,/:;=?@[]~"
+
+
 def join_url(base, location):
-    url = urljoin(base, location.strip())
+    """The URL a redirect's *location* (a header value, decoded as
+    Latin-1) points to from *base*, without its fragment."""
+    loc = location.strip()
+    if not _URL_CHARS.fullmatch(loc):
+        try:        # the bytes as they came, as UTF-8 when they are
+            loc = loc.encode("latin-1").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            pass
+        u = urlsplit(loc)
+        loc = urlunsplit((u.scheme, u.netloc, quote(u.path, safe=_URL_SAFE),
+                          quote(u.query, safe=_URL_SAFE), ""))
+    url = urljoin(base, loc)
     return url.partition("#")[0]
 
 

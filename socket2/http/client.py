@@ -17,23 +17,23 @@ the caller to pull); redirects are followed by the rules of RFC 9110
 15.4.  An idempotent request that fails on a reused connection before
 any byte of the response came back is retried once on a new one.
 """
+import _thread
 import json as _json
 import ssl
-from _thread import get_ident
 
 from ..serve import connect as _connect_name
 from ..errors import Error, TimeoutError
-from ..hub import clock
+from ..hub import clock, get_hub
 from ..tls import tls as _tls
 from ._connection import (ChunkedReader, CloseReader, Connection,
                           LengthReader, drain, dropped, tunnel)
 from ._heads import BODY_CHUNKED, BODY_LENGTH, BODY_NONE
 from ._parser import ChunkedDecoder
-from ._pool import Pool
-from ._request import (bypass_proxy, check_method, check_timeout,
-                       chunked_given, env_proxies, join_url, merge_headers,
-                       parse_proxy, parse_url, prepare_body, send_body,
-                       without_headers)
+from ._pool import Limits, Pool
+from ._request import (UnusableProxy, bypass_proxy, check_method,
+                       check_timeout, chunked_given, env_proxies,
+                       given_length, join_url, merge_headers, parse_proxy,
+                       parse_url, prepare_body, send_body, without_headers)
 from .response import ACCEPT_ENCODING, Response, decoder_for
 
 __all__ = ["Client", "RedirectError", "request", "get", "head", "post",
@@ -43,9 +43,13 @@ _UNSET = object()
 _IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "PUT", "DELETE",
                          "TRACE"))
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
+# Headers that go to the origin the request was sent to, never to another
+# one a redirect points at (RFC 9110 15.4: credentials).
+_ORIGIN_ONLY = ("authorization", "cookie", "proxy-authorization")
 _DNS_TTL = 10.0              # seconds a looked-up address is reused
 _EXPECT_WAIT = 1.0           # seconds to wait for "100 Continue"
 _USER_AGENT = "socket2/0.1"
+_get_ident = _thread.get_ident    # the OS thread's (bound before any patch)
 
 
 class RedirectError(Error):
@@ -77,8 +81,14 @@ class Client:
     ``all_proxy``/``no_proxy`` environment variables (read now).
 
     Connections are kept per OS thread (each thread's hub owns its
-    sockets); the limits hold per OS thread.  A context manager;
-    :meth:`close` closes the idle connections.
+    sockets): each OS thread that uses the client has a pool of its own,
+    closed when the thread ends; *max_connections* / *max_per_host* bound
+    the client's connections over all its OS threads (a request waits for
+    one to be given back or closed in any of them, and an idle one of
+    another thread may be closed to make room).  A response with
+    its body not read yet (``stream=True``) must be read in the OS thread
+    that sent the request (``Error('wrong_thread')`` elsewhere).  A
+    context manager; :meth:`close` closes the idle connections.
     """
 
     def __init__(self, *, tls=None, timeout=None, max_connections=100,
@@ -96,15 +106,18 @@ class Client:
                                  % (name, v))
         self._timeout = check_timeout(timeout)
         self._tls = tls
-        self.max_connections = max_connections
-        self.max_per_host = max_per_host
+        self._limits = Limits(max_connections, max_per_host)
         self.follow_redirects = follow_redirects
         self.max_redirects = max_redirects
         self.decompress = decompress
         defaults = [("User-Agent", _USER_AGENT), ("Accept", "*/*")]
         if decompress:
             defaults.append(("Accept-Encoding", ACCEPT_ENCODING))
-        self._headers = merge_headers(defaults, headers)
+        merged = merge_headers(defaults, headers)
+        # A Host given here replaces the URL's (one Host field, never two)
+        self._host = next((v for n, v in merged if n.lower() == "host"),
+                          None)
+        self._headers = [(n, v) for n, v in merged if n.lower() != "host"]
         if proxy is not None:
             p = parse_proxy(proxy)
             self._proxies = (p, p, [])
@@ -112,10 +125,22 @@ class Client:
             self._proxies = env_proxies()
         else:
             self._proxies = (None, None, [])
-        self._pools = {}           # OS thread ident -> Pool
+        self._local = _thread._local()   # .pool: this OS thread's Pool
+        self._pools = {}           # id(pool) -> Pool, every live thread's
         self._dns = {}             # (host, port) -> (ip, expiry)
         self._heads = {}           # (method, url) -> head bytes
         self._closed = False
+
+    @property
+    def max_connections(self):
+        """The bound on open connections, in all (all OS threads)."""
+        return self._limits.max_connections
+
+    @property
+    def max_per_host(self):
+        """The bound on open connections per (scheme, host, port, proxy),
+        over all OS threads."""
+        return self._limits.max_per_host
 
     # -- public API ------------------------------------------------------
 
@@ -142,7 +167,23 @@ class Client:
             raise Error("closed", "the client is closed")
         timeout = self._timeout if timeout is _UNSET \
             else check_timeout(timeout)
-        deadline = None if timeout is None else clock() + timeout
+        split = None
+        if timeout is None:
+            deadline = None
+        elif type(timeout) is float:
+            deadline = clock() + timeout
+        else:
+            # Phases (the requests adapter's (connect, read) pair): the
+            # pool's wait, connect and TLS within *connect*, the whole
+            # request within their sum, or, without *connect*, the rest
+            # within *read* once the connection is there.  A timeout while
+            # connecting has ``connecting = True``.
+            c, rd = timeout.connect, timeout.read
+            now = clock()
+            split = (None if c is None else now + c,
+                     rd if c is None else None)
+            timeout = None if c is None or rd is None else c + rd
+            deadline = None if timeout is None else now + timeout
         method = check_method(method)
         if json is not None:
             if body is not None:
@@ -153,18 +194,22 @@ class Client:
         elif headers is not None:
             headers = merge_headers((), headers)
         b = prepare_body(body)
+        if headers is not None:
+            given_length(b, headers)
         follow = self.follow_redirects if follow_redirects is None \
             else follow_redirects
         try:
-            r = self._send(method, url, headers, b, deadline, stream)
+            r = self._send(method, url, headers, b, deadline, stream,
+                           False, split)
             if follow and r.status in _REDIRECTS:
-                r = self._redirects(r, method, headers, b, deadline, stream)
+                r = self._redirects(r, method, headers, b, deadline, stream,
+                                    split)
         except TimeoutError as e:
             if timeout is None or "no connection became free" in str(e):
                 raise
-            raise TimeoutError("timeout", "%s %s: no complete response "
-                               "within the timeout of %gs"
-                               % (method, url, timeout)) from e
+            # (No local holds the new error: a frame of its own traceback
+            # would keep it, and the recv frames with it, in a cycle.)
+            raise _timed_out(method, url, timeout, e) from e
         return r
 
     def get(self, url, **kw):
@@ -196,20 +241,14 @@ class Client:
         return self.request("OPTIONS", url, **kw)
 
     def close(self):
-        """Close the idle connections (those of other OS threads when they
-        are collected) and refuse new requests; responses still open close
-        their connections when they are done.  Idempotent."""
+        """Close the idle connections (every OS thread's) and refuse new
+        requests; responses still open close their connections when they
+        are done.  Idempotent."""
         self._closed = True
-        pool = self._pools.pop(get_ident(), None)
-        if pool is not None:
-            pool.close()
-        for p in self._pools.values():
-            # Another OS thread's sockets belong to its hub: its requests
-            # in flight close their connections when done, and the idle
-            # ones are closed when collected (socket2 closes a collected
-            # socket in its own hub's thread).
-            p.closed = True
-        self._pools.clear()
+        for p in list(self._pools.values()):
+            # Another OS thread's idle sockets are closed from here (its
+            # hub releases them at its next turn, see socket2's close()).
+            p.close()
 
     def __enter__(self):
         return self
@@ -219,29 +258,43 @@ class Client:
 
     def stats(self):
         """This OS thread's pool: ``{'total', 'idle', 'waiting'}``."""
-        pool = self._pools.get(get_ident())
+        pool = getattr(self._local, "pool", None)
         return pool.stats() if pool else {"total": 0, "idle": 0,
                                           "waiting": 0}
 
     # -- one request -----------------------------------------------------
 
     def _pool(self):
-        pool = self._pools.get(get_ident())
-        if pool is None:
-            pool = self._pools[get_ident()] = Pool(self.max_connections,
-                                                   self.max_per_host)
+        try:
+            return self._local.pool
+        except AttributeError:
+            pass
+        # This OS thread's first request: its own pool, dropped (its idle
+        # connections closed) when the thread ends.  A thread-local, not
+        # the thread's ident: idents are reused by later threads.
+        if self._closed:
+            raise Error("closed", "the client is closed")
+        pool = Pool(self._limits, get_hub())
+        self._local.pool = pool
+        self._local.end = _PoolEnd(self._pools, pool)
+        self._pools[id(pool)] = pool
         return pool
 
     def _proxy_for(self, t):
         http, https, no = self._proxies
         p = https if t.scheme == "https" else http
-        if p is not None and no and bypass_proxy(t.host, t.port, no):
-            return None
+        if p is not None:
+            if no and bypass_proxy(t.host, t.port, no):
+                return None
+            if type(p) is UnusableProxy:
+                p.fail()
         return p
 
-    def _head(self, method, url, t, proxy, headers, b):
-        """The request head's bytes (cached for the plain cases)."""
-        plain = headers is None and b is None
+    def _head(self, method, url, t, proxy, headers, b, cross=False):
+        """The request head's bytes (cached for the plain cases).  *cross*:
+        after a redirect to another origin, without the client's Host,
+        Authorization and Cookie headers."""
+        plain = headers is None and b is None and not cross
         if plain:
             key = (method, url, proxy)
             data = self._heads.get(key)
@@ -257,9 +310,11 @@ class Client:
         for name, value in (headers or ()):
             given.add(name.lower())
         if "host" not in given:
-            lines.append("Host: %s\r\n" % t.authority)
+            lines.append("Host: %s\r\n" % (
+                t.authority if self._host is None or cross else self._host))
         for name, value in self._headers:
-            if name.lower() not in given:
+            low = name.lower()
+            if low not in given and not (cross and low in _ORIGIN_ONLY):
                 lines.append("%s: %s\r\n" % (name, value))
         for name, value in (headers or ()):
             lines.append("%s: %s\r\n" % (name, value))
@@ -282,26 +337,34 @@ class Client:
             self._heads[key] = data
         return data
 
-    def _send(self, method, url, headers, b, deadline, stream):
+    def _send(self, method, url, headers, b, deadline, stream, cross=False,
+              split=None):
         t = parse_url(url)
         proxy = self._proxy_for(t)
         key = (t.scheme, t.host, t.port, proxy and proxy.url)
-        data = self._head(method, url, t, proxy, headers, b)
+        data = self._head(method, url, t, proxy, headers, b, cross)
         chunked = b is not None and (b.chunked or chunked_given(headers))
         expect = b is not None and headers is not None and any(
             n.lower() == "expect" and v.lower() == "100-continue"
             for n, v in headers)
         pool = self._pool()
         retry = method in _IDEMPOTENT and (b is None or b.replayable)
+        cdl = deadline if split is None else split[0]
         while True:
-            conn = pool.acquire(key, deadline)
-            if conn is None:
-                try:
-                    conn = self._open(pool, key, t, proxy, deadline)
-                except BaseException:
-                    pool.unreserve(key)
-                    raise
-                pool.opened(conn)
+            try:
+                conn = pool.acquire(key, cdl)
+                if conn is None:
+                    try:
+                        conn = self._open(pool, key, t, proxy, cdl)
+                    except BaseException:
+                        pool.unreserve(key)
+                        raise
+                    pool.opened(conn)
+            except TimeoutError as e:
+                e.connecting = True
+                raise
+            if split is not None and split[1] is not None:
+                deadline = clock() + split[1]    # (connect, read): read
             try:
                 h, keep = self._exchange(conn, method, data, b, chunked,
                                          expect, deadline)
@@ -337,8 +400,13 @@ class Client:
                 return h, False
         while True:
             h = conn.read_head(method, deadline)
-            if h.status >= 200 or h.status == 101:
-                return h, h.keep_alive
+            if h.status >= 200:
+                # After a 2xx to CONNECT the connection is a tunnel: never
+                # back to the pool.
+                return h, h.keep_alive and not (
+                    method == "CONNECT" and h.status < 300)
+            if h.status == 101:
+                return h, False     # it speaks another protocol now
 
     def _await_continue(self, conn, method, deadline):
         """After a head with ``Expect: 100-continue``: None to send the
@@ -384,10 +452,16 @@ class Client:
             reader = CloseReader(conn)
             keep = False
 
+        ident = _get_ident()
+
         def release(ok):
-            if ok:
-                pool.release(conn, keep)
+            if _get_ident() == ident:
+                _give_back(pool, conn, keep, ok)
             else:
+                # Closed (or collected) in another OS thread, maybe after
+                # this one ended: closed from there (the pool's books are
+                # kept under the limits' lock, its waiters woken in their
+                # own thread).
                 pool.discard(conn)
 
         r = Response(h, t.url, method, reader, release, deadline, decoder)
@@ -438,6 +512,7 @@ class Client:
                 tunnel(conn, t, proxy, deadline)
             conn.sock = _tls(sock, self._context(), server_hostname=t.host,
                              expires=deadline)
+            conn.tls = True
         except BaseException:
             sock.close()
             raise
@@ -445,9 +520,11 @@ class Client:
 
     # -- redirects ---------------------------------------------------------
 
-    def _redirects(self, r, method, headers, b, deadline, stream):
+    def _redirects(self, r, method, headers, b, deadline, stream, split):
         history = []
         seen = {(method, r.url)}
+        cross = False        # once another origin, the client's
+        #                      credentials stay behind for good
         while r.status in _REDIRECTS:
             location = r.headers.get("location")
             if location is None:
@@ -474,15 +551,52 @@ class Client:
                 b.rewind()
             old, new = parse_url(r.url), parse_url(url)
             if old.origin != new.origin:
-                headers = without_headers(headers, ("authorization", "cookie",
-                                             "host"))
+                headers = without_headers(headers, _ORIGIN_ONLY + ("host",))
+                cross = True
             if (method, new.url) in seen:
                 raise RedirectError("redirect_loop", "redirect loop: %s %s "
                                     "was visited already" % (method, url), r)
             seen.add((method, new.url))
-            r = self._send(method, url, headers, b, deadline, stream)
+            r = self._send(method, url, headers, b, deadline, stream, cross,
+                           split)
         r.history = history
         return r
+
+
+def _give_back(pool, conn, keep, ok):
+    """A response is done with *conn*: to the pool, or closed."""
+    if ok:
+        pool.release(conn, keep)
+    else:
+        pool.discard(conn)
+
+
+def _timed_out(method, url, timeout, e):
+    """The request's TimeoutError, for *e* raised somewhere within it."""
+    err = TimeoutError("timeout", "%s %s: no complete response within the "
+                       "timeout of %gs" % (method, url, timeout))
+    err.connecting = getattr(e, "connecting", False)
+    return err
+
+
+class _PoolEnd:
+    """Kept in a client's thread-local storage beside the OS thread's
+    pool.  The interpreter drops a thread's locals when the thread ends,
+    and with them this, which closes the pool's idle connections and
+    forgets it: a client used from short-lived threads keeps no dead
+    thread's pool or descriptors."""
+    __slots__ = ("pools", "pool")
+
+    def __init__(self, pools, pool):
+        self.pools = pools
+        self.pool = pool
+
+    def __del__(self):
+        self.pools.pop(id(self.pool), None)
+        try:
+            self.pool.close()
+        except Exception:   # noqa: BLE001 - a finalizer must not raise
+            pass
 
 
 # ---------------------------------------------------------------------------

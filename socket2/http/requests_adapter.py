@@ -22,8 +22,13 @@ up once per origin instead of on every request -- as
 ``requests`` spends per request above the transport.
 
 Differences from requests' own adapter: a ``timeout`` bounds the whole
-request (a ``(connect, read)`` pair bounds it by their sum) instead of
-each read; proxies are http:// only (https:// URLs go through CONNECT).
+request instead of each read; of a ``(connect, read)`` pair, *connect*
+bounds the connecting (``ConnectTimeout``) and the sum the whole request
+(without *connect*: *read* bounds the request once connected; without
+*read*: nothing does once connected); proxies are http:// only (https://
+URLs go through CONNECT).  Errors are the ``requests.exceptions`` classes
+requests raises for the same failures, while sending and while reading
+the body (``ChunkedEncodingError``, ``ContentDecodingError`` ...).
 """
 import ssl
 
@@ -37,6 +42,8 @@ from requests import exceptions as rex
 from ..errors import Error, TimeoutError, TLSError
 from .client import Client
 from .errors import ProtocolError
+from ._request import Phases
+from .response import DecodingError
 
 __all__ = ["Adapter", "Session"]
 
@@ -86,7 +93,12 @@ class _Raw:
         if self._rest:
             rest, self._rest = self._rest, b""
             yield rest
-        for piece in self._pieces(amt or 65536):
+        it = self._pieces(amt or 65536)
+        while True:
+            with _body_errors():
+                piece = next(it, None)
+            if piece is None:
+                return
             yield piece
 
     def _pieces(self, amt):
@@ -99,11 +111,14 @@ class _Raw:
         out = [self._rest]
         self._rest = b""
         got = len(out[0])
-        for piece in self._pieces(65536 if amt is None else max(amt, 1)):
+        it = self._pieces(65536 if amt is None else max(amt, 1))
+        while amt is None or got < amt:
+            with _body_errors():
+                piece = next(it, None)
+            if piece is None:
+                break
             out.append(piece)
             got += len(piece)
-            if amt is not None and got >= amt:
-                break
         data = b"".join(out)
         if amt is not None and len(data) > amt:
             data, self._rest = data[:amt], data[amt:]
@@ -116,14 +131,36 @@ class _Raw:
         self._r.close()
 
 
+class _body_errors:
+    """Errors while reading a body, as requests raises them
+    (``Response.iter_content``): a malformed or truncated body is a
+    ``ChunkedEncodingError``, a bad Content-Encoding a
+    ``ContentDecodingError``, a timeout a ``ConnectionError``."""
+    __slots__ = ()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, e, tb):
+        if e is None or not isinstance(e, Error):
+            return False
+        if isinstance(e, DecodingError):
+            raise rex.ContentDecodingError(e) from e
+        if isinstance(e, ProtocolError):
+            raise rex.ChunkedEncodingError(e) from e
+        if isinstance(e, TLSError):
+            raise rex.SSLError(e) from e
+        raise rex.ConnectionError(e) from e
+
+
 def _timeout(timeout):
+    """The Client's timeout: a number bounds the whole request; a
+    ``(connect, read)`` pair is passed on as :class:`Phases`."""
     if isinstance(timeout, tuple):
         if len(timeout) != 2:
             raise ValueError("timeout must be a number or a (connect, read) "
                              "pair, not %r" % (timeout,))
-        if timeout[0] is None or timeout[1] is None:
-            return None
-        return float(timeout[0]) + float(timeout[1])
+        return Phases(*timeout)
     return timeout
 
 
@@ -178,15 +215,21 @@ class Adapter(BaseAdapter):
         """Send the ``PreparedRequest`` and return a ``requests.Response``;
         failures raise the matching ``requests.exceptions`` class."""
         proxy = select_proxy(request.url, proxies) if proxies else None
-        client = self._client(verify, cert, proxy)
+        try:
+            client = self._client(verify, cert, proxy)
+        except ValueError as e:           # a proxy this client cannot use
+            raise rex.InvalidSchema(e, request=request)
         body = request.body
         if isinstance(body, str):
             body = body.encode("utf-8")
         try:
+            # The body is read below, where its errors map as requests'.
             r = client.request(request.method, request.url,
                                headers=request.headers.items(), body=body,
-                               timeout=_timeout(timeout), stream=stream)
+                               timeout=_timeout(timeout), stream=True)
         except TimeoutError as e:
+            if getattr(e, "connecting", False):
+                raise rex.ConnectTimeout(e, request=request)
             raise rex.ReadTimeout(e, request=request)
         except TLSError as e:
             raise rex.SSLError(e, request=request)
@@ -215,7 +258,8 @@ class Adapter(BaseAdapter):
         if "set-cookie" in h:
             extract_cookies_to_jar(resp.cookies, request, resp.raw)
         if not stream:
-            resp._content = r.read()
+            with _body_errors():
+                resp._content = r.read()
             resp._content_consumed = True
         return resp
 

@@ -8,6 +8,7 @@ connection is closed with it, since the rest of an unread body is still
 on the wire).  Nothing is read ahead of the caller: ``read()`` reads the
 body, ``iter_bytes()`` receives one piece per step.
 """
+import _thread
 import json as _json
 import zlib
 
@@ -26,7 +27,8 @@ try:                         # optional: Content-Encoding: zstd
 except ImportError:          # pragma: no cover - depends on the install
     _zstd = None
 
-__all__ = ["Response", "Headers", "HTTPStatusError", "ACCEPT_ENCODING"]
+__all__ = ["Response", "Headers", "HTTPStatusError", "DecodingError",
+           "ACCEPT_ENCODING"]
 
 #: What the client offers in Accept-Encoding when it decompresses.
 ACCEPT_ENCODING = ", ".join(
@@ -142,69 +144,196 @@ class Headers:
 # Content decoding
 
 
+# A decoder: decompress(data, limit=0) gives up to *limit* bytes (0: all
+# there is) of what *data* and the input it kept back decode to; called
+# again with b'' it gives more of that, b'' when it needs more input.
+# flush() gives the rest at the end of the body, and raises ProtocolError
+# when the compressed stream is truncated.
+
+
+class DecodingError(ProtocolError):
+    """A body that cannot be undone from its Content-Encoding: invalid or
+    truncated gzip/deflate/br/zstd data (a :class:`ProtocolError`)."""
+
+
+def _truncated(name):
+    return DecodingError("the %s body is truncated: the compressed stream "
+                         "ended before its end marker" % name)
+
+
 class _Zlib:
-    __slots__ = ("d", "deflate", "first")
+    """gzip (every member, as urllib3 decodes it) or deflate (zlib's
+    wrapper, or the raw deflate stream some servers send instead)."""
+    __slots__ = ("d", "deflate", "head", "tail", "seen", "members", "junk")
 
     def __init__(self, deflate):
-        # gzip: the gzip wrapper only; deflate: zlib's wrapper, or the raw
-        # deflate stream some servers send instead (decided on first data).
-        self.d = zlib.decompressobj(zlib.MAX_WBITS | (0 if deflate else 16))
         self.deflate = deflate
-        self.first = True
+        self.d = None if deflate else zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self.head = b""       # deflate: the first bytes, until told apart
+        self.tail = b""       # input not decoded yet (past a limit)
+        self.seen = False     # any input at all
+        self.members = 0      # complete streams decoded
+        self.junk = False     # what follows the last stream is ignored
 
-    def decompress(self, data):
+    @property
+    def name(self):
+        return "deflate" if self.deflate else "gzip"
+
+    def _pick(self, data):
+        """deflate: zlib's wrapper (RFC 1950: its 2-byte header) or raw,
+        told apart by the first two bytes, however they arrive."""
+        data = self.head + data
+        if len(data) < 2:
+            self.head = data
+            return b""
+        self.head = b""
+        cmf, flg = data[0], data[1]
+        wrapped = cmf & 0x0F == 8 and cmf >> 4 <= 7 \
+            and (cmf << 8 | flg) % 31 == 0
+        self.d = zlib.decompressobj(zlib.MAX_WBITS if wrapped
+                                    else -zlib.MAX_WBITS)
+        return data
+
+    def _inflate(self, d, data, limit):
         try:
-            if self.first and self.deflate and data:
-                self.first = False
-                try:
-                    return self.d.decompress(data)
-                except zlib.error:
-                    self.d = zlib.decompressobj(-zlib.MAX_WBITS)
-            return self.d.decompress(data)
+            return d.decompress(data, limit)
         except zlib.error as e:
-            raise ProtocolError("the body is not valid %s data: %s" % (
-                "deflate" if self.deflate else "gzip", e)) from None
+            if self.members:
+                # Garbage after a complete stream (padding some servers
+                # add): ignored, as urllib3 and browsers do.
+                self.junk = True
+                return None
+            raise DecodingError("the body is not valid %s data: %s"
+                                % (self.name, e)) from None
+
+    def decompress(self, data, limit=0):
+        if data:
+            self.seen = True
+            if self.d is None:
+                data = self._pick(data)
+                if self.d is None:
+                    return b""
+        if self.tail:
+            data = self.tail + data if data else self.tail
+            self.tail = b""
+        elif not data:
+            d = self.d
+            if limit and d is not None and not d.eof and not self.junk:
+                # inflate may hold output of input it consumed already
+                return self._inflate(d, b"", limit) or b""
+            return b""
+        parts = []
+        while data and not self.junk:
+            d = self.d
+            if d.eof:                   # another gzip member follows
+                if self.deflate:
+                    self.junk = True
+                    break
+                d = self.d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            out = self._inflate(d, data, limit)
+            if out is None:
+                break
+            if d.eof:
+                self.members += 1
+                data = d.unused_data
+            else:
+                data = d.unconsumed_tail
+            if out:
+                if limit:
+                    self.tail = data
+                    return out
+                parts.append(out)
+        return b"".join(parts)
 
     def flush(self):
-        if not self.d.eof and not self.first:
-            raise ProtocolError("the %s body is truncated" % (
-                "deflate" if self.deflate else "gzip"))
-        return self.d.flush()
+        out = self.decompress(b"") if self.tail else b""
+        d = self.d
+        if d is None:
+            if self.head:
+                raise _truncated(self.name)
+            return out
+        if self.seen and not self.junk and not d.eof:
+            raise _truncated(self.name)
+        return out + d.flush()
 
 
-class _Brotli:
-    __slots__ = ("d",)
+class _Sliced:
+    """A decoder whose library cannot bound its output: what one input
+    gives is kept and handed out *limit* bytes at a time."""
+    __slots__ = ("d", "kept", "at", "seen")
+    name = ""
 
     def __init__(self):
-        self.d = _brotli.Decompressor()
+        self.d = self._new()
+        self.kept = b""
+        self.at = 0
+        self.seen = False
 
-    def decompress(self, data):
+    def decompress(self, data, limit=0):
+        if data:
+            self.seen = True
+            new = self._process(data)
+            if self.at < len(self.kept):
+                new = self.kept[self.at:] + new
+            self.kept, self.at = new, 0
+        kept = self.kept
+        start = self.at
+        end = len(kept) if not limit else min(len(kept), start + limit)
+        if end == len(kept):
+            self.kept, self.at = b"", 0
+        else:
+            self.at = end
+        return kept[start:end]
+
+    def flush(self):
+        if self.seen and not self._finished():
+            raise _truncated(self.name)
+        return self.decompress(b"")
+
+
+class _Brotli(_Sliced):
+    __slots__ = ()
+    name = "br"
+
+    def _new(self):
+        return _brotli.Decompressor()
+
+    def _process(self, data):
+        d = self.d
         try:
-            return self.d.process(data) if hasattr(self.d, "process") \
-                else self.d.decompress(data)
+            return d.process(data) if hasattr(d, "process") \
+                else d.decompress(data)
         except Exception as e:   # brotli.error has no common base
-            raise ProtocolError("the body is not valid br data: %s"
+            raise DecodingError("the body is not valid br data: %s"
                                 % e) from None
 
-    def flush(self):
-        return b""
+    def _finished(self):
+        return self.d.is_finished()
 
 
-class _Zstd:
-    __slots__ = ("d",)
+class _Zstd(_Sliced):
+    __slots__ = ()
+    name = "zstd"
 
-    def __init__(self):
-        self.d = _zstd.ZstdDecompressor().decompressobj()
+    def _new(self):
+        return _zstd.ZstdDecompressor().decompressobj()
 
-    def decompress(self, data):
+    def _process(self, data):
+        parts = []
         try:
-            return self.d.decompress(data)
+            while data:
+                d = self.d
+                if d.eof:                 # every frame, not the first only
+                    d = self.d = self._new()
+                parts.append(d.decompress(data))
+                data = d.unused_data if d.eof else b""
         except _zstd.ZstdError as e:
-            raise ProtocolError("the body is not valid zstd data: %s"
+            raise DecodingError("the body is not valid zstd data: %s"
                                 % e) from None
+        return b"".join(parts)
 
-    def flush(self):
-        return b""
+    def _finished(self):
+        return self.d.eof
 
 
 class _Chain:
@@ -215,10 +344,11 @@ class _Chain:
     def __init__(self, ds):
         self.ds = ds
 
-    def decompress(self, data):
-        for d in self.ds:
+    def decompress(self, data, limit=0):
+        ds = self.ds
+        for d in ds[:-1]:
             data = d.decompress(data)
-        return data
+        return ds[-1].decompress(data, limit)
 
     def flush(self):
         data = b""
@@ -249,6 +379,16 @@ def decoder_for(content_encoding):
 # ---------------------------------------------------------------------------
 # Response
 
+_get_ident = _thread.get_ident
+
+
+def _wrong_thread():
+    return Error("wrong_thread", "this response's body is still on its "
+                 "connection, which belongs to the OS thread that sent the "
+                 "request (socket2 sockets are driven by their own thread's "
+                 "hub): read it in that thread, or with stream=False there")
+
+
 _UNREAD = object()
 
 
@@ -262,10 +402,13 @@ class Response:
     :meth:`json`, ``text``, :meth:`iter_bytes` (for ``stream=True``).
     :meth:`close` (or leaving a ``with`` block) gives the connection back:
     to the pool if the body was read to its end, else it closes it.
+    A body still on its connection (``stream=True``) is read in the OS
+    thread that sent the request: elsewhere ``read()``/``iter_bytes()``
+    raise ``socket2.Error('wrong_thread')`` (``close()`` works anywhere).
     """
     __slots__ = ("status", "reason", "http_version", "headers", "url",
                  "history", "method", "_body", "_reader", "_decoder",
-                 "_release", "_deadline", "_streamed")
+                 "_release", "_deadline", "_streamed", "_owner")
 
     def __init__(self, head, url, method, reader=None, release=None,
                  deadline=None, decoder=None):
@@ -282,6 +425,8 @@ class Response:
         self._deadline = deadline
         self._body = _UNREAD if reader is not None else b""
         self._streamed = False
+        # The OS thread whose hub drives the connection (see _check_thread)
+        self._owner = _get_ident() if reader is not None else None
 
     # -- the body ------------------------------------------------------
 
@@ -300,6 +445,8 @@ class Response:
         if self._reader is None:
             raise Error("closed", "the response was closed before its "
                         "body was read")
+        if self._owner != _get_ident():
+            raise _wrong_thread()
         try:
             data = self._reader.read_all(self._deadline)
             d = self._decoder
@@ -334,7 +481,7 @@ class Response:
         return _json.loads(self.read(), **kwargs)
 
     def iter_bytes(self, size=65536):
-        """Yield the body in pieces of at most about *size* bytes, each
+        """Yield the body in pieces of at most *size* bytes, each
         received when asked for (a slow consumer slows the download; the
         body is never read ahead).  After a plain ``read()``, yields the
         kept body."""
@@ -350,6 +497,8 @@ class Response:
         if self._reader is None:
             raise Error("closed", "the response was closed before its "
                         "body was read")
+        if self._owner != _get_ident():
+            raise _wrong_thread()
         self._streamed = True
         reader, d = self._reader, self._decoder
         try:
@@ -357,15 +506,17 @@ class Response:
                 data = reader.read(size, self._deadline)
                 if not data:
                     break
-                if d is not None:
-                    data = d.decompress(data)
-                    if not data:
-                        continue
-                yield data
+                if d is None:
+                    yield data
+                    continue
+                data = d.decompress(data, size)    # pieces stay <= size
+                while data:
+                    yield data
+                    data = d.decompress(b"", size)
             if d is not None:
                 tail = d.flush()
-                if tail:
-                    yield tail
+                for i in range(0, len(tail), size):
+                    yield tail[i:i + size]
         except BaseException:
             self._abort()
             raise
