@@ -13,9 +13,13 @@ from _queue import SimpleQueue
 
 from greenlet import getcurrent
 
+# Bound at import: socket2.monkey may later replace _thread's names with
+# cooperative ones, and the pool must keep real locks and real threads.
+_allocate_lock = _thread.allocate_lock
+_get_ident = _thread.get_ident
 # threading is imported with the first worker, not with socket2 (import
 # time); the lock is the same object threading.Lock() would make.
-_lock = _thread.allocate_lock()
+_lock = _allocate_lock()
 _room = None         # threading.Condition(_lock), made with the first job:
                      # notified when a running job ends
 _jobs = SimpleQueue()
@@ -38,7 +42,32 @@ class _Job:
         self.cancelled = False
 
 
+_worker_idents = set()     # the OS threads that are pool workers
+
+
+def is_worker():
+    """Whether the calling OS thread is one of the pool's workers (a
+    thread started there would never have its hub run: it is a real OS
+    thread even when threading is patched)."""
+    return _get_ident() in _worker_idents
+
+
+def _os_thread_class(threading):
+    """The standard ``threading.Thread`` (a real OS thread) even when
+    ``socket2.monkey`` replaced it with the cooperative subclass."""
+    cls = threading.Thread
+    return getattr(cls, "_s2_os_thread_class", cls)
+
+
 def _worker():
+    _worker_idents.add(_get_ident())
+    try:
+        _work()
+    finally:
+        _worker_idents.discard(_get_ident())
+
+
+def _work():
     global _idle, _queued, _workers, _running
     while True:
         with _lock:
@@ -90,8 +119,9 @@ def _submit(job):
     if start:
         import threading
         try:
-            threading.Thread(target=_worker, name="socket2-offload",
-                             daemon=True).start()
+            _os_thread_class(threading)(target=_worker,
+                                        name="socket2-offload",
+                                        daemon=True).start()
         except BaseException:
             with _lock:
                 _workers -= 1
@@ -108,10 +138,11 @@ def _submit(job):
 def after_fork():
     """In a forked child: the parent's worker threads are not there."""
     global _lock, _room, _jobs, _workers, _idle, _queued, _running
-    _lock = _thread.allocate_lock()
+    _lock = _allocate_lock()
     _room = None
     _jobs = SimpleQueue()
     _workers = _idle = _queued = _running = 0
+    _worker_idents.clear()
 
 
 def pool_size(n=None):

@@ -65,6 +65,12 @@ __all__ = [
 
 clock = time.monotonic
 _local = _thread._local()     # threading.local (threading not imported)
+# Bound at import: socket2.monkey (thread=True) replaces _thread's names
+# with cooperative ones, and the hub's own locks and idents must stay the
+# OS thread's.
+_get_ident = _thread.get_ident
+_allocate_lock = _thread.allocate_lock
+_RLock = _thread.RLock
 _INF = float("inf")
 # The longest single wait handed to a poller: a far deadline (a huge
 # timeout) is reached by waiting again, so no C timeout argument overflows.
@@ -138,7 +144,7 @@ class Hub:
         # Reentrant: a signal handler (run at any call, the wakeup's
         # included) or a finalizer the collector runs may call
         # call_threadsafe again in the thread that holds it.
-        self._calls_lock = _thread.RLock()
+        self._calls_lock = _RLock()
         self._closed = False
         # Tokens to deliver on the next turn: events for our fds that other
         # hubs polled (shared pollers), and the rest of a batch an
@@ -149,7 +155,7 @@ class Hub:
             root = root.parent
         self._root = root
         self.greenlet = greenlet(self._run, parent=root)
-        self.thread_ident = _thread.get_ident()
+        self.thread_ident = _get_ident()
         # The hot path (socket2/_hotpath.py: compiled or Python): the waits
         # of the socket layer, the dispatch of events and the count of
         # greenlets parked on a socket (nio).
@@ -683,7 +689,7 @@ class Hub:
                           "there" % self.poller.name, RuntimeWarning)
             return
         # A lock another OS thread held at the fork stays held here.
-        self._calls_lock = _thread.RLock()
+        self._calls_lock = _RLock()
         wake = [fd for fd, w in self._fdmap.items() if w is self._wake_w]
         for fd in wake:
             del self._fdmap[fd]
@@ -734,7 +740,7 @@ class Hub:
 def _after_fork_in_child():
     from . import _offload
     _offload.after_fork()
-    me = _thread.get_ident()
+    me = _get_ident()
     for ident in [i for i in _THREAD_HUBS if i != me]:
         del _THREAD_HUBS[ident]     # their OS threads are not in the child
     hub = getattr(_local, "hub", None)
@@ -800,7 +806,7 @@ class _Parking:
     def park(self):
         """Sent to a hub (call_threadsafe): never returns."""
         self._lock(self._m)
-        self.parked.add(_thread.get_ident())
+        self.parked.add(_get_ident())
         while True:
             self._wait(self._c, self._m)
 
@@ -808,7 +814,7 @@ class _Parking:
         """Wait until each of *hubs* parked or its thread ended (at most
         *timeout* seconds), then take the mutex for good."""
         deadline = clock() + timeout
-        nap = _thread.allocate_lock()
+        nap = _allocate_lock()
         nap.acquire()
         parked = self.parked
         while clock() < deadline and any(
@@ -820,7 +826,7 @@ class _Parking:
 def _park_other_hubs():
     """atexit: park the hubs of the other OS threads still running (see
     above)."""
-    me = _thread.get_ident()
+    me = _get_ident()
     live = sys._current_frames()
     hubs = [hub for ident, hub in list(_THREAD_HUBS.items())
             if ident != me and ident in live and not hub._closed]

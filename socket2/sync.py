@@ -63,7 +63,10 @@ __all__ = ["Event", "Lock", "Semaphore", "BoundedSemaphore", "Condition",
            "Queue", "group", "Group", "Cancelled", "run_in_thread",
            "thread_pool_size"]
 
+# Bound at import: socket2.monkey may replace _thread's names with
+# cooperative ones; these primitives need the OS thread's.
 _get_ident = _thread.get_ident
+_allocate_lock = _thread.allocate_lock
 
 
 def _stdqueue():
@@ -169,7 +172,7 @@ class Event:
     def __init__(self):
         self._flag = False
         self._waiters = OrderedDict()
-        self._lock = _thread.allocate_lock()
+        self._lock = _allocate_lock()
 
     def is_set(self):
         """True once :meth:`set` was called (and not :meth:`clear` since)."""
@@ -742,7 +745,7 @@ class _Carried:
     def __init__(self, queue, item, w):
         self.queue = queue
         self.item = item
-        self.lock = _thread.allocate_lock()
+        self.lock = _allocate_lock()
         self.state = _PENDING
         self.w = w
 

@@ -12,6 +12,10 @@
 #                                         nginx, bjoern, granian, gunicorn ...
 #   tools/dev.sh bench-http-client        build, then the HTTP client beside
 #                                         geventhttpclient, requests, pycurl
+#   tools/dev.sh stdlib-tests [modules]   build, then CPython's own test suites
+#                                         (threading, queue, subprocess ...)
+#                                         under patch_all() (Debian: needs
+#                                         libpython3-testsuite)
 #   tools/dev.sh setup                    only build
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,7 +56,13 @@ case "$cmd" in
     bench-sync) setup; exec "$PY" tools/bench/sync_bench.py "$@" ;;
     bench-green) setup; exec "$PY" tools/bench/green_bench.py "$@" ;;
     bench-instructions) setup; exec "$PY" tools/bench/instructions.py "$@" ;;
+    stdlib-tests) setup
+           if [ $# -eq 0 ]; then
+               set -- test_threading test_thread test_threading_local \
+                      test_queue test_subprocess test_signal
+           fi
+           exec "$PY" tests/programs/stdlib_under_monkey.py "$@" ;;
     bench-http) setup; exec "$PY" tools/bench/http_bench.py "$@" ;;
     bench-http-client) setup; exec "$PY" tools/bench/http_client_bench.py "$@" ;;
-    *)     echo "usage: tools/dev.sh run|test|bench|bench-sync|bench-green|bench-instructions|bench-http|bench-http-client|setup [args...]" >&2; exit 2 ;;
+    *)     echo "usage: tools/dev.sh run|test|bench|bench-sync|bench-green|bench-instructions|bench-http|bench-http-client|stdlib-tests|setup [args...]" >&2; exit 2 ;;
 esac

@@ -26,7 +26,10 @@ whether it is waiting on the queue at that moment: it leads that wait).
 import _thread
 
 RUN, LEAD, FOLLOW = 0, 1, 2
-_JOIN_LOCK = _thread.allocate_lock()
+# Bound at import: a shared poller made after monkey.patch_all() must still
+# get real OS-thread locks (the patched ones work, but cost more).
+_allocate_lock = _thread.allocate_lock
+_JOIN_LOCK = _allocate_lock()
 
 
 class SharedQueue:
@@ -34,7 +37,7 @@ class SharedQueue:
 
     def __init__(self, handle):
         self.handle = handle
-        self.lock = _thread.allocate_lock()
+        self.lock = _allocate_lock()
         self.leader = None
         self.members = []
         self.data = {}        # backend state all members see (slots, orphans)
@@ -84,7 +87,7 @@ class Member:
         return self._sh is not None
 
     def _init_member(self):
-        self._mig_lock = _thread.allocate_lock()
+        self._mig_lock = _allocate_lock()
 
     def poll_alone(self, wait, timeout):
         """A wait of the creator before anyone joined: ``wait(timeout)`` on

@@ -1,0 +1,132 @@
+"""``threading.local`` per socket2 thread (``socket2.green.thread``'s
+``_local``): each socket2 thread, and each OS thread outside socket2
+threads, sees its own attributes; a thread's values go with its greenlet.
+
+The per-thread dict is looked up on every attribute access and used as
+the instance dict, descriptors first (as ``object.__getattribute__``
+does), so methods and properties of a subclass see the calling thread's
+values; nothing is swapped in and out (which a switch in the middle of a
+property would break).
+"""
+import weakref
+
+from greenlet import getcurrent
+
+from ._locks import _is_hub_greenlet
+
+
+def _key():
+    """The greenlet whose locals are in use: the running socket2 thread,
+    or the OS thread's root greenlet for the OS thread itself."""
+    g = getcurrent()
+    if _is_hub_greenlet(g):
+        while g.parent is not None:
+            g = g.parent
+    return g
+
+
+class _local:
+    """``threading.local`` per socket2 thread: each socket2 thread (and
+    each OS thread outside socket2 threads) sees its own attributes.  A
+    subclass's ``__init__`` runs, with the constructor's arguments, the
+    first time a thread uses the object.  A thread's values are dropped
+    when its greenlet goes away."""
+
+    __slots__ = ("_local__dicts", "_local__args", "__weakref__")
+
+    def __new__(cls, *args, **kwargs):
+        if (args or kwargs) and cls.__init__ is object.__init__:
+            raise TypeError("Initialization arguments are not supported")
+        self = object.__new__(cls)
+        object.__setattr__(self, "_local__dicts", {})
+        object.__setattr__(self, "_local__args", (args, kwargs))
+        # The creating thread's dict: Python calls __init__ for it next.
+        _local_dict(self, init=False)
+        return self
+
+    def __getattribute__(self, name):
+        d = _local_dict(self)[0]
+        if name == "__dict__":
+            return d
+        return _lookup(self, d, name)
+
+    def __setattr__(self, name, value):
+        if name == "__dict__":
+            raise AttributeError("%r object attribute '__dict__' is "
+                                 "read-only" % type(self).__name__)
+        d = _local_dict(self)[0]
+        attr = _class_attr(type(self), name)
+        if attr is not None and hasattr(type(attr), "__set__"):
+            type(attr).__set__(attr, self, value)
+        else:
+            d[name] = value
+
+    def __delattr__(self, name):
+        if name == "__dict__":
+            raise AttributeError("%r object attribute '__dict__' is "
+                                 "read-only" % type(self).__name__)
+        d = _local_dict(self)[0]
+        attr = _class_attr(type(self), name)
+        if attr is not None and hasattr(type(attr), "__delete__"):
+            type(attr).__delete__(attr, self)
+        elif name in d:
+            del d[name]
+        else:
+            raise AttributeError(name)
+
+
+_MISSING = object()
+
+
+def _class_attr(cls, name):
+    for klass in cls.__mro__:
+        if name in klass.__dict__:
+            return klass.__dict__[name]
+    return None
+
+
+def _lookup(self, d, name):
+    """Attribute lookup with the per-thread dict *d* as the instance dict
+    (descriptors first, as ``object.__getattribute__`` does)."""
+    cls = type(self)
+    attr = _class_attr(cls, name)
+    if attr is not None and hasattr(type(attr), "__set__"):
+        return type(attr).__get__(attr, self, cls)
+    value = d.get(name, _MISSING)
+    if value is not _MISSING:
+        return value
+    if attr is not None:
+        get = getattr(type(attr), "__get__", None)
+        return attr if get is None else get(attr, self, cls)
+    if name in ("_local__dicts", "_local__args"):
+        return object.__getattribute__(self, name)
+    getattr_ = _class_attr(cls, "__getattr__")
+    if getattr_ is not None:
+        return getattr_(self, name)
+    raise AttributeError("%r object has no attribute %r"
+                         % (cls.__name__, name))
+
+
+def _local_dict(self, init=True):
+    """(the calling thread's dict of *self*, whether it was just made);
+    a new dict is initialised by the class's ``__init__`` if *init*."""
+    dicts = object.__getattribute__(self, "_local__dicts")
+    g = _key()
+    key = id(g)
+    entry = dicts.get(key)
+    if entry is not None:
+        return entry[1], False
+    d = {}
+    # Dropped when the greenlet goes (its id may then be reused); the
+    # callback holds the dicts, not the local.
+    ref = weakref.ref(g, lambda _, k=key, ds=dicts: ds.pop(k, None))
+    dicts[key] = (ref, d)
+    init = type(self).__init__ if init else object.__init__
+    if init is not object.__init__:
+        args, kwargs = object.__getattribute__(self, "_local__args")
+        try:
+            init(self, *args, **kwargs)
+        except BaseException:
+            dicts.pop(key, None)
+            raise
+    return d, True

@@ -1,0 +1,213 @@
+"""A cooperative ``_thread`` module: locks, thread idents, thread-local
+data and ``start_new_thread`` for socket2 threads.
+
+``socket2.monkey.patch_all(thread=True)`` puts the names of
+``__implements__`` into the standard ``_thread`` module (and, through
+``socket2.green.threading``, into ``threading``); the rest of the
+standard module is re-exported unchanged.
+
+Who is a thread
+---------------
+
+A *socket2 thread* is any greenlet of a hub other than the hub's own (its
+loop and its waker).  ``get_ident()`` is ``id()`` of the running greenlet
+for those; the root greenlet of an OS thread, and the hub's greenlets
+(which run callbacks and signal handlers on behalf of the OS thread), have
+the OS thread's own ident.  So the main program keeps the ident that
+``threading`` gave the main thread at import, and a real OS thread keeps
+its own.  ``start_new_thread`` starts a socket2 thread in the calling OS
+thread's hub; from an OS thread that has no hub and is not the main
+thread (a ``run_in_thread`` worker, a thread a C library made), which
+would never run the new thread's hub, it starts a real OS thread.
+
+How its locks work from greenlets and from OS threads alike is the
+subject of ``socket2.green._locks``; ``threading.local`` per socket2
+thread is ``socket2.green._local``.
+"""
+import sys
+import _thread as __thread__
+from _thread import *  # noqa: F401,F403
+
+from greenlet import getcurrent
+
+from .. import _offload
+from ..hub import Thread as _S2Thread, _existing_hub, _main_ident
+from ..hub import get_hub as _get_hub, start_thread as _start_thread
+from ._locks import (LockType, RLock, get_ident,  # noqa: F401 - exported
+                     _is_hub_greenlet, _real_get_ident)
+from ._local import _local  # noqa: F401 - exported
+from . import _locks
+
+__implements__ = ["allocate_lock", "allocate", "LockType", "RLock",
+                  "get_ident", "get_native_id", "start_new_thread",
+                  "start_new", "_local", "_set_sentinel", "_count"]
+
+__all__ = [n for n in dir(__thread__) if not n.startswith("__")]
+
+if hasattr(_locks, "get_native_id"):
+    get_native_id = _locks.get_native_id
+else:                               # platforms without native ids
+    __implements__.remove("get_native_id")
+
+_real_start_new_thread = __thread__.start_new_thread
+_real_count = getattr(__thread__, "_count", lambda: 0)
+_real_set_sentinel = getattr(__thread__, "_set_sentinel", None)
+_finalizing = sys.is_finalizing
+
+
+# The class itself, not a function: code keeps the standard lock factory as
+# a class attribute (``lock_type = threading.Lock``) and calls it through
+# an instance, which would bind a function as a method.
+allocate_lock = allocate = LockType
+
+
+# ---------------------------------------------------------------------------
+# Starting threads
+
+# A running green thread -> the sentinel locks to release when it ends
+# (threading's Thread.join waits on them).
+_sentinels = {}
+
+
+def _bootstrap(function, args, kwargs):
+    g = getcurrent()
+    _sentinels[g] = []
+    try:
+        function(*args, **kwargs)
+    except SystemExit:
+        pass                # as the standard library: ends the thread
+    except Exception as e:  # noqa: B902 - reported as _thread does
+        _unraisable(e, function)
+    finally:
+        for lock in _sentinels.pop(g, ()):
+            _release_sentinel(lock)
+
+
+class _UnraisableArgs:
+    """What ``sys.unraisablehook`` is given (the C type cannot be made
+    from Python)."""
+
+    __slots__ = ("exc_type", "exc_value", "exc_traceback", "err_msg",
+                 "object")
+
+    def __init__(self, e, err_msg, obj):
+        self.exc_type = type(e)
+        self.exc_value = e
+        self.exc_traceback = e.__traceback__
+        self.err_msg = err_msg
+        self.object = obj
+
+
+def _unraisable(e, function):
+    """Report *e* as the standard ``_thread`` does: to
+    ``sys.unraisablehook``, "Exception ignored in thread started by"."""
+    msg = "Exception ignored in thread started by"
+    hook = sys.unraisablehook
+    if hook is not sys.__unraisablehook__:
+        try:
+            hook(_UnraisableArgs(e, msg, function))
+            return
+        except Exception:   # noqa: B902 - a broken hook: print it plainly
+            pass
+    import traceback    # only when there is something to print
+    sys.stderr.write("%s: %r\n" % (msg, function))
+    traceback.print_exception(type(e), e, e.__traceback__)
+
+
+def _count():
+    """How many threads started by :func:`start_new_thread` (socket2
+    threads and OS threads) are still running."""
+    return _real_count() + len(_sentinels)
+
+
+def _release_sentinel(lock):
+    # As the C sentinel: released if still locked (an interrupted join()
+    # may have released it already, see threading's
+    # _wait_for_tstate_lock).
+    try:
+        lock.release()
+    except RuntimeError:
+        pass
+
+
+def _starts_green():
+    """Whether a new thread started here is a socket2 thread (module
+    docstring): not in a ``run_in_thread`` worker, nor in an OS thread
+    without a hub other than the main one, nor while finalizing."""
+    if _finalizing() or _offload.is_worker():
+        return False
+    hub = _existing_hub()
+    if hub is not None:
+        return not hub._closed
+    return _real_get_ident() == _main_ident()
+
+
+def start_new_thread(function, args, kwargs=None):
+    """Start ``function(*args, **kwargs)`` in a new socket2 thread of the
+    calling OS thread's hub (it runs at once, until it first waits) and
+    return its ident; see the module docstring for when it is a real OS
+    thread instead."""
+    if not callable(function):
+        raise TypeError("first arg must be callable")
+    if not isinstance(args, tuple):
+        raise TypeError("2nd arg must be a tuple")
+    if kwargs is None:
+        kwargs = {}
+    elif not isinstance(kwargs, dict):
+        raise TypeError("optional 3rd arg must be a dictionary")
+    if not _starts_green():
+        return _real_start_new_thread(function, args, kwargs)
+    hub = _get_hub()
+    owner = getattr(function, "__self__", None)
+    name = getattr(owner, "name", None) or getattr(function, "__name__",
+                                                    "thread")
+    t = _S2Thread(hub, _bootstrap, (function, args, kwargs), {},
+                  name=name if isinstance(name, str) else None)
+    ident = id(t)
+    _start_thread(hub, t)
+    return ident
+
+
+start_new = start_new_thread
+
+
+class _ReleaseAtEnd:
+    """Kept in a real thread-local: the interpreter drops it when its OS
+    thread ends, and it then releases that thread's sentinel locks."""
+
+    __slots__ = ("locks",)
+
+    def __init__(self):
+        self.locks = []
+
+    def __del__(self):
+        for lock in self.locks:
+            try:
+                _release_sentinel(lock)
+            except Exception:   # noqa: B902 - the process is ending
+                pass
+
+
+_os_thread_local = __thread__._local()
+
+
+def _set_sentinel():
+    """A cooperative lock released when the calling thread ends: a
+    socket2 thread's when its function returns, an OS thread's when the
+    interpreter drops its state (the standard sentinel, a C lock, would
+    make a socket2 thread that joins an OS thread block its whole hub)."""
+    g = getcurrent()
+    registered = _sentinels.get(g)
+    if registered is None:
+        if not _is_hub_greenlet(g):
+            return _real_set_sentinel()     # a greenlet of no hub's
+        holder = getattr(_os_thread_local, "ends", None)
+        if holder is None:
+            holder = _os_thread_local.ends = _ReleaseAtEnd()
+        registered = holder.locks
+    lock = LockType()
+    registered.append(lock)
+    return lock
+
+
+__all__ += [n for n in __implements__ if n not in __all__]

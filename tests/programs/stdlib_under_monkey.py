@@ -1,0 +1,122 @@
+"""Run CPython's own test modules under ``socket2.monkey.patch_all()``.
+
+    python tests/programs/stdlib_under_monkey.py [--timeout S] MODULE...
+    (e.g. test_threading test_thread test_threading_local test_queue
+     test_subprocess)
+
+Each module runs in a fresh interpreter, patched before the test module
+is imported.  The failures that cooperative threads cannot avoid are
+listed, each with its reason, in ``stdlib_expected_failures.txt`` beside
+this file: ``xfail`` entries run and are expected to fail, ``skip``
+entries (a test, or a whole class) cannot run at all (they would hang the process: a thread that
+never waits starves the others, as with any cooperative library).  Any
+other failure or error, and a module that does not finish within its
+timeout, fails the run (exit status 1); an ``xfail`` that passes is
+reported so that the list can shrink.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LIST = os.path.join(HERE, "stdlib_expected_failures.txt")
+
+CHILD = r"""
+import json, sys, unittest, faulthandler
+import socket2.monkey
+socket2.monkey.patch_all()
+from test import support
+name, timeout, out = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+skips = set(sys.argv[4:])
+faulthandler.dump_traceback_later(timeout, exit=True)
+support.verbose = False
+mod = __import__("test." + name, fromlist=["_"])
+def flat(s):
+    for t in s:
+        if isinstance(t, unittest.TestSuite):
+            yield from flat(t)
+        else:
+            yield t
+def short(t):
+    tid = t.id()
+    return tid[5:] if tid.startswith("test.") else tid
+def skipped(tid):
+    return any(tid == s or tid.startswith(s + ".") for s in skips)
+tests = [t for t in flat(unittest.TestLoader().loadTestsFromModule(mod))
+         if not skipped(short(t))]
+r = unittest.TextTestRunner(verbosity=1, stream=sys.stderr).run(
+    unittest.TestSuite(tests))
+bad = [short(t) for t, _ in r.failures + r.errors]
+# ids as in the list: MODULE.CLASS.TEST
+# To a file: some tests leave the standard streams redirected or closed.
+with open(out, "w") as f:
+    json.dump({"run": r.testsRun, "bad": bad, "skipped": len(r.skipped)}, f)
+"""
+
+
+def expected():
+    """{test id: (kind, reason)} from the list (kind: xfail or skip)."""
+    out = {}
+    with open(LIST) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            kind, test, reason = line.split(None, 2)
+            if kind not in ("xfail", "skip"):
+                raise ValueError("%s: unknown kind %r" % (LIST, kind))
+            out[test] = (kind, reason)
+    return out
+
+
+def run_module(name, timeout, known):
+    skips = [t for t, (kind, _) in known.items()
+             if kind == "skip" and t.startswith(name + ".")]
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "result.json")
+        proc = subprocess.run([sys.executable, "-c", CHILD, name,
+                               str(timeout), out] + skips,
+                              capture_output=True, text=True,
+                              timeout=timeout + 60)
+        if not os.path.exists(out):
+            return None, proc.stderr[-4000:]
+        with open(out) as f:
+            return json.load(f), proc.stderr
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--timeout", type=float, default=300,
+                   help="seconds a module may take (default 300)")
+    p.add_argument("modules", nargs="+", help="e.g. test_threading")
+    args = p.parse_args(argv)
+    known = expected()
+    failed = False
+    for name in args.modules:
+        res, err = run_module(name, args.timeout, known)
+        if res is None:
+            print("%s: no result (a hang, a crash or an error outside the "
+                  "tests)\n%s" % (name, err))
+            failed = True
+            continue
+        bad = set(res["bad"])
+        xfail = {t for t, (kind, _) in known.items()
+                 if kind == "xfail" and t.startswith(name + ".")}
+        unexpected = sorted(bad - xfail)
+        fixed = sorted(xfail - bad)
+        print("%s: %d run, %d expected failures, %d unexpected, %d skipped"
+              % (name, res["run"], len(bad & xfail), len(unexpected),
+                 res["skipped"]))
+        for t in unexpected:
+            print("  UNEXPECTED", t)
+        for t in fixed:
+            print("  passes now (drop it from the list):", t)
+        failed = failed or bool(unexpected)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

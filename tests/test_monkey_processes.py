@@ -1,0 +1,163 @@
+"""patch_all(subprocess=True, os=True, signal=True): child processes and
+signal handlers, in programs run under ``python -m socket2.monkey`` (see
+test_monkey_threading.py)."""
+import os
+import signal
+
+import pytest
+
+from test_monkey_threading import BOUND, N, NEEDS_THREADS, run_program
+
+pytestmark = [pytest.mark.one_poller, NEEDS_THREADS,
+              pytest.mark.skipif(os.name != "posix", reason="POSIX only")]
+
+
+def test_subprocess_runs_in_parallel(tmp_path):
+    res, _ = run_program(tmp_path, """
+        import json, subprocess, threading, time
+        out = {}
+        def timed(fn):
+            res = []
+            t0 = time.monotonic()
+            ts = [threading.Thread(target=lambda: res.append(fn()))
+                  for _ in range(NTHREADS)]
+            [t.start() for t in ts]; [t.join() for t in ts]
+            return res, time.monotonic() - t0
+        sh = ["sh", "-c", "sleep 0.5; echo hi"]
+        for name, fn in (
+                ("check_output", lambda: subprocess.check_output(sh)),
+                ("run", lambda: subprocess.run(sh, capture_output=True)
+                 .stdout),
+                ("call", lambda: subprocess.call(["sleep", "0.5"])),
+                ("wait", lambda: subprocess.Popen(["sleep", "0.5"]).wait()),
+                ("communicate_in", lambda: subprocess.Popen(
+                    ["sh", "-c", "sleep 0.5; cat"], stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE).communicate(b"x" * 200000)[0]
+                 .count(b"x"))):
+            res, t = timed(fn)
+            out[name] = [sorted(set(map(str, res))), t]
+        # wait(timeout=) gives up in time, then the child is reaped
+        p = subprocess.Popen(["sleep", "5"])
+        t0 = time.monotonic()
+        try:
+            p.wait(timeout=0.2)
+        except subprocess.TimeoutExpired:
+            out["timeout"] = time.monotonic() - t0
+        p.kill()
+        out["killed"] = p.wait()
+        try:
+            subprocess.run(["sleep", "5"], timeout=0.2)
+        except subprocess.TimeoutExpired:
+            out["run_timeout"] = True
+        out["text"] = subprocess.run(["cat"], input="abc\\n", text=True,
+                                     capture_output=True).stdout
+        print(json.dumps(out))
+    """.replace("NTHREADS", str(N)))
+    assert res["check_output"][0] == ["b'hi\\n'"]
+    assert res["run"][0] == ["b'hi\\n'"]
+    assert res["call"][0] == res["wait"][0] == ["0"]
+    assert res["communicate_in"][0] == ["200000"]
+    for name in ("check_output", "run", "call", "wait", "communicate_in"):
+        assert res[name][1] < BOUND, (name, res)
+    assert 0.19 <= res["timeout"] < 1.5
+    assert res["killed"] == -signal.SIGKILL
+    assert res["run_timeout"] is True
+    assert res["text"] == "abc\n"
+
+
+def test_waitpid_and_wait_let_threads_run(tmp_path):
+    res, _ = run_program(tmp_path, """
+        import json, os, threading, time
+        ticks = []
+        def ticker():
+            while len(ticks) < 10:
+                time.sleep(0.02)
+                ticks.append(1)
+        out = {}
+        t = threading.Thread(target=ticker); t.start()
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(0.3)
+            os._exit(7)
+        got, status = os.waitpid(pid, 0)
+        out["waitpid"] = [got == pid, os.waitstatus_to_exitcode(status),
+                          len(ticks) >= 5]
+        t.join()
+        ticks.clear()
+        t = threading.Thread(target=ticker); t.start()
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(0.3)
+            os._exit(3)
+        got, status = os.wait()
+        out["wait"] = [got == pid, os.waitstatus_to_exitcode(status),
+                       len(ticks) >= 5]
+        t.join()
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            out["reaped"] = True
+        print(json.dumps(out))
+    """)
+    assert res["waitpid"] == [True, 7, True]
+    assert res["wait"] == [True, 3, True]
+    assert res["reaped"] is True
+
+
+def test_signal_handlers_with_the_hub(tmp_path):
+    res, _ = run_program(tmp_path, """
+        import json, os, signal, socket, threading, time
+        out = {}
+        class Alarm(Exception):
+            pass
+        def raiser(signum, frame):
+            raise Alarm()
+        signal.signal(signal.SIGALRM, raiser)
+        out["getsignal"] = signal.getsignal(signal.SIGALRM) is raiser
+        # alarm() interrupts a sleeping main program (the hub sleeps in
+        # its poller meanwhile)
+        signal.alarm(1)
+        t0 = time.monotonic()
+        try:
+            time.sleep(5)
+        except Alarm:
+            out["alarm"] = 0.9 <= time.monotonic() - t0 < 2.5
+        # setitimer keeps firing while the hub sleeps; the handler may wait
+        # (it joins a thread) without blocking the hub
+        ticks = []
+        def tick(signum, frame):
+            t = threading.Thread(target=time.sleep, args=(0.01,))
+            t.start(); t.join()
+            ticks.append(1)
+        signal.signal(signal.SIGALRM, tick)
+        signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)
+        time.sleep(0.6)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        out["ticks"] = len(ticks) >= 5
+        # a handler that raises while the main program waits for a thread
+        # parked on a socket: the main program gets it, the hub lives on
+        a, b = socket.socketpair()
+        rt = threading.Thread(target=lambda: out.setdefault(
+            "read", a.recv(10).decode()))
+        rt.start()
+        signal.signal(signal.SIGALRM, raiser)
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        try:
+            time.sleep(2)
+        except Alarm:
+            out["interrupted"] = True
+        b.send(b"after")
+        rt.join()
+        a.close(); b.close()
+        # Ctrl-C
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        threading.Timer(0.1, os.kill, args=(os.getpid(),
+                                             signal.SIGINT)).start()
+        try:
+            time.sleep(3)
+        except KeyboardInterrupt:
+            out["sigint"] = True
+        print(json.dumps(out))
+    """)
+    assert res == {"getsignal": True, "alarm": True, "ticks": True,
+                   "interrupted": True, "read": "after", "sigint": True}

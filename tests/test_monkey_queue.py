@@ -1,0 +1,125 @@
+"""patch_all(queue=True): the standard queue classes between socket2
+threads and real OS threads, in programs run under ``python -m
+socket2.monkey`` (see test_monkey_threading.py)."""
+import pytest
+
+from test_monkey_threading import NEEDS_THREADS, run_program
+
+pytestmark = [pytest.mark.one_poller, NEEDS_THREADS]
+
+
+def test_queue_pipeline_between_socket2_threads(tmp_path):
+    res, _ = run_program(tmp_path, """
+        import json, queue, threading, time
+        q, results = queue.Queue(maxsize=2), queue.Queue()
+        def producer():
+            for i in range(20):
+                q.put(i)                 # waits while two are queued
+            q.put(None)
+        def consumer():
+            while True:
+                item = q.get()
+                if item is None:
+                    q.task_done()
+                    break
+                time.sleep(0.01)
+                results.put(item * 2)
+                q.task_done()
+        t0 = time.monotonic()
+        ts = [threading.Thread(target=producer),
+              threading.Thread(target=consumer)]
+        [t.start() for t in ts]
+        q.join()
+        [t.join() for t in ts]
+        got = [results.get_nowait() for _ in range(results.qsize())]
+        out = {"got": got, "t": time.monotonic() - t0}
+        # get(timeout=) raises Empty, put(timeout=) Full, in time
+        try:
+            queue.Queue().get(timeout=0.05)
+        except queue.Empty:
+            out["empty"] = True
+        full = queue.Queue(1); full.put(1)
+        try:
+            full.put(2, timeout=0.05)
+        except queue.Full:
+            out["full"] = True
+        lifo, prio = queue.LifoQueue(), queue.PriorityQueue()
+        for i in (3, 1, 2):
+            lifo.put(i); prio.put(i)
+        out["lifo"] = [lifo.get() for _ in range(3)]
+        out["prio"] = [prio.get() for _ in range(3)]
+        # one consumer blocked on get(): the others keep running
+        ticks = []
+        blocked = queue.Queue()
+        def block():
+            out["late"] = blocked.get()
+        b = threading.Thread(target=block); b.start()
+        for _ in range(5):
+            time.sleep(0.01); ticks.append(1)
+        blocked.put("late")
+        b.join()
+        out["ticks"] = len(ticks)
+        print(json.dumps(out))
+    """)
+    assert res["got"] == [i * 2 for i in range(20)]
+    assert res["t"] < 2
+    assert res["empty"] is True and res["full"] is True
+    assert res["lifo"] == [2, 1, 3] and res["prio"] == [1, 2, 3]
+    assert res["late"] == "late" and res["ticks"] == 5
+
+
+def test_simple_queue_is_cooperative(tmp_path):
+    res, _ = run_program(tmp_path, """
+        import json, queue, threading, time
+        import socket2, socket2.monkey
+        OSThread = socket2.monkey.original("threading", "Thread")
+        q = queue.SimpleQueue()
+        out = {"type": type(q).__module__}
+        t0 = time.monotonic()
+        try:
+            q.get(timeout=0.1)
+        except queue.Empty:
+            out["empty"] = time.monotonic() - t0
+        try:
+            q.get_nowait()
+        except queue.Empty:
+            out["nowait"] = True
+        try:
+            q.get(timeout=-1)
+        except ValueError:
+            out["negative"] = True
+        # 8 socket2 threads each wait 0.5 s for an item: concurrently
+        got = []
+        def getter(i):
+            try:
+                q.get(timeout=0.5)
+            except queue.Empty:
+                got.append(i)
+        t0 = time.monotonic()
+        ts = [threading.Thread(target=getter, args=(i,)) for i in range(8)]
+        [t.start() for t in ts]; [t.join() for t in ts]
+        out["parallel"] = [len(got), time.monotonic() - t0]
+        # a real OS thread puts, socket2 threads get; and the reverse
+        items = []
+        def consume(n):
+            for _ in range(n):
+                items.append(q.get(timeout=5))
+        c = threading.Thread(target=consume, args=(100,)); c.start()
+        p = OSThread(target=lambda: [q.put(i) for i in range(100)])
+        p.start(); p.join(); c.join()
+        out["from_os"] = items == list(range(100))
+        back = queue.SimpleQueue()
+        c2 = OSThread(target=lambda: items.append(back.get(timeout=5)))
+        c2.start()
+        time.sleep(0.05)
+        back.put("to os")
+        c2.join()
+        out["to_os"] = items[-1]
+        out["size"] = [q.qsize(), q.empty()]
+        print(json.dumps(out))
+    """)
+    assert res["type"] == "socket2.green.queue"
+    assert 0.09 <= res["empty"] < 1.0 and res["nowait"] and res["negative"]
+    assert res["parallel"][0] == 8 and res["parallel"][1] < 2, res
+    assert res["from_os"] is True and res["to_os"] == "to os"
+    assert res["size"] == [0, True]

@@ -1,0 +1,604 @@
+"""patch_all(thread=True): threading and _thread on socket2 threads.
+
+Each case is a program run as users run it (``python -m socket2.monkey
+script.py``) in its own process, so that patching never leaks into the
+test process; the program prints one JSON line of findings.  Concurrency
+is proven by time: N threads that each wait 0.5 s finish in about 0.5 s.
+"""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+# threading's machinery changed in 3.13 (joinable thread handles), which
+# socket2.green.threading does not patch yet: thread=True warns there.
+THREADS_PATCHABLE = (3, 10) <= sys.version_info[:2] < (3, 13)
+NEEDS_THREADS = pytest.mark.skipif(
+    not THREADS_PATCHABLE, reason="patch_all(thread=True) supports Python "
+    "3.10 to 3.12 (3.13 reworked threading's thread handles)")
+pytestmark = [pytest.mark.one_poller, NEEDS_THREADS]
+
+N = 8
+BOUND = 2.5        # seconds: well under N x 0.5 = 4 s
+NOISE = ("Exception ignored", "Traceback", "Fatal Python error",
+         "Warning")
+
+
+def run_program(tmp_path, code, *args, monkey=True, timeout=60,
+                quiet=True):
+    """Run *code* (through ``python -m socket2.monkey`` unless *monkey* is
+    False) and return (its last stdout line as JSON, stderr).  With
+    *quiet*, stderr must hold no traceback, warning or 'Exception
+    ignored' (the exit must be clean)."""
+    script = tmp_path / "prog.py"
+    script.write_text(textwrap.dedent(code))
+    argv = [sys.executable] + (["-m", "socket2.monkey"] if monkey else []) \
+        + [str(script)] + [str(a) for a in args]
+    out = subprocess.run(argv, capture_output=True, text=True,
+                         timeout=timeout, cwd=str(tmp_path))
+    assert out.returncode == 0, out.stderr[-3000:]
+    if quiet:
+        assert not any(n in out.stderr for n in NOISE), out.stderr[-3000:]
+    lines = out.stdout.strip().splitlines()
+    assert lines, out.stderr[-3000:]
+    return json.loads(lines[-1]), out.stderr
+
+
+def test_threads_are_socket2_threads(tmp_path):
+    res, _ = run_program(tmp_path, """
+        import json, sys, threading, time, _thread
+        seen = {}
+        def work(i):
+            me = threading.current_thread()
+            time.sleep(0.5)
+            seen[i] = (me.name, threading.get_ident(), _thread.get_ident(),
+                       me.ident, me.native_id, me.daemon,
+                       threading.current_thread() is me,
+                       me is not threading.main_thread())
+        t0 = time.monotonic()
+        ts = [threading.Thread(target=work, args=(i,), name="w%d" % i,
+                               daemon=bool(i % 2)) for i in range(NTHREADS)]
+        before = [t.is_alive() for t in ts]
+        for t in ts:
+            t.start()
+        during = [t.is_alive() for t in ts]
+        count = threading.active_count()
+        names = sorted(t.name for t in threading.enumerate())
+        for t in ts:
+            t.join()
+        after = [t.is_alive() for t in ts]
+        real = set(sys._current_frames())
+        print(json.dumps({
+            "t": time.monotonic() - t0, "seen": [seen[i] for i in range(NTHREADS)],
+            "before": before, "during": during, "after": after,
+            "count": count, "names": names,
+            "main": [threading.current_thread() is threading.main_thread(),
+                     threading.main_thread().ident == threading.get_ident(),
+                     threading.get_ident() in real],
+            "real": [s[1] in real for s in seen.values()],
+            "count_after": threading.active_count()}))
+    """.replace("NTHREADS", str(N)))
+    assert res["t"] < BOUND, res
+    seen = res["seen"]
+    assert [s[0] for s in seen] == ["w%d" % i for i in range(N)]
+    idents = {s[1] for s in seen}
+    assert len(idents) == N                          # distinct per thread
+    assert all(s[1] == s[2] == s[3] for s in seen)   # threading == _thread
+    assert len({s[4] for s in seen}) == N            # native_id distinct
+    assert [s[5] for s in seen] == [bool(i % 2) for i in range(N)]
+    assert all(s[6] and s[7] for s in seen)
+    assert res["before"] == [False] * N and res["during"] == [True] * N
+    assert res["after"] == [False] * N
+    assert res["count"] == N + 1 and res["count_after"] == 1
+    assert res["names"] == sorted(["MainThread"] +
+                                  ["w%d" % i for i in range(N)])
+    assert res["main"] == [True, True, True]         # the main keeps its
+    assert res["real"] == [False] * N                # no OS thread each
+
+
+def test_lock_semantics(tmp_path):
+    res, _ = run_program(tmp_path, """
+        import json, threading, time, _thread
+        out = {}
+        lock = threading.Lock()
+        lock.acquire()
+        t0 = time.monotonic()
+        out["timeout"] = [lock.acquire(timeout=0.1),
+                          time.monotonic() - t0,
+                          lock.acquire(False), lock.locked()]
+        errors = []
+        for call in (lambda: lock.acquire(False, 1),
+                     lambda: lock.acquire(timeout=-2),
+                     lambda: lock.acquire(timeout=1e100)):
+            try:
+                call()
+            except (ValueError, OverflowError) as e:
+                errors.append(type(e).__name__)
+        out["errors"] = errors
+        lock.release()
+        try:
+            lock.release()
+        except RuntimeError as e:
+            out["unlocked"] = str(e)
+        # A release from another thread hands the lock on (Lock has no owner).
+        lock.acquire()
+        threading.Timer(0.05, lock.release).start()
+        out["released_elsewhere"] = lock.acquire(timeout=2)
+        lock.release()
+        # RLock: recursion and ownership.
+        r = threading.RLock()
+        with r:
+            with r:
+                out["recursive"] = r._is_owned()
+            def other():
+                got = r.acquire(timeout=0.05)
+                try:
+                    r.release()
+                except RuntimeError:
+                    return [got, "not owner"]
+            t = threading.Thread(target=lambda: out.setdefault("rother",
+                                                               other()))
+            t.start(); t.join()
+        out["rfree"] = r.acquire(False)
+        r.release()
+        # Condition.wait returns holding the lock, with or without notify.
+        c = threading.Condition()
+        with c:
+            out["cwait_timeout"] = [c.wait(0.05), c._is_owned()]
+            threading.Timer(0.05, lambda: [c.acquire(), c.notify(),
+                                           c.release()]).start()
+            out["cwait_notified"] = [c.wait(2), c._is_owned()]
+            out["wait_for"] = c.wait_for(lambda: True, 0.01)
+        # Event.wait returns the flag.
+        e = threading.Event()
+        out["event"] = [e.wait(0.05)]
+        threading.Timer(0.05, e.set).start()
+        out["event"].append(e.wait(2))
+        # Semaphores.
+        s = threading.Semaphore(2)
+        out["sem"] = [s.acquire(), s.acquire(), s.acquire(timeout=0.05)]
+        b = threading.BoundedSemaphore(1)
+        b.acquire(); b.release()
+        try:
+            b.release()
+        except ValueError:
+            out["bounded"] = True
+        # Barrier of three parties.
+        bar = threading.Barrier(3)
+        got = []
+        ts = [threading.Thread(target=lambda: got.append(bar.wait(2)))
+              for _ in range(3)]
+        [t.start() for t in ts]; [t.join() for t in ts]
+        out["barrier"] = sorted(got)
+        bar2 = threading.Barrier(2)
+        try:
+            bar2.wait(0.05)
+        except threading.BrokenBarrierError:
+            out["broken"] = bar2.broken
+        # Timer fires, or is cancelled.
+        fired = []
+        t1 = threading.Timer(0.05, fired.append, args=["a"])
+        t2 = threading.Timer(0.05, fired.append, args=["b"])
+        t1.start(); t2.start(); t2.cancel(); t1.join(); t2.join()
+        out["timer"] = fired
+        out["types"] = [type(lock).__module__, type(r).__module__,
+                        type(_thread.allocate_lock()).__module__]
+        print(json.dumps(out))
+    """)
+    got, waited, nowait, locked = res["timeout"]
+    assert [got, nowait, locked] == [False, False, True]
+    assert 0.09 <= waited < 1.0
+    assert res["errors"] == ["ValueError", "ValueError", "OverflowError"]
+    assert res["unlocked"] == "release unlocked lock"
+    assert res["released_elsewhere"] is True
+    assert res["recursive"] is True
+    assert res["rother"] == [False, "not owner"]
+    assert res["rfree"] is True
+    assert res["cwait_timeout"] == [False, True]
+    assert res["cwait_notified"] == [True, True]
+    assert res["wait_for"] is True
+    assert res["event"] == [False, True]
+    assert res["sem"] == [True, True, False]
+    assert res["bounded"] is True
+    assert res["barrier"] == [0, 1, 2]
+    assert res["broken"] is True
+    assert res["timer"] == ["a"]
+    assert all(t.startswith("socket2.green.") for t in res["types"])
+
+
+def test_local_is_per_socket2_thread(tmp_path):
+    res, _ = run_program(tmp_path, """
+        import json, threading, time, _threading_local
+        class Counter(threading.local):
+            def __init__(self, start):
+                self.n = start
+            @property
+            def double(self):
+                return self.n * 2
+            def bump(self):
+                self.n += 1
+                return self.n
+        plain = threading.local()
+        other = _threading_local.local()
+        c = Counter(10)
+        plain.x = "main"; other.x = "main"
+        out = {}
+        def work(i):
+            plain.x = i; other.x = -i
+            for _ in range(i):
+                c.bump()
+            time.sleep(0.05)           # the others run meanwhile
+            out[i] = [plain.x, other.x, c.n, c.double,
+                      sorted(plain.__dict__)]
+        ts = [threading.Thread(target=work, args=(i,)) for i in range(1, 5)]
+        [t.start() for t in ts]; [t.join() for t in ts]
+        try:
+            threading.local(1)
+            err = None
+        except TypeError as e:
+            err = str(e)
+        print(json.dumps({"out": [out[i] for i in range(1, 5)],
+                          "main": [plain.x, other.x, c.n],
+                          "err": err}))
+    """)
+    assert res["out"] == [[i, -i, 10 + i, 2 * (10 + i), ["x"]]
+                          for i in range(1, 5)]
+    assert res["main"] == ["main", "main", 10]
+    assert res["err"] == "Initialization arguments are not supported"
+
+
+def test_locks_shared_with_real_os_threads(tmp_path):
+    # Socket2 threads and real OS threads (original('threading','Thread'),
+    # run_in_thread workers) share patched locks and conditions: a wait
+    # blocks only the waiter, a release in one OS thread wakes a waiter in
+    # another, nothing is lost.
+    res, _ = run_program(tmp_path, """
+        import json, threading, time
+        import socket2, socket2.monkey
+        OSThread = socket2.monkey.original("threading", "Thread")
+        lock = threading.RLock()
+        count = [0]
+        def green():
+            for i in range(2000):
+                with lock:
+                    with lock:
+                        v = count[0]
+                        if i % 50 == 0:
+                            time.sleep(0)      # switch while holding it
+                        count[0] = v + 1
+        def real():
+            for i in range(2000):
+                with lock:
+                    v = count[0]
+                    count[0] = v + 1
+        ts = [threading.Thread(target=green) for _ in range(4)] + \\
+             [OSThread(target=real) for _ in range(3)]
+        [t.start() for t in ts]; [t.join(20) for t in ts]
+        out = {"count": count[0], "alive": [t.is_alive() for t in ts]}
+        cond = threading.Condition()
+        items, got = [], [[], []]
+        def consumer(k):
+            for _ in range(300):
+                with cond:
+                    while not items:
+                        cond.wait()
+                    got[k].append(items.pop(0))
+        def producer():
+            for i in range(300):
+                with cond:
+                    items.append(i)
+                    cond.notify()
+                if i % 10 == 0:
+                    time.sleep(0.001)
+        ts = [threading.Thread(target=consumer, args=(0,)),
+              OSThread(target=consumer, args=(1,)), OSThread(target=producer),
+              threading.Thread(target=producer)]
+        [t.start() for t in ts]; [t.join(20) for t in ts]
+        out["cond"] = [len(got[0]) + len(got[1]),
+                       [t.is_alive() for t in ts]]
+        # A run_in_thread worker waits for a lock a socket2 thread holds;
+        # the socket2 threads keep running meanwhile.
+        held = threading.Lock()
+        held.acquire()
+        ticks = []
+        def ticker():
+            for _ in range(5):
+                time.sleep(0.02)
+                ticks.append(1)
+            held.release()
+        threading.Thread(target=ticker).start()
+        t0 = time.monotonic()
+        out["worker"] = socket2.run_in_thread(held.acquire, timeout=5)
+        out["ticks"] = len(ticks)
+        # and a worker's release wakes a socket2 thread.
+        socket2.run_in_thread(lambda: (time.sleep(0.05), held.release()))
+        out["woken"] = held.acquire(timeout=5)
+        # A socket2 thread joins a real OS thread without blocking its hub.
+        beat = []
+        def beater():
+            while len(beat) < 5:
+                time.sleep(0.02)
+                beat.append(1)
+        b = threading.Thread(target=beater); b.start()
+        slow = OSThread(target=__import__("socket2").monkey.original(
+            "time", "sleep"), args=(0.3,))
+        slow.start()
+        slow.join()
+        out["beat"] = len(beat)
+        b.join()
+        print(json.dumps(out))
+    """, timeout=90)
+    assert res["count"] == 7 * 2000 and res["alive"] == [False] * 7
+    assert res["cond"] == [600, [False] * 4]
+    assert res["worker"] is True and res["ticks"] == 5
+    assert res["woken"] is True
+    assert res["beat"] == 5         # the hub ran while main joined
+
+
+def test_thread_pool_executor_runs_socket2_threads(tmp_path):
+    res, _ = run_program(tmp_path, """
+        import json, sys, threading, time
+        from concurrent.futures import ThreadPoolExecutor, wait
+        def job(i):
+            time.sleep(0.5)
+            return i, threading.get_ident()
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(max_workers=NTHREADS) as ex:
+            futs = [ex.submit(job, i) for i in range(NTHREADS)]
+            wait(futs, timeout=10)
+            real = set(sys._current_frames())
+            res = [f.result() for f in futs]
+        # one left running at exit: the interpreter waits for it
+        ex2 = ThreadPoolExecutor(2)
+        late = ex2.submit(time.sleep, 0.2)
+        print(json.dumps({"t": time.monotonic() - t0,
+                          "ids": [r[0] for r in res],
+                          "real": [r[1] in real for r in res],
+                          "threads": len(set(r[1] for r in res))}))
+    """.replace("NTHREADS", str(N)))
+    assert res["t"] < BOUND and res["ids"] == list(range(N)), res
+    assert res["real"] == [False] * N and res["threads"] == N
+
+
+_EXIT_CASES = {
+    # daemon threads parked forever, in sleep, a lock and a queue
+    "daemon_parked": """
+        import threading, time, queue
+        lock = threading.Lock(); lock.acquire()
+        q = queue.Queue()
+        for target in (lambda: time.sleep(100), lock.acquire, q.get):
+            threading.Thread(target=target, daemon=True).start()
+        print('{"ok": 1}')
+    """,
+    # a non-daemon thread still running when the main program ends: the
+    # interpreter waits for it (threading._shutdown), cooperatively
+    "non_daemon_finishes": """
+        import threading, time, sys
+        def late():
+            time.sleep(0.3)
+            print('{"ok": "late"}', flush=True)
+        threading.Thread(target=late).start()
+        print('{"ok": "main"}', flush=True)
+    """,
+    # atexit and threading's own exit hooks, logging's locks at exit
+    "atexit_hooks": """
+        import atexit, logging, threading, time
+        logging.basicConfig(level=logging.INFO)
+        log = logging.getLogger("exit")
+        done = threading.Event()
+        threading._register_atexit(done.set)
+        threading.Thread(target=done.wait).start()   # released at exit
+        def hook():
+            t = threading.Thread(target=lambda: time.sleep(0.05))
+            t.start(); t.join()
+            with threading.RLock():
+                pass
+            print('{"ok": "atexit"}', flush=True)
+        atexit.register(hook)
+        print('{"ok": "main"}', flush=True)
+    """,
+    # an executor that was never shut down, with a job in flight
+    "executor_left_open": """
+        import time
+        from concurrent.futures import ThreadPoolExecutor
+        ex = ThreadPoolExecutor(4)
+        f = ex.submit(time.sleep, 0.2)
+        print('{"ok": 1}', flush=True)
+    """,
+    # real OS threads (non-daemon) still running at exit, sharing a
+    # patched lock with the main program
+    "os_thread_at_exit": """
+        import threading, time, socket2.monkey
+        OSThread = socket2.monkey.original("threading", "Thread")
+        lock = threading.Lock()
+        def work():
+            for _ in range(20):
+                with lock:
+                    socket2.monkey.original("time", "sleep")(0.005)
+        OSThread(target=work).start()
+        with lock:
+            time.sleep(0.05)
+        print('{"ok": 1}', flush=True)
+    """,
+}
+
+
+@pytest.mark.parametrize("case", sorted(_EXIT_CASES))
+def test_clean_exit(tmp_path, case):
+    res, err = run_program(tmp_path, _EXIT_CASES[case], timeout=30)
+    assert res["ok"], res
+    assert err.strip() == "" or err.startswith("INFO"), err
+
+
+def test_patching_late_warns_about_copies(tmp_path):
+    (tmp_path / "early.py").write_text(textwrap.dedent("""
+        from threading import Lock, Thread
+        class Worker(Thread):
+            pass
+    """))
+    res, err = run_program(tmp_path, """
+        import json, warnings
+        warnings.simplefilter("always")
+        import early
+        import socket2.monkey
+        with warnings.catch_warnings(record=True) as w:
+            socket2.monkey.patch_all()
+        msgs = [str(x.message) for x in w]
+        import threading
+        t = early.Worker(target=lambda: None)
+        t.start(); t.join()
+        print(json.dumps({
+            "copied": [m for m in msgs if "copied names from threading" in m],
+            "derived": [m for m in msgs if "derived classes" in m],
+            "patched": [socket2.monkey.is_patched(n) for n in (
+                "threading", "_thread", "queue", "subprocess", "os",
+                "signal")],
+            "original": socket2.monkey.original("threading", "Thread") is
+                        early.Thread}))
+    """, monkey=False, quiet=False)
+    assert len(res["copied"]) == 1 and "early" in res["copied"][0]
+    assert len(res["derived"]) == 1 and "early" in res["derived"][0]
+    assert res["patched"] == [True] * 6
+    assert res["original"] is True
+
+
+def test_fork_with_threading_patched(tmp_path):
+    if not hasattr(os, "fork"):
+        pytest.skip("needs os.fork()")
+    res, _ = run_program(tmp_path, """
+        import json, os, threading, time
+        lock = threading.Lock()
+        bg = threading.Thread(target=lambda: time.sleep(0.3), daemon=True)
+        bg.start()
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                got = []
+                t = threading.Thread(target=lambda: got.append(
+                    threading.current_thread().name))
+                t.start(); t.join()
+                with lock:
+                    pass
+                os.write(w, json.dumps([len(got), threading.current_thread()
+                                        is threading.main_thread()]).encode())
+            finally:
+                os._exit(0)
+        os.close(w)
+        child = json.loads(os.read(r, 1000))
+        os.close(r)
+        _, status = os.waitpid(pid, 0)
+        print(json.dumps({"child": child, "status": status}))
+    """)
+    assert res == {"child": [1, True], "status": 0}
+
+
+def test_patching_after_threads_started_exits_cleanly(tmp_path):
+    # threading imported and a real OS thread running before patch_all():
+    # that thread stays an OS thread, the main thread keeps its identity,
+    # and the exit waits for both kinds of thread without noise.
+    res, err = run_program(tmp_path, """
+        import json, sys, threading, time
+        early = threading.Thread(target=time.sleep, args=(0.3,))
+        early.start()
+        main_ident = threading.get_ident()
+        import warnings
+        warnings.simplefilter("ignore")
+        import socket2.monkey
+        socket2.monkey.patch_all()
+        late = threading.Thread(target=time.sleep, args=(0.3,))
+        late.start()
+        out = {"main": [threading.get_ident() == main_ident,
+                        threading.current_thread() is threading.main_thread()],
+               "early_real": early.ident in sys._current_frames(),
+               "late_real": late.ident in sys._current_frames(),
+               "alive": [early.is_alive(), late.is_alive()]}
+        early.join(); late.join()
+        out["joined"] = [early.is_alive(), late.is_alive()]
+        threading.Thread(target=lambda: time.sleep(0.2)).start()
+        print(json.dumps(out), flush=True)
+    """, monkey=False)
+    assert res == {"main": [True, True], "early_real": True,
+                   "late_real": False, "alive": [True, True],
+                   "joined": [False, False]}
+    assert err == ""
+
+
+def test_start_new_thread_and_its_errors(tmp_path):
+    res, _ = run_program(tmp_path, """
+        import json, _thread, threading, time
+        out = {}
+        done = threading.Event()
+        def f(a, b=0):
+            out["args"] = [a, b, _thread.get_ident() != threading.main_thread().ident]
+            done.set()
+        ident = _thread.start_new_thread(f, (1,), {"b": 2})
+        done.wait(5)
+        out["ident"] = isinstance(ident, int)
+        errs = []
+        for args in ((1, ()), (f, [1]), (f, (1,), [])):
+            try:
+                _thread.start_new_thread(*args)
+            except TypeError as e:
+                errs.append(str(e))
+        out["errs"] = errs
+        # a thread started by a run_in_thread worker is a real OS thread
+        import socket2, sys
+        def in_worker():
+            r = []
+            t = threading.Thread(target=lambda: r.append(
+                threading.get_ident() in sys._current_frames()))
+            t.start(); t.join()
+            return r
+        out["worker"] = socket2.run_in_thread(in_worker, timeout=10)
+        print(json.dumps(out))
+    """)
+    assert res["args"] == [1, 2, True] and res["ident"] is True
+    assert res["errs"] == ["first arg must be callable",
+                           "2nd arg must be a tuple",
+                           "optional 3rd arg must be a dictionary"]
+    assert res["worker"] == [True]
+
+
+def test_original_and_unpatch_all(tmp_path):
+    res, _ = run_program(tmp_path, """
+        import json, queue, threading, _thread, subprocess, os, signal
+        import socket2.monkey as monkey
+        std = {"Thread": threading.Thread, "Lock": threading.Lock,
+               "get_ident": _thread.get_ident, "SimpleQueue": queue.SimpleQueue,
+               "Popen": subprocess.Popen, "waitpid": os.waitpid,
+               "signal": signal.signal}
+        monkey.patch_all()
+        out = {"patched": [threading.Thread is not std["Thread"],
+                           threading.Lock is not std["Lock"],
+                           _thread.get_ident is not std["get_ident"],
+                           queue.SimpleQueue is not std["SimpleQueue"],
+                           subprocess.Popen is not std["Popen"],
+                           os.waitpid is not std["waitpid"],
+                           signal.signal is not std["signal"]],
+               "original": [monkey.original("threading", "Thread") is
+                            std["Thread"],
+                            monkey.original("_thread", "get_ident") is
+                            std["get_ident"],
+                            monkey.original("queue", "SimpleQueue") is
+                            std["SimpleQueue"]]}
+        try:
+            monkey.original("threading", "no_such_name")
+        except AttributeError:
+            out["missing"] = True
+        monkey.unpatch_all()
+        out["restored"] = [threading.Thread is std["Thread"],
+                           threading.Lock is std["Lock"],
+                           _thread.get_ident is std["get_ident"],
+                           queue.SimpleQueue is std["SimpleQueue"],
+                           subprocess.Popen is std["Popen"],
+                           os.waitpid is std["waitpid"],
+                           signal.signal is std["signal"],
+                           monkey.is_patched("threading")]
+        print(json.dumps(out))
+    """, monkey=False)
+    assert res == {"patched": [True] * 7, "original": [True] * 3,
+                   "missing": True, "restored": [True] * 7 + [False]}
