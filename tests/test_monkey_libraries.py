@@ -424,3 +424,37 @@ print(json.dumps({"out": out, "t": t, "most": inside[1]}))
     assert res["out"] == [str(2 * i) for i in range(N)]
     assert POOLED[0] < res["t"] < POOLED[1], res
     assert res["most"] == N         # all requests in the app at once
+
+
+def test_flask_on_socket2_http_with_a_pool_of_two(tmp_path, postgres):
+    # Issue 19's "done when": a real Flask application whose views use an
+    # SQLAlchemy pool of two, served by socket2.http.serve under python -m
+    # socket2.monkey, eight concurrent clients (socket2's own HTTP client).
+    _need("flask", "flask")
+    _need("sqlalchemy", "SQLAlchemy")
+    _need("pg8000")
+    res = _run(tmp_path, """
+import flask, socket2, socket2.http
+import sqlalchemy as sa
+engine = sa.create_engine("postgresql+pg8000://postgres@127.0.0.1:%s/postgres"
+                          % sys.argv[1], pool_size=2, max_overflow=0)
+app = flask.Flask("s2")
+@counted
+def query(n):
+    with engine.connect() as c:
+        return str(c.execute(sa.text("SELECT CAST(:n AS integer) * 2 "
+                                     "FROM pg_sleep(0.5)"), {"n": n}).scalar())
+@app.route("/<int:n>")
+def double(n):
+    return query(n)
+lst = socket2.tcp(); lst.listen("127.0.0.1", 0)
+srv = socket2.newthread(socket2.http.serve, lst, app)
+url = "http://127.0.0.1:%d/" % lst.local_port
+with socket2.http.Client(timeout=30) as client:
+    out, t = concurrently(lambda i: client.get(url + str(i)).read().decode())
+lst.close(); srv.join(timeout=10)
+print(json.dumps({"out": out, "t": t, "most": inside[1]}))
+""", postgres)
+    assert res["out"] == [str(2 * i) for i in range(N)]
+    assert POOLED[0] < res["t"] < POOLED[1], res
+    assert res["most"] == N         # all requests in a view at once
