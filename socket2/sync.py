@@ -67,6 +67,7 @@ __all__ = ["Event", "Lock", "Semaphore", "BoundedSemaphore", "Condition",
 # cooperative ones; these primitives need the OS thread's.
 _get_ident = _thread.get_ident
 _allocate_lock = _thread.allocate_lock
+_RLock = _thread.RLock
 
 
 def _stdqueue():
@@ -172,7 +173,11 @@ class Event:
     def __init__(self):
         self._flag = False
         self._waiters = OrderedDict()
-        self._lock = _allocate_lock()
+        # Re-entrant: a Python signal handler may call set() while this
+        # OS thread is inside set() or wait() of the same Event (handlers
+        # run between any two bytecodes); a plain lock would deadlock.
+        # Both are written to stay right when re-entered so.
+        self._lock = _RLock()
 
     def is_set(self):
         """True once :meth:`set` was called (and not :meth:`clear` since)."""
@@ -214,6 +219,13 @@ class Event:
                 if self._flag:
                     return True
                 self._waiters[w] = None
+            if self._flag and not w.woken:
+                # set() ran re-entered (a signal handler) before w was
+                # queued: it could not see w.
+                w.woken = True
+                with self._lock:
+                    self._waiters.pop(w, None)
+                return True
             hub.suspend(deadline)
         except BaseException:
             if not w.woken:

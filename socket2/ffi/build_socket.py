@@ -191,7 +191,7 @@ int s2_socket(int family, int type, int protocol)
         int e = errno; close(fd); return -e;
     }
 #endif
-#ifdef SO_NOSIGPIPE
+#ifdef S2_HAS_SO_NOSIGPIPE   /* SO_NOSIGPIPE itself is -1 where absent */
     {
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
@@ -234,7 +234,7 @@ int s2_accept(int fd)
     fcntl(c, F_SETFL, fcntl(c, F_GETFL) | O_NONBLOCK);
     fcntl(c, F_SETFD, FD_CLOEXEC);
 #endif
-#ifdef SO_NOSIGPIPE
+#ifdef S2_HAS_SO_NOSIGPIPE   /* SO_NOSIGPIPE itself is -1 where absent */
     {
         int one = 1;
         setsockopt(c, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
