@@ -263,6 +263,14 @@ def no_leaks(poller, request):
     assert not left, "test left the hub busy: %s" % "; ".join(left)
 
 
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    """The test certificates (tests/pki.py: a CA, server and client
+    certificates, expired and self-signed ones), made once per run."""
+    import pki as _pki          # deferred: trustme is a test extra
+    return _pki.pki(tmp_path_factory)
+
+
 @pytest.fixture
 def server():
     """A loopback echo server in a socket2 thread; yields its port."""

@@ -16,12 +16,6 @@ from socket2.green import socket as gsocket
 from socket2.green import ssl as gssl
 from socket2.green import time as gtime
 
-import pki as _pki
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return _pki.pki(tmp_path_factory)
 
 
 def _ticker():

@@ -16,7 +16,6 @@ import pytest
 import socket2
 from socket2.http.limits import Limits
 
-import pki as _pki
 from http_procs import (HELLO, ServerProcess, child_env, cli, pids_seen,
                         request)
 
@@ -351,10 +350,6 @@ def test_a_crash_looping_worker_makes_the_parent_give_up(app_dir):
 
 
 # -- TLS -------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return _pki.pki(tmp_path_factory)
 
 
 def test_tls(app_dir, pki):

@@ -10,7 +10,6 @@ import pytest
 import socket2
 import socket2.http as http
 
-import pki as _pki
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "peers"))
 import nginx_peer  # noqa: E402
@@ -23,11 +22,6 @@ pytestmark = [
     pytest.mark.skipif(sys.platform == "win32",
                        reason="nginx runs on the Linux host, not under "
                               "Windows")]
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return _pki.pki(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

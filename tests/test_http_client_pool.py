@@ -12,16 +12,10 @@ import socket2
 import socket2.http as http
 from socket2.http._request import bypass_proxy, env_proxies
 
-import pki as _pki
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "peers"))
 from client_peers import (Proxy, RawServer, StdlibServer,  # noqa: E402
                           respond)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return _pki.pki(tmp_path_factory)
 
 
 def ok(c, head, body):

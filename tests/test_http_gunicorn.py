@@ -137,12 +137,6 @@ def test_access_log_goes_to_gunicorns_logger(app_dir):
         assert srv.wait(5) == 0
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    import pki as _pki
-    return _pki.pki(tmp_path_factory)
-
-
 def test_tls_with_gunicorns_certificate_settings(app_dir, pki):
     import ssl
     with _start(app_dir, "--certfile", pki["server_crt"],

@@ -13,7 +13,6 @@ import socket2
 import socket2.http
 from socket2.http import Limits
 
-import pki as _pki
 from http_helpers import (connect, echo, get, hello, read_one, running, show,
                           split, talk)
 
@@ -682,10 +681,6 @@ def test_the_parser_corpus_of_invalid_heads_through_the_server():
 
 
 # ------------------------------------------------------------------ TLS
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return _pki.pki(tmp_path_factory)
 
 
 def test_tls_pipelined_and_socket2_client(pki):

@@ -11,8 +11,7 @@ import pytest
 import socket2
 import socket2.http
 
-import pki as _pki
-from http_helpers import get, running, show, split
+from http_helpers import get, running
 
 requests = pytest.importorskip("requests", reason="pip install requests")
 needs_curl = pytest.mark.skipif(shutil.which("curl") is None,
@@ -20,11 +19,6 @@ needs_curl = pytest.mark.skipif(shutil.which("curl") is None,
 needs_openssl = pytest.mark.skipif(
     shutil.which("openssl") is None,
     reason="needs the openssl tool: apt-get install openssl")
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return _pki.pki(tmp_path_factory)
 
 
 def server_ctx(pki):

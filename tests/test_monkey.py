@@ -14,7 +14,6 @@ import time
 
 import pytest
 
-import pki as _pki
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -29,11 +28,6 @@ def _need(module, pip_name=None):
     pytest.importorskip(module, reason="needs %s: pip install %s (.ci/run "
                         "installs the test extras)" % (module,
                                                        pip_name or module))
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return _pki.pki(tmp_path_factory)
 
 
 def _start(argv, timeout=15):

@@ -14,17 +14,11 @@ import socket2
 import socket2.http as http
 from socket2.http import response as _response
 
-import pki as _pki
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "peers"))
 from client_peers import RawServer, respond  # noqa: E402
 
 FORGED = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nFORGED"
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return _pki.pki(tmp_path_factory)
 
 
 def target(head):

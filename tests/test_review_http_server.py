@@ -12,9 +12,8 @@ import socket2
 import socket2.http
 from socket2.http import Limits
 
-import pki as _pki
-from http_helpers import (connect, echo, get, hello, read_one, running, show,
-                          split, talk)
+from http_helpers import (connect, echo, get, hello, running, show, split,
+                          talk)
 
 
 def test_01_middleware_replacing_wsgi_input_keeps_keep_alive():
@@ -193,11 +192,6 @@ def test_15_unread_chunked_body_says_connection_close():
         data = c.recvall(timeout=5)
     (r,) = split(data)
     assert r.header("connection") == "close"
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return _pki.pki(tmp_path_factory)
 
 
 def test_17_tls_silence_after_the_handshake_is_header_timeout(pki):

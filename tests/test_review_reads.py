@@ -21,15 +21,9 @@ import pytest
 
 import socket2
 
-import pki as _pki
 from conftest import tcp_pair
 
 HOST = "localhost"
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return _pki.pki(tmp_path_factory)
 
 
 def server_ctx(pki):

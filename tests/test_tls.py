@@ -14,16 +14,10 @@ import pytest
 
 import socket2
 
-import pki as _pki
 
 HAS_OPENSSL = shutil.which("openssl") is not None
 needs_openssl = pytest.mark.skipif(
     not HAS_OPENSSL, reason="needs the openssl tool: apt-get install openssl")
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return _pki.pki(tmp_path_factory)
 
 
 def server_ctx(pki, which="server", version=None):
