@@ -18,6 +18,7 @@ __all__ = ["tcp", "udp", "raw", "TCPSocket", "UDPSocket", "RawSocket"]
 
 # Hot-path names bound once (a global or attribute lookup per call adds up).
 _from_buffer = ffi.from_buffer
+_release = ffi.release
 _recv = lib.s2_recv
 _send = lib.s2_send
 _accept = lib.s2_accept
@@ -57,6 +58,25 @@ def _wbuf(buf, what):
     except BufferError:
         raise TypeError("%s needs a writable buffer; %s is read-only"
                         % (what, type(buf).__name__)) from None
+
+
+# A cdata that from_buffer() made over the caller's buffer holds an export of
+# it until the cdata goes.  Every method that makes one releases it when an
+# exception leaves the method (_drop): the exception's traceback keeps the
+# frames it passed through alive, locals and arguments included, and if
+# the caller keeps the exception in a reference cycle (``err = e`` in the
+# frame that caught it is enough) with a memoryview as the buffer, the
+# garbage collector may clear that memoryview while the export still holds
+# it.  CPython then prints "BufferError: memoryview has 1 exported buffer"
+# and crashes when the export is released afterwards (memory_clear drops
+# the view's managed buffer; memory_dealloc then dereferences it).  A
+# normal return frees the frame, and the export, at once: no cost there.
+# (The compiled recv/sendall hold their Py_buffer on the C stack, which the
+# collector does not see, and release it before returning.)
+def _drop(p):
+    """Release the export *p* holds (``_rbuf`` may have returned bytes)."""
+    if type(p) is not bytes:
+        _release(p)
 
 
 def _rbuf(buf, what):
@@ -525,10 +545,11 @@ class _Stream:
         """Fill exactly *n* bytes of *buf* (default: all of it).  If the
         peer closes first, raises ``Error(err='eof')`` with ``.received``."""
         p = _wbuf(buf, "recvn()")
-        n = _maxlen(n, len(p))
-        deadline = self._deadline(timeout, expires)
-        got = self._take(p, n) if self._rb else 0
+        got = 0
         try:
+            n = _maxlen(n, len(p))
+            deadline = self._deadline(timeout, expires)
+            got = self._take(p, n) if self._rb else 0
             while got < n:
                 r = self._recv_loop(p + got, n - got, None, deadline)
                 if r == 0:
@@ -536,7 +557,11 @@ class _Stream:
                                 "of %d bytes" % (got, n))
                 got += r
         except Error as e:
+            _release(p)     # (see _drop)
             e.received = got
+            raise
+        except BaseException:
+            _release(p)
             raise
         return got
 
@@ -700,7 +725,12 @@ class TCPSocket(_Stream, _Socket):
         """Send at least one byte of *buf* (up to *maxlen*); return how
         many were sent, waiting while the kernel buffer is full."""
         p = _rbuf(buf, "send()")
-        return self._send_loop(p, _maxlen(maxlen, len(p)), timeout, expires)
+        try:
+            return self._send_loop(p, _maxlen(maxlen, len(p)), timeout,
+                                   expires)
+        except BaseException:
+            _drop(p)        # (see _drop)
+            raise
 
     def recv(self, buf, maxlen=None, timeout=None, expires=None):
         """Receive into the writable *buf* (up to *maxlen* bytes); return
@@ -712,10 +742,14 @@ class TCPSocket(_Stream, _Socket):
             p = _from_buffer("char[]", buf, True)
         except (TypeError, BufferError):
             p = _wbuf(buf, "recv()")   # raises the explanatory error
-        n = len(p) if maxlen is None else _maxlen(maxlen, len(p))
-        if self._rb:
-            return self._take(p, n)
-        return self._recv_loop(p, n, timeout, expires)
+        try:
+            n = len(p) if maxlen is None else _maxlen(maxlen, len(p))
+            if self._rb:
+                return self._take(p, n)
+            return self._recv_loop(p, n, timeout, expires)
+        except BaseException:
+            _release(p)     # (see _drop)
+            raise
 
     def sendall(self, buf, maxlen=None, timeout=None, expires=None):
         """Send all of *buf* (or its first *maxlen* bytes).  On failure the
@@ -730,19 +764,27 @@ class TCPSocket(_Stream, _Socket):
                 p = _from_buffer(buf)
             except TypeError:
                 p = _rbuf(buf, "sendall()")   # raises the explanatory error
-        n = len(p) if maxlen is None else _maxlen(maxlen, len(p))
-        # The hot path: the kernel takes it all at once.
-        r = _send(self._fd, p, n)
-        if r == n:
-            return n
-        return self._sendall_slow(p, n, r, timeout, expires)
+        try:
+            n = len(p) if maxlen is None else _maxlen(maxlen, len(p))
+            # The hot path: the kernel takes it all at once.
+            r = _send(self._fd, p, n)
+            if r == n:
+                return n
+            return self._sendall_slow(p, n, r, timeout, expires)
+        except BaseException:
+            _drop(p)        # (see _drop)
+            raise
 
     def _sendall_rest(self, buf, maxlen, r):
         """The compiled sendall's first send() returned *r*, not the whole
         length: go on from there (no timeout was given)."""
         p = _rbuf(buf, "sendall()")
-        n = len(p) if maxlen is None else _maxlen(maxlen, len(p))
-        return self._sendall_slow(p, n, r, None, None)
+        try:
+            n = len(p) if maxlen is None else _maxlen(maxlen, len(p))
+            return self._sendall_slow(p, n, r, None, None)
+        except BaseException:
+            _drop(p)        # (see _drop)
+            raise
 
     def _sendall_slow(self, p, n, r, timeout, expires):
         """Go on after a first send() of *p* that returned *r* (a count
@@ -872,15 +914,19 @@ class UDPSocket(_Socket):
         """Send one datagram from *buf* (up to *maxlen* bytes) to
         ``ai``/``host, port``, or to the connected peer; return its size."""
         p = _rbuf(buf, "send()")
-        n = _maxlen(maxlen, len(p))
-        if host is None and port is None:
-            return self._send_loop(p, n, timeout, expires)
-        ai, owned = self._resolve(host, port, passive=False)
         try:
-            return self._sendto(p, n, ai, timeout, expires)
-        finally:
-            if owned:
-                ai.free()
+            n = _maxlen(maxlen, len(p))
+            if host is None and port is None:
+                return self._send_loop(p, n, timeout, expires)
+            ai, owned = self._resolve(host, port, passive=False)
+            try:
+                return self._sendto(p, n, ai, timeout, expires)
+            finally:
+                if owned:
+                    ai.free()
+        except BaseException:
+            _drop(p)        # (see _drop)
+            raise
 
     def _sendto(self, p, n, ai, timeout, expires):
         sa = ai._p
@@ -900,9 +946,16 @@ class UDPSocket(_Socket):
         """Receive one datagram into *buf*; return its size.  With
         ``ai``/``host, port``, datagrams from other senders are skipped."""
         p = _wbuf(buf, "recv()")
-        n = _maxlen(maxlen, len(p))
-        if host is None and port is None:
-            return self._recv_loop(p, n, timeout, expires)
+        try:
+            n = _maxlen(maxlen, len(p))
+            if host is None and port is None:
+                return self._recv_loop(p, n, timeout, expires)
+            return self._recv_from_peer(p, n, host, port, timeout, expires)
+        except BaseException:
+            _release(p)     # (see _drop)
+            raise
+
+    def _recv_from_peer(self, p, n, host, port, timeout, expires):
         ai, owned = self._resolve(host, port, passive=False)
         try:
             wanted = [node.addr for node in ai]
@@ -919,8 +972,12 @@ class UDPSocket(_Socket):
         """Receive one datagram; return ``(size, sender)`` where sender is
         a ``SockAddr``."""
         p = _wbuf(buf, "recvfrom()")
-        return self._recvfrom(p, _maxlen(maxlen, len(p)),
-                              self._deadline(timeout, expires))
+        try:
+            return self._recvfrom(p, _maxlen(maxlen, len(p)),
+                                  self._deadline(timeout, expires))
+        except BaseException:
+            _release(p)     # (see _drop)
+            raise
 
     def _recvfrom(self, p, n, deadline):
         ss = ffi.new("struct sockaddr_storage *")

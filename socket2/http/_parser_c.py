@@ -25,6 +25,7 @@ _parse_request = lib.s2h_parse_request
 _parse_response = lib.s2h_parse_response
 _step = lib.s2h_chunked_step
 _from_buffer = ffi.from_buffer
+_release = ffi.release
 lib.s2h_init()
 # S2H_FLAGS -> (keep_alive, expect_continue, expect_unknown, upgrade)
 _FLAGS = tuple((f & 1 == 1, f & 2 == 2, f & 8 == 8, f & 4 == 4)
@@ -61,7 +62,18 @@ class HeadParser:
         a contiguous buffer).  Returns a :class:`RequestHead`, or None when
         the head is not complete yet; raises :class:`ProtocolError` when
         it is invalid (as soon as the bytes received show it)."""
-        ptr = buf if type(buf) is bytes else _from_buffer(buf)
+        if type(buf) is bytes:
+            return self._request_view(buf, start)
+        # The view is released when the call ends, raising or not: a
+        # traceback keeping it would keep the caller's buffer exported (a
+        # memoryview collected so crashes CPython: sockets.py, _drop).
+        ptr = _from_buffer(buf)
+        try:
+            return self._request_view(ptr, start)
+        finally:
+            _release(ptr)
+
+    def _request_view(self, ptr, start):
         n = len(ptr)
         if not 0 <= start <= n:
             raise ValueError("start %r is outside the buffer" % (start,))
@@ -85,7 +97,15 @@ class HeadParser:
         request with *method* (HEAD and CONNECT change the framing).
         Returns a :class:`ResponseHead` or None (incomplete); raises
         :class:`ProtocolError`."""
-        ptr = buf if type(buf) is bytes else _from_buffer(buf)
+        if type(buf) is bytes:
+            return self._response_view(buf, start, method)
+        ptr = _from_buffer(buf)      # released however the call ends
+        try:
+            return self._response_view(ptr, start, method)
+        finally:
+            _release(ptr)
+
+    def _response_view(self, ptr, start, method):
         n = len(ptr)
         if not 0 <= start <= n:
             raise ValueError("start %r is outside the buffer" % (start,))
@@ -139,7 +159,15 @@ class ChunkedDecoder:
         call again when more arrived) and the body bytes decoded.  Once
         ``done``, *pos* is where the next message starts.  Raises
         :class:`ProtocolError`, then again on every later call."""
-        ptr = buf if type(buf) is bytes else _from_buffer(buf)
+        if type(buf) is bytes:
+            return self._decode(buf, buf, pos, end)
+        ptr = _from_buffer(buf)      # released however the call ends
+        try:
+            return self._decode(buf, ptr, pos, end)
+        finally:
+            _release(ptr)
+
+    def _decode(self, buf, ptr, pos, end):
         n = len(ptr)
         if end is None:
             end = n
