@@ -4,6 +4,7 @@ Every socket is non-blocking underneath and registered with its hub's poller
 once, at creation.  Each operation tries the system call first and parks the
 calling greenlet only when the kernel says "would block" (see hub.py).
 """
+import errno
 import os
 import warnings
 from _thread import get_ident as _get_ident
@@ -29,6 +30,7 @@ _ACCEPT_RETRY = (-lib.S2_ECONNABORTED, -lib.S2_EPROTO, -lib.S2_EINTR)
 _STREAM = lib.SOCK_STREAM
 _SHUT = {"r": lib.SHUT_RD, "w": lib.SHUT_WR, "rw": lib.SHUT_RDWR}
 _UNSET = object()
+_EPIPE = errno.EPIPE
 _os_sendfile = getattr(os, "sendfile", None)   # POSIX
 _pread = getattr(os, "pread", None)
 
@@ -507,10 +509,13 @@ class _Socket(_hotpath.SocketBase):
 
     def _eof(self, w):
         """recv() gave 0: the end of the stream, unless the backend saw the
-        socket fail (a reset whose error the kernel no longer reports)."""
+        socket fail (a reset whose error the kernel no longer reports).
+        EPIPE is the write side's news (this end wrote after the peer
+        stopped reading): the data read up to the end stands."""
         if w.soerr:
             err, w.soerr = w.soerr, 0
-            raise os_error(err, "recv")
+            if err != _EPIPE:
+                raise os_error(err, "recv")
         return 0
 
     def _send_loop(self, p, n, timeout, expires):

@@ -19,6 +19,7 @@ import pytest
 import socket2
 from conftest import connected_pair, fill_holes
 from socket2 import hub as _hub
+from socket2.pollers import TryFirstWaiters
 from socket2.green import select as gselect
 from socket2.green import socket as gsocket
 
@@ -53,7 +54,10 @@ def _registered_pair():
     a.settimeout(0.5)
     socket2.runafter(0.01, b.sendall, b"ab")
     assert a.recv(100) == b"ab"         # waited, then a short read
-    assert not a._g_s2._w.rready, "precondition: the shortcut is armed"
+    if not isinstance(a._g_s2._w, TryFirstWaiters):
+        # Exact edges (epoll): the short read proved the queue empty.
+        # Backends without the shortcut (kqueue, poll) always try first.
+        assert not a._g_s2._w.rready, "precondition: the shortcut is armed"
     return a, b
 
 
@@ -128,6 +132,11 @@ def test_a_full_read_after_a_wait_still_arms_the_shortcut():
     """The shortcut still works: a short recv() after a wait clears rready
     (only recv/recv_into of a stream, without flags, may)."""
     a, b = _registered_pair()
+    if isinstance(a._g_s2._w, TryFirstWaiters):
+        a.close()
+        b.close()
+        pytest.skip("this poller has no short-read shortcut (its edges "
+                    "are not exact): rready is always true")
     with a, b:
         socket2.runafter(0.01, b.sendall, b"xy")
         assert a.recv(1, gsocket.MSG_PEEK) == b"x"
