@@ -7,9 +7,14 @@ the waiting greenlet.  A waiter that is killed or times out marks its job
 cancelled, so a late result never resumes it: such a result is dropped, so
 a function whose result owns a resource must return it owned (an object
 that frees it when collected; see addr._getaddrinfo).
+
+A worker that has had no job for ``IDLE_SECONDS`` ends: an idle program
+keeps no extra OS thread, and code that counts threads
+(``threading.enumerate()``, a test suite's thread-leak check) does not
+find socket2's lingering after a host name lookup.
 """
 import _thread
-from _queue import SimpleQueue
+from _queue import Empty as _Empty, SimpleQueue
 
 from greenlet import getcurrent
 
@@ -28,6 +33,8 @@ _workers = 0         # worker threads alive
 _idle = 0            # of which waiting for a job
 _queued = 0          # jobs not yet taken by a worker
 _running = 0         # jobs running now (at most _max_workers)
+# A worker with nothing to do for this many seconds ends.
+IDLE_SECONDS = 0.5
 
 
 class _Job:
@@ -75,7 +82,18 @@ def _work():
                 _workers -= 1          # the pool was made smaller
                 return
             _idle += 1
-        job = _jobs.get()
+        try:
+            job = _jobs.get(timeout=IDLE_SECONDS)
+        except _Empty:
+            with _lock:
+                _idle -= 1
+                if not _queued:
+                    # Idle for a while: the thread ends (the next job
+                    # starts one again), so that no OS thread of socket2's
+                    # lingers where a program or a test suite counts them.
+                    _workers -= 1
+                    return
+            continue        # a job is on its way: _submit counted on us
         with _lock:
             _idle -= 1
             _queued -= 1

@@ -58,8 +58,13 @@ case "$cmd" in
     bench-instructions) setup; exec "$PY" tools/bench/instructions.py "$@" ;;
     stdlib-tests) setup
            if [ $# -eq 0 ]; then
-               set -- test_threading test_thread test_threading_local \
-                      test_queue test_subprocess test_signal
+               set -- test_socket test_ssl test_selectors test_select \
+                      test_socketserver test_threading test_threading_local \
+                      test_thread test_queue test_subprocess test_signal \
+                      test_concurrent_futures test_httplib test_httpservers \
+                      test_urllib2_localnet test_smtplib test_ftplib \
+                      test_poplib test_imaplib test_xmlrpc test_wsgiref \
+                      test_timeout test_logging
            fi
            exec "$PY" tests/programs/stdlib_under_monkey.py "$@" ;;
     bench-http) setup; exec "$PY" tools/bench/http_bench.py "$@" ;;

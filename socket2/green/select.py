@@ -25,7 +25,8 @@ from select import *  # noqa: F401,F403
 from greenlet import getcurrent
 
 from .. import pollers as _pollers
-from ..hub import _OWNERS, clock as _clock, get_hub as _get_hub
+from ..hub import _OWNERS, _existing_hub, clock as _clock
+from ..hub import get_hub as _get_hub
 from ..hub import seconds_arg as _seconds_arg, sleep as _sleep
 from ..errors import Error as _S2Error, TimeoutError as _S2Timeout
 
@@ -61,10 +62,17 @@ _MASK_PRI = _PRI | getattr(__select__, "POLLRDBAND", 0)
 
 
 def _fd(obj):
+    """*obj*'s descriptor, as the standard library finds it (``fileno()``
+    called once; ``TypeError`` for an object without one)."""
     if isinstance(obj, int):
-        fd = obj
+        fd = int(obj)
     else:
-        fd = obj.fileno()
+        try:
+            fileno = obj.fileno
+        except AttributeError:
+            raise TypeError("argument must be an int, or have a fileno() "
+                            "method.") from None
+        fd = fileno()
         if not isinstance(fd, int):
             raise TypeError("fileno() returned a non-integer")
     if fd < 0:
@@ -256,23 +264,46 @@ def _wait_any(fds, deadline, pri=False):
     return True
 
 
+def _let_others_run():
+    """A select()/poll() that answers at once still lets the other ready
+    threads of this OS thread run first (as gevent's does): a loop around
+    one that always finds something ready (an asyncore server whose
+    sockets are always writable) would otherwise never let the peer it
+    waits for run.  Nothing happens outside a socket2 thread (the hub's
+    own greenlets, an OS thread without a hub)."""
+    hub = _existing_hub()
+    if hub is None or getattr(hub, "_closed", False):
+        return
+    g = getcurrent()
+    if g is hub.greenlet or g is hub._waker:
+        return
+    _sleep(0)
+
+
 def select(rlist, wlist, xlist, timeout=None):
     """The standard ``select.select``, waiting cooperatively."""
     timeout = _seconds_arg(timeout, "timeout")
     deadline = None if timeout is None else _clock() + timeout
-    rl, wl, xl = list(rlist), list(wlist), list(xlist)
+    # Each object's fileno() is called once, here (as the standard select
+    # does); the looks below are at the numbers.
+    rl = [(o, _fd(o)) for o in rlist]
+    wl = [(o, _fd(o)) for o in wlist]
+    xl = [(o, _fd(o)) for o in xlist]
     fds = {}
-    for objs, write in ((rl, False), (wl, True)):
-        for o in objs:
-            fd = _fd(o)
+    for pairs, write in ((rl, False), (wl, True)):
+        for _, fd in pairs:
             r, w = fds.get(fd, (False, False))
             fds[fd] = (r or not write, w or write)
-    for o in xl:
-        _fd(o)
+    rn, wn, xn = ([fd for _, fd in pairs] for pairs in (rl, wl, xl))
+    waited = False
     while True:
-        ready = _real_select(rl, wl, xl, 0)
+        ready = _real_select(rn, wn, xn, 0)
         if any(ready) or timeout == 0:
-            return ready
+            if not waited:
+                _let_others_run()
+            return tuple([o for o, fd in pairs if fd in got]
+                         for pairs, got in zip((rl, wl, xl),
+                                               map(set, ready)))
         if not fds and not xl:
             # Nothing to wait for: sleep out the timeout (or for good, as
             # the standard select does until a signal).
@@ -280,12 +311,26 @@ def select(rlist, wlist, xlist, timeout=None):
             return [], [], []
         if not _wait_any(fds, deadline, bool(xl)):
             return [], [], []
+        waited = True
+
+
+_MAKE = object()
 
 
 class _Poll:
-    """The standard ``select.poll`` object, waiting cooperatively."""
+    """The standard ``select.poll`` object, waiting cooperatively (made by
+    :func:`poll`: like the standard type, the class itself cannot be
+    instantiated)."""
 
-    def __init__(self):
+    __slots__ = ("_fds",)
+
+    def __new__(cls, *args, **kwargs):
+        if args != (_MAKE,) or kwargs:
+            raise TypeError("cannot create '%s.%s' instances"
+                            % (cls.__module__, cls.__qualname__))
+        return object.__new__(cls)
+
+    def __init__(self, _make):
         self._fds = {}
 
     def register(self, fd, eventmask=_IN | _OUT):
@@ -312,9 +357,12 @@ class _Poll:
             timeout = float(timeout)
             timeout = None if timeout < 0 else timeout / 1000.0
         deadline = None if timeout is None else _clock() + timeout
+        waited = False
         while True:
             ready = self._now()
             if ready or timeout == 0:
+                if not waited:
+                    _let_others_run()   # see select()
                 return ready
             fds = {}
             pri = False
@@ -331,9 +379,10 @@ class _Poll:
                                "and no timeout would wait forever")
             if not _wait_any(fds, deadline, pri):
                 return []
+            waited = True
 
 
 if _HAS_POLL:
     def poll():
         """A cooperative ``select.poll`` object."""
-        return _Poll()
+        return _Poll(_MAKE)

@@ -24,7 +24,7 @@ class SelectSelector(__selectors__.SelectSelector):
 if hasattr(_gselect, "poll"):
     class PollSelector(__selectors__.PollSelector):
         """``selectors.PollSelector`` over the cooperative ``poll``."""
-        _selector_cls = _gselect._Poll
+        _selector_cls = staticmethod(_gselect.poll)
 
     __all__.append("PollSelector")
     DefaultSelector = PollSelector

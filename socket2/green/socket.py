@@ -18,6 +18,7 @@ gevent's threaded resolver met).
 """
 import _socket
 import errno as _errno
+import operator as _operator
 import os as _os
 import socket as __socket__
 import encodings.idna  # noqa: F401  (imported here, never in a worker)
@@ -56,6 +57,9 @@ _real_poll = _gselect._real_poll
 _real_select = _gselect._real_select
 _POLLIN = getattr(_gselect, "POLLIN", 1)
 _POLLOUT = getattr(_gselect, "POLLOUT", 4)
+# A call with this flag never waits, whatever the socket's timeout (as
+# with the standard blocking socket: the kernel answers EAGAIN at once).
+_DONTWAIT = getattr(__socket__, "MSG_DONTWAIT", 0)
 timeout = __socket__.timeout
 error = OSError
 _default_timeout = None
@@ -73,8 +77,15 @@ def setdefaulttimeout(t):
 
 
 def _check_timeout(t):
+    """*t* as the standard library takes a timeout: a float or an integer
+    (``TypeError`` for anything else), not NaN, not negative."""
+    if isinstance(t, float):
+        if t != t:
+            raise ValueError("Invalid value NaN (not a number)")
+    else:
+        t = _operator.index(t)      # the standard TypeError for 'spam'
     t = float(t)
-    if t != t or t < 0:
+    if t < 0:
         raise ValueError("Timeout value out of range")
     return t
 
@@ -272,6 +283,13 @@ class _GreenIO:
             pass
         return self._g_retry(write, self._g_deadline(), fn, *args)
 
+    def _g_flagged(self, write, flags, fn, *args):
+        """``_g_call``, unless *flags* has ``MSG_DONTWAIT``: then one try,
+        ``BlockingIOError`` if it would block."""
+        if flags & _DONTWAIT:
+            return fn(*args)
+        return self._g_call(write, fn, *args)
+
     def _g_retry(self, write, deadline, fn, *args):
         """Wait, then ``fn(*args)``, until it does not block."""
         while True:
@@ -280,6 +298,55 @@ class _GreenIO:
                 return fn(*args)
             except (BlockingIOError, InterruptedError):
                 pass
+
+    # -- connections (shared with the green SSLSocket) -------------------------
+
+    def _g_connect_state(self):
+        """Where a non-blocking connect stands: 0 connected, an errno if it
+        failed, None while it is still in progress.  A wake-up alone proves
+        nothing (a stale event of a closed socket whose number this one
+        reused can carry the writable bit while the handshake is still
+        under way, with SO_ERROR 0); the kernel's own answer does."""
+        err = self.getsockopt(SOL_SOCKET, SO_ERROR)
+        if not err:
+            s2 = self._g_here()
+            if s2 is not None and s2._w.soerr:  # the backend took it (kqueue)
+                err, s2._w.soerr = s2._w.soerr, 0
+        if err:
+            return err
+        try:
+            self.getpeername()
+            return 0
+        except OSError as e:
+            # It may have failed in between.
+            err = self.getsockopt(SOL_SOCKET, SO_ERROR)
+            if err:
+                return err
+            if e.errno == _errno.ENOTCONN:
+                return None
+            return e.errno or _errno.EIO
+
+    def _connect_completion(self, address):
+        host, port = _resolved(self, address)[:2]
+        try:
+            self._g_sock().connect(host, port, timeout=self._g_timeout)
+        except _S2Error as e:
+            raise _os_error(e) from None
+
+    def _accept_completion(self):
+        s2 = self._g_sock()
+        try:
+            if self._g_timeout == 0.0:
+                fd, addr = self._accept()       # raises BlockingIOError
+                return socket(self.family, self.type, self.proto, fd), addr
+            conn = s2.accept(timeout=self._g_timeout)
+        except _S2Error as e:
+            raise _os_error(e) from None
+        fd = conn._fd
+        conn.__class__ = _reg_class()[0]        # the green socket closes fd
+        sock = socket(self.family, self.type, self.proto, fileno=fd)
+        sock._g_s2 = conn                       # its hub registration
+        return sock, sock.getpeername()
 
     # -- closing --------------------------------------------------------------
 
@@ -320,7 +387,17 @@ class _GreenIO:
         _ss.close(self)
 
     def detach(self):
+        """Hand the descriptor on, in the mode the standard socket would
+        leave it: blocking if the timeout is None (``multiprocessing.Pipe``
+        detaches a socketpair and then reads it with a blocking
+        ``os.read``).  (O_NONBLOCK belongs to the open file: a ``dup()``
+        of this socket still in use sees the change too.)"""
         self._g_forget(closing=False)   # the descriptor lives on elsewhere
+        if self._g_timeout is None and self.fileno() >= 0:
+            try:
+                _std.setblocking(self, True)
+            except OSError:
+                pass
         return super().detach()
 
     def __del__(self):
@@ -396,6 +473,8 @@ class socket(_GreenIO, _std):
     def __init__(self, family=-1, type=-1, proto=-1, fileno=None):
         _std.__init__(self, family, type, proto, fileno)
         self._g_init()
+        if fileno is None and type != -1 and type & _NONBLOCK_FLAG:
+            self._g_timeout = 0.0       # as the standard socket does
 
     def __repr__(self):
         return _std.__repr__(self).replace("<socket.socket",
@@ -415,21 +494,6 @@ class socket(_GreenIO, _std):
             return self._accept_completion()
         fd, addr = self._g_call(False, self._accept)
         return socket(self.family, self.type, self.proto, fileno=fd), addr
-
-    def _accept_completion(self):
-        s2 = self._g_sock()
-        try:
-            if self._g_timeout == 0.0:
-                fd, addr = self._accept()       # raises BlockingIOError
-                return socket(self.family, self.type, self.proto, fd), addr
-            conn = s2.accept(timeout=self._g_timeout)
-        except _S2Error as e:
-            raise _os_error(e) from None
-        fd = conn._fd
-        conn.__class__ = _reg_class()[0]        # the green socket closes fd
-        sock = socket(self.family, self.type, self.proto, fileno=fd)
-        sock._g_s2 = conn                       # its hub registration
-        return sock, sock.getpeername()
 
     def connect(self, address):
         """Connect to *address*, waiting cooperatively."""
@@ -466,41 +530,15 @@ class socket(_GreenIO, _std):
                 raise OSError(err, _os.strerror(err))
             return
 
-    def _g_connect_state(self):
-        """Where a non-blocking connect stands: 0 connected, an errno if it
-        failed, None while it is still in progress.  A wake-up alone proves
-        nothing (a stale event of a closed socket whose number this one
-        reused can carry the writable bit while the handshake is still
-        under way, with SO_ERROR 0); the kernel's own answer does."""
-        err = self.getsockopt(SOL_SOCKET, SO_ERROR)
-        if not err:
-            s2 = self._g_here()
-            if s2 is not None and s2._w.soerr:  # the backend took it (kqueue)
-                err, s2._w.soerr = s2._w.soerr, 0
-        if err:
-            return err
-        try:
-            self.getpeername()
-            return 0
-        except OSError as e:
-            # It may have failed in between.
-            err = self.getsockopt(SOL_SOCKET, SO_ERROR)
-            if err:
-                return err
-            if e.errno == _errno.ENOTCONN:
-                return None
-            return e.errno or _errno.EIO
-
-    def _connect_completion(self, address):
-        host, port = _resolved(self, address)[:2]
-        try:
-            self._g_sock().connect(host, port, timeout=self._g_timeout)
-        except _S2Error as e:
-            raise _os_error(e) from None
-
     def connect_ex(self, address):
+        """``connect``, returning an errno instead of raising it
+        (``EWOULDBLOCK`` when the timeout ran out, as the standard one)."""
         try:
             self.connect(address)
+        except timeout:
+            return _errno.EWOULDBLOCK
+        except gaierror:
+            raise                   # a lookup error is raised, not returned
         except OSError as e:
             return e.errno or _errno.EIO
         return 0
@@ -519,7 +557,8 @@ class socket(_GreenIO, _std):
         s2 = self._g_s2
         if s2 is None or flags or s2._w.rready or self._g_timeout == 0.0 \
                 or s2._hub is not _existing_hub():
-            data = self._g_call(False, _std.recv, self, bufsize, flags)
+            data = self._g_flagged(False, flags, _std.recv, self, bufsize,
+                                   flags)
         else:
             data = self._g_retry(False, self._g_deadline(), _std.recv, self,
                                  bufsize, flags)
@@ -535,8 +574,8 @@ class socket(_GreenIO, _std):
         s2 = self._g_s2
         if s2 is None or flags or s2._w.rready or self._g_timeout == 0.0 \
                 or s2._hub is not _existing_hub():
-            n = self._g_call(False, _std.recv_into, self, buffer, nbytes,
-                             flags)
+            n = self._g_flagged(False, flags, _std.recv_into, self, buffer,
+                                nbytes, flags)
         else:
             n = self._g_retry(False, self._g_deadline(), _std.recv_into,
                               self, buffer, nbytes, flags)
@@ -550,32 +589,43 @@ class socket(_GreenIO, _std):
         return n
 
     def recvfrom(self, bufsize, flags=0):
-        return self._g_call(False, _std.recvfrom, self, bufsize, flags)
+        return self._g_flagged(False, flags, _std.recvfrom, self, bufsize,
+                               flags)
 
     def recvfrom_into(self, buffer, nbytes=0, flags=0):
-        return self._g_call(False, _std.recvfrom_into, self, buffer, nbytes,
-                            flags)
+        return self._g_flagged(False, flags, _std.recvfrom_into, self,
+                               buffer, nbytes, flags)
 
     if hasattr(_std, "recvmsg"):
-        def recvmsg(self, *args):
-            return self._g_call(False, _std.recvmsg, self, *args)
+        def recvmsg(self, bufsize, ancbufsize=0, flags=0):
+            return self._g_flagged(False, flags, _std.recvmsg, self,
+                                   bufsize, ancbufsize, flags)
 
-        def recvmsg_into(self, *args):
-            return self._g_call(False, _std.recvmsg_into, self, *args)
+        def recvmsg_into(self, buffers, ancbufsize=0, flags=0):
+            return self._g_flagged(False, flags, _std.recvmsg_into, self,
+                                   buffers, ancbufsize, flags)
 
-        def sendmsg(self, *args):
-            return self._g_call(True, _std.sendmsg, self, *args)
+        def sendmsg(self, buffers, ancdata=(), flags=0, address=None):
+            if address is None:
+                return self._g_flagged(True, flags, _std.sendmsg, self,
+                                       buffers, ancdata, flags)
+            return self._g_flagged(True, flags, _std.sendmsg, self, buffers,
+                                   ancdata, flags, address)
 
     if hasattr(_std, "sendmsg_afalg"):
         def sendmsg_afalg(self, *args, **kwargs):
-            return self._g_call(True, lambda: _std.sendmsg_afalg(
-                self, *args, **kwargs))
+            return self._g_flagged(True, kwargs.get("flags", 0),
+                                   lambda: _std.sendmsg_afalg(
+                                       self, *args, **kwargs))
 
     def send(self, data, flags=0):
-        return self._g_call(True, _std.send, self, data, flags)
+        return self._g_flagged(True, flags, _std.send, self, data, flags)
 
     def sendto(self, data, *args):
-        return self._g_call(True, _std.sendto, self, data, *args)
+        # (data, address) or (data, flags, address); the C call checks
+        # the arguments, with the standard messages.
+        flags = args[0] if len(args) == 2 and isinstance(args[0], int) else 0
+        return self._g_flagged(True, flags, _std.sendto, self, data, *args)
 
     def sendall(self, data, flags=0):
         """Send all of *data*; the timeout bounds the whole call."""
@@ -598,7 +648,7 @@ class socket(_GreenIO, _std):
                 sent += _std.send(self, view[sent:], flags)
                 continue
             except BlockingIOError:
-                if self._g_timeout == 0.0:
+                if self._g_timeout == 0.0 or flags & _DONTWAIT:
                     raise
             except InterruptedError:
                 continue
@@ -610,7 +660,10 @@ class socket(_GreenIO, _std):
 
 
 
-SocketType = socket
+# As in the standard module: the C type, of which the green socket is a
+# subclass (isinstance() checks against it hold).
+SocketType = _socket.socket
+_NONBLOCK_FLAG = getattr(__socket__, "SOCK_NONBLOCK", 0)
 
 
 def _resolved(sock, address):
@@ -678,6 +731,12 @@ def gethostbyaddr(ip_address):
 
 
 def getnameinfo(sockaddr, flags):
+    """The standard ``getnameinfo``, run in a worker OS thread."""
+    if not isinstance(sockaddr, tuple):
+        # Checked here, holding no reference to the argument in the
+        # traceback (as the C function holds none).
+        del sockaddr
+        raise TypeError("getnameinfo() argument 1 must be a tuple")
     return _lookup(_orig["getnameinfo"], sockaddr, flags)
 
 
@@ -691,11 +750,16 @@ def create_connection(address, timeout=_GLOBAL_DEFAULT_TIMEOUT,
     turn, as the standard library does; return the connected socket."""
     host, port = address
     errors = []
+    # The green class, unless something replaced socket.socket after the
+    # patching (a test's mock): then that, as the standard function does.
+    cls = __socket__.socket
+    if cls is _std or cls is SocketType:
+        cls = socket
     for af, socktype, proto, _, sa in getaddrinfo(host, port, 0,
                                                   SOCK_STREAM):
         sock = None
         try:
-            sock = socket(af, socktype, proto)
+            sock = cls(af, socktype, proto)
             if timeout is not _GLOBAL_DEFAULT_TIMEOUT:
                 sock.settimeout(timeout)
             if source_address:

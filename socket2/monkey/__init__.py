@@ -45,7 +45,7 @@ from ._state import (_MISSING, is_patched, mark as _mark, original,
 
 __all__ = ["patch_all", "is_patched", "original", "unpatch_all", "main"]
 
-_SOCKET_NAMES = ("socket", "SocketType", "create_connection", "create_server",
+_SOCKET_NAMES = ("socket", "create_connection", "create_server",
                  "socketpair", "fromfd", "fromshare", "getaddrinfo",
                  "gethostbyname", "gethostbyname_ex", "gethostbyaddr",
                  "getnameinfo", "getfqdn", "getdefaulttimeout",
@@ -198,19 +198,22 @@ def patch_thread():
 
 
 def patch_queue():
-    """``queue``: ``Queue``, ``LifoQueue``, ``PriorityQueue`` follow from
-    threading; ``SimpleQueue`` (C) gets a cooperative version."""
+    """``queue``: ``Queue``, ``LifoQueue`` and ``PriorityQueue`` are
+    socket2.green.queue's own (lock-free when nothing waits, safe with real
+    OS threads too); ``SimpleQueue`` (C) gets a cooperative version."""
     import queue
     import _queue
     from ..green import queue as gqueue
-    holders = _holders([queue.SimpleQueue], skip=("queue", "_queue"))
+    holders = _holders([queue.SimpleQueue, queue.Queue, queue.LifoQueue,
+                        queue.PriorityQueue], skip=("queue", "_queue"))
     _patch_module(queue, gqueue)
-    # Code that asks the C module for it gets the cooperative one too.
-    _patch_module(_queue, gqueue)
+    # Code that asks the C module for it gets the cooperative one too
+    # (_queue itself only ever had SimpleQueue).
+    _patch_module(_queue, gqueue, ["SimpleQueue"])
     _mark("queue", "_queue")
     if holders:
-        _warn("%s copied SimpleQueue from queue before patch_all(): it "
-              "stays blocking; patch first (python -m socket2.monkey)"
+        _warn("%s copied queue classes before patch_all(): they stay "
+              "blocking; patch first (python -m socket2.monkey)"
               % ", ".join(holders))
 
 

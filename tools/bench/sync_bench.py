@@ -10,7 +10,10 @@ the peers' venv that tools/bench/run.py installs), the cost of:
 - a ``Queue`` put/get pair with nothing waiting;
 - a contended hand-off: two threads passing one Lock back and forth (each
   pair includes a switch to the other thread);
-- a producer/consumer pair over a bounded Queue(1) (a switch per item).
+- a producer/consumer pair over a bounded Queue(1) (a switch per item);
+- and, after each library's ``patch_all()``, the standard ``threading.Lock``
+  and ``RLock``, a ``Condition`` hand-off and a ``queue.Queue(100)``
+  producer/consumer (tests/programs/bench_patched_sync.py).
 
 Prints nanoseconds per pair (best of 5 runs) and socket2's ratio to gevent
 (below 1.00x: socket2 is faster).
@@ -104,13 +107,33 @@ def main(argv=None):
     import run
     s2 = measure(sys.executable, "socket2")
     gv = measure(run.peers_python(), "gevent")
-    width = max(map(len, s2))
+    width = max(map(len, s2)) + 14
     print("%-*s  %10s  %10s  %s" % (width, "ns per pair (best of 5)",
                                     "socket2", "gevent", "socket2/gevent"))
     for k in s2:
         print("%-*s  %10.0f  %10.0f  %.2fx" % (width, k, s2[k], gv[k],
                                                s2[k] / gv[k]))
+    # The standard library's primitives after each one's patch_all().
+    s2 = measure_patched(sys.executable, "socket2")
+    gv = measure_patched(run.peers_python(), "gevent")
+    for k in s2:
+        print("%-*s  %10.0f  %10.0f  %.2fx" % (width, k, s2[k], gv[k],
+                                               s2[k] / gv[k]))
     return 0
+
+
+def measure_patched(python, lib):
+    """tests/programs/bench_patched_sync.py's rows (ns) for *lib*."""
+    script = os.path.join(os.path.dirname(os.path.dirname(HERE)), "tests",
+                          "programs", "bench_patched_sync.py")
+    out = subprocess.run([python, script, "--json", lib],
+                         capture_output=True, text=True, timeout=600,
+                         env=dict(os.environ, PYTHONPATH=os.path.dirname(
+                             os.path.dirname(HERE))))
+    if out.returncode != 0:
+        raise SystemExit("sync_bench: patched %s failed:\n%s"
+                         % (lib, out.stderr))
+    return json.loads(out.stdout)
 
 
 if __name__ == "__main__":
