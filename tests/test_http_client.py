@@ -12,6 +12,7 @@ import zlib
 import pytest
 
 import socket2
+from conftest import UNDER_WINE
 import socket2.http as http
 from socket2.http import client as client_mod
 
@@ -327,6 +328,9 @@ def test_timeout_bounds_a_streamed_body(client):
 # Streaming
 
 
+@pytest.mark.skipif(
+    UNDER_WINE, reason="wine's sockets may take a whole 32 MB send at once "
+    "(the test needs a sender the receive window holds back)")
 def test_stream_never_reads_ahead(client):
     size = 32 << 20      # more than the kernel buffers hold
     state = {"sent": False}
