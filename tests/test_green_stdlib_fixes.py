@@ -734,3 +734,24 @@ def test_detach_leaves_a_blocking_socket_blocking():
     finally:
         os.close(fa)
         os.close(fb)
+
+
+@pytest.mark.parametrize("kind", ["Queue", "LifoQueue", "PriorityQueue"])
+def test_queue_maxsize_reassigned_takes_effect(kind):
+    """The standard library reads maxsize on every put; so must the
+    patched queues after it is reassigned (review of the lock-free path)."""
+    import queue as stdqueue
+    from socket2.green import queue as gqueue
+    cls = getattr(gqueue, kind)
+    q = cls()
+    q.maxsize = 1
+    q.put(1)
+    with pytest.raises(stdqueue.Full):
+        q.put(2, block=False)
+    q = cls(1)
+    q.put(1)
+    q.maxsize = 3
+    q.put(2, timeout=0.1)
+    q.maxsize = 0
+    q.put(3, timeout=0.1)
+    assert q.qsize() == 3

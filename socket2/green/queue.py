@@ -221,6 +221,20 @@ class Queue:
         self.all_tasks_done = _Condition(self.mutex, self._joiners)
 
     @property
+    def maxsize(self):
+        """The bound (0: none).  Reassigning it, which the standard
+        library allows, moves this queue to the locked path: that one
+        reads ``maxsize`` on every put, the lock-free one counts room
+        tokens made for the first value."""
+        return self._maxsize
+
+    @maxsize.setter
+    def maxsize(self, value):
+        if "_maxsize" in self.__dict__:
+            self._atomic = False
+        self._maxsize = value
+
+    @property
     def queue(self):
         """The container of the items (a deque; a list for LifoQueue and
         PriorityQueue)."""
