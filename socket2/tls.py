@@ -38,11 +38,11 @@ OpenSSL's per-thread error queue is emptied before each SSL call (see
 import os
 import sys
 
-from . import pollers as _pollers
+from . import _hotpath, pollers as _pollers
 from ._socket_ffi import ffi, lib as _lib
 from .errors import Error, TLSError, TimeoutError, closed_error, os_error
 from .hub import _deadline, clock, sleep
-from .sockets import TCPSocket, _Stream, _maxlen
+from .sockets import TCPSocket, _Stream, _maxlen, _rbuf, _wbuf
 from .sync import Lock
 
 __all__ = ["tls", "TLSSocket"]
@@ -157,16 +157,23 @@ def _server_hostname(name, server_side):
 
 
 def _engine_name():
+    """The TLS engine new connections use: ``SOCKET2_TLS`` if set (``c``,
+    ``fd`` or ``bio``), else ``c`` where it can run, ``fd`` on other
+    readiness pollers, ``bio`` on completion ports."""
     forced = os.environ.get("SOCKET2_TLS", "").strip().lower()
-    if forced == "fd" and _pollers.completion_based():
-        raise Error("unsupported", "SOCKET2_TLS=fd needs a readiness poller; "
-                    "completion ports (IOCP) use the bio engine")
-    if forced in ("fd", "bio"):
+    if forced in ("fd", "c") and _pollers.completion_based():
+        raise Error("unsupported", "SOCKET2_TLS=%s needs a readiness poller; "
+                    "completion ports (IOCP) use the bio engine" % forced)
+    if forced == "c" and _c_engine() is None:
+        raise Error("unsupported", "SOCKET2_TLS=c: " + _C_UNUSABLE)
+    if forced in ("fd", "bio", "c"):
         return forced
     if forced:
-        raise Error("unsupported", "SOCKET2_TLS must be 'fd' or 'bio', not %r"
-                    % forced)
-    return "bio" if _pollers.completion_based() else "fd"
+        raise Error("unsupported", "SOCKET2_TLS must be 'c', 'fd' or 'bio', "
+                    "not %r" % forced)
+    if _pollers.completion_based():
+        return "bio"
+    return "c" if _c_engine() is not None else "fd"
 
 
 def _tls_error(e, what):
@@ -381,6 +388,258 @@ class _FdEngine:
         return self.ssl
 
 
+# -- the C engine ------------------------------------------------------------------
+
+_c = None     # socket2._openssl_ffi's (ffi, lib, err cell, message buffer)
+_C_UNUSABLE = None      # why the C engine cannot run here (None: unknown yet)
+
+
+def _c_engine():
+    """``socket2._openssl_ffi`` when the C engine can drive the standard
+    library's SSL objects in this process, else None (and
+    ``_C_UNUSABLE`` says why)."""
+    global _c, _C_UNUSABLE
+    if _c is not None or _C_UNUSABLE is not None:
+        return _c
+    try:
+        from . import _openssl_ffi
+    except ImportError as e:
+        _C_UNUSABLE = ("socket2 was built without OpenSSL's headers (%s); "
+                       "Debian: apt-get install libssl-dev, then reinstall"
+                       % e)
+        return None
+    import _ssl
+    path = getattr(_ssl, "__file__", None)
+    if not path or not _openssl_ffi.lib.s2_tls_same_openssl(
+            os.fsencode(path)):
+        _C_UNUSABLE = ("the ssl module runs on another OpenSSL than the one "
+                       "socket2 was built with")
+        return None
+    ffi_, lib = _openssl_ffi.ffi, _openssl_ffi.lib
+    if hasattr(_TLSBase, "_c_recv"):
+        from . import _tls_speedups
+        _tls_speedups.configure(
+            int(ffi_.cast("intptr_t", ffi_.addressof(lib, "s2_tls_read"))),
+            int(ffi_.cast("intptr_t", ffi_.addressof(lib, "s2_tls_write"))),
+            lib.S2_TLS_WANT_READ, lib.S2_TLS_WANT_WRITE, _WRITE_CHUNK)
+    _c = (ffi_, lib, ffi_.new("int *"), ffi_.new("char[512]"))
+    return _c
+
+
+class _CEngine(_FdEngine):
+    """The fd engine's SSL object, read and written from C
+    (socket2/ffi/build_openssl.py): a "want" is a return code, not a
+    raised exception, and one call fills a bulk reader's buffer.  The
+    standard library still makes the SSL object and runs the handshake,
+    the shutdown and everything the handshake agreed (``info()``).
+
+    ``recv``/``sendall`` are TLSSocket's on this engine; with the compiled
+    hot path (socket2/ffi/tls_speedups.c) the plain calls never reach them,
+    only ``_read_wait`` and ``_sendall_rest`` do, which that C hands what
+    it could not finish."""
+
+    __slots__ = ("p",)
+
+    def __init__(self, sock, context, server_side, server_hostname):
+        _FdEngine.__init__(self, sock, context, server_side, server_hostname)
+        ffi_, lib = _c[0], _c[1]
+        c = self.c
+        p = lib.s2_tls_adopt(ffi_.cast("void *", id(c)),
+                             ffi_.cast("void *", id(context)),
+                             type(c).__basicsize__, sock._fd)
+        if p == ffi_.NULL:
+            self.p = None
+            self.detach()
+            raise _NotAdopted()
+        self.p = p
+
+    def address(self):
+        """The SSL object's address, for TLSSocket._ssl (0: none)."""
+        p = self.p
+        return 0 if p is None else int(_c[0].cast("intptr_t", p))
+
+    def _failed(self, r, err, what):
+        """The socket2 error for the C call's failure code *r* (*err*: the
+        errno of an OS error)."""
+        if self.sock._fd < 0 or self.p is None:
+            return closed_error()
+        ffi_, lib, _, msg = _c
+        if r == lib.S2_TLS_OS_ERROR:
+            return os_error(err, what)
+        lib.s2_tls_error(msg, len(msg))
+        text = ffi_.string(msg).decode("ascii", "replace")
+        reason = text[text.find(": ") + 2:text.find("]")] \
+            if text.startswith("[") else None
+        return TLSError("tls", "%s: %s" % (what, text), reason=reason)
+
+    # -- reading --------------------------------------------------------------------
+
+    def recv(self, buf, maxlen, timeout, expires, owner):
+        """TLSSocket.recv on this engine (with no read-ahead bytes)."""
+        if self.done:
+            return 0      # TLS ended both ways (what follows is plain)
+        ffi_, lib, err, _ = _c
+        try:
+            p = ffi_.from_buffer("char[]", buf, True)
+        except (TypeError, BufferError):
+            p = _wbuf(buf, "recv()")   # raises the explanatory error
+        try:
+            n = len(p) if maxlen is None else _maxlen(maxlen, len(p))
+            if n == 0:
+                return 0
+            r = lib.s2_tls_read(self.p, p, n, err)
+            if r >= 0:
+                return r
+            return self._read_wait(p, n, r, err[0], timeout, expires, owner)
+        except BaseException:
+            ffi_.release(p)     # no view outlives the call (sockets._drop)
+            raise
+
+    def read(self, buf, n, timeout, expires, owner):
+        """For the _Stream helpers (recvn, readline ...): *buf* is a cffi
+        buffer of at least *n* bytes."""
+        if self.done:
+            return 0
+        return self.recv(buf, n, timeout, expires, owner)
+
+    def _read_wait(self, buf, n, r, err, timeout, expires, owner):
+        """The read into *buf* (a cffi pointer, or any writable buffer)
+        that came back *r* (a want or a failure, *err* its errno): wait as
+        OpenSSL asked and read again until bytes, the end or an error."""
+        ffi_, lib, cell, _ = _c
+        p = buf if isinstance(buf, ffi_.CData) else \
+            ffi_.from_buffer("char[]", buf, True)
+        try:
+            deadline = owner._deadline(timeout, expires)
+            while True:
+                if r == -1:         # S2_TLS_WANT_READ
+                    self.wait(0, deadline, True)
+                elif r == -2:       # S2_TLS_WANT_WRITE
+                    self.wait(1, deadline, True)
+                else:
+                    raise self._failed(r, err, "TLS recv")
+                ssl_ = self.p
+                if ssl_ is None:
+                    raise closed_error()
+                r = lib.s2_tls_read(ssl_, p, n, cell)
+                if r >= 0:
+                    return r
+                err = cell[0]
+        finally:
+            if p is not buf:
+                ffi_.release(p)
+
+    # -- writing --------------------------------------------------------------------
+
+    def sendall(self, buf, maxlen, timeout, expires, owner):
+        """TLSSocket.sendall on this engine."""
+        ffi_, lib, err, _ = _c
+        if type(buf) is bytes:
+            p = buf
+        else:
+            try:
+                p = ffi_.from_buffer(buf)
+            except TypeError:
+                p = _rbuf(buf, "sendall()")   # raises the explanatory error
+        try:
+            n = len(p) if maxlen is None else _maxlen(maxlen, len(p))
+            if n == 0:
+                return 0
+            if self.wpending is not None or self.p is None:
+                r = 0           # the slow path writes it all
+            else:
+                r = lib.s2_tls_write(self.p, p, min(n, _WRITE_CHUNK), err)
+                if r == n:
+                    return n    # the common case: one write, taken whole
+            return self._sendall_rest(p, n, r, err[0], owner, timeout,
+                                      expires)
+        except BaseException:
+            if type(p) is not bytes:
+                ffi_.release(p)
+            raise
+
+    def _sendall_rest(self, buf, maxlen, r, err, owner, timeout=None,
+                      expires=None):
+        """Go on with a sendall of *buf* (its first *maxlen* bytes) whose
+        first write of ``min(n, _WRITE_CHUNK)`` bytes came back *r*: the
+        count written, a want (OpenSSL made a record of those bytes: the
+        very same bytes must be given again until it is written) or a
+        failure (*err*: its errno)."""
+        ffi_ = _c[0]
+        view = memoryview(ffi_.buffer(buf) if isinstance(buf, ffi_.CData)
+                          else buf).cast("B")
+        n = len(view) if maxlen is None else _maxlen(maxlen, len(view))
+        sent = 0
+        try:
+            deadline = owner._deadline(timeout, expires)
+            if r == -1 or r == -2:
+                sent = self._commit(view[:min(n, _WRITE_CHUNK)], r, deadline)
+            elif r < 0:
+                raise self._failed(r, err, "TLS send")
+            else:
+                sent = r
+            while sent < n:
+                sent += self.write(view[sent:n], deadline)
+        except Error as e:
+            e.sent = sent + getattr(e, "sent", 0)
+            raise
+        return sent
+
+    def write(self, view, deadline):
+        """Write up to len(view) bytes (at least one); return the count."""
+        if self.wpending is not None:
+            self.flush_pending(deadline)
+        data = view[:_WRITE_CHUNK]
+        ffi_, lib, err, _ = _c
+        n = len(data)
+        p = self.p
+        if p is None or self.sock._fd < 0:
+            raise closed_error()
+        r = lib.s2_tls_write(p, ffi_.from_buffer(data), n, err)
+        if r >= 0:
+            return r
+        if r != -1 and r != -2:
+            raise self._failed(r, err[0], "TLS send")
+        return self._commit(data, r, deadline)
+
+    def _commit(self, data, r, deadline):
+        """The write of *data* came back the want *r*: OpenSSL made a
+        record of these bytes, and must be given the very same bytes again
+        until it has written it.  Return their count."""
+        self.wpending = bytes(data)
+        try:
+            self.wait(0 if r == -1 else 1, deadline, False)
+            self.flush_pending(deadline)
+        except TimeoutError as e:
+            e.sent = len(data)  # committed: flushed before the next write
+            raise
+        return len(data)
+
+    def flush_pending(self, deadline):
+        ffi_, lib, err, _ = _c
+        data = self.wpending
+        while True:
+            p = self.p
+            if p is None or self.sock._fd < 0:
+                raise closed_error()
+            r = lib.s2_tls_write(p, data, len(data), err)
+            if r >= 0:
+                self.wpending = None
+                return
+            if r != -1 and r != -2:
+                raise self._failed(r, err[0], "TLS send")
+            self.wait(0 if r == -1 else 1, deadline, False)
+
+    def detach(self):
+        self.p = None
+        _FdEngine.detach(self)
+
+
+class _NotAdopted(Exception):
+    """The standard library's SSL object is not laid out as _CEngine
+    expects: the fd engine serves instead."""
+
+
 # -- the bio engine --------------------------------------------------------------
 
 
@@ -558,7 +817,25 @@ class _BioEngine:
 # -- the socket ------------------------------------------------------------------
 
 
-class TLSSocket(_Stream):
+_ENGINES = {"c": _CEngine, "fd": _FdEngine, "bio": _BioEngine}
+
+
+class _TLSBase:
+    """The fields a TLSSocket keeps (in C with the compiled hot path:
+    socket2/ffi/tls_speedups.c's TLSBase, which also has the compiled
+    ``_c_recv``/``_c_sendall``)."""
+
+    __slots__ = ("_sock", "_io", "_rb", "timeout", "_ssl")
+
+
+if _hotpath.COMPILED:
+    try:
+        from ._tls_speedups import TLSBase as _TLSBase    # noqa: F811
+    except ImportError:     # a source tree whose extension is not built
+        pass
+
+
+class TLSSocket(_TLSBase, _Stream):
     """A TLS stream over a socket2 ``tcp`` (see :func:`tls`): ``send``,
     ``recv``, ``sendall``, ``recvn``, ``recvall``, ``read``, ``readline``,
     ``shutdown``, ``unwrap``, ``close``, and ``timeout=``/``expires=`` on
@@ -566,13 +843,17 @@ class TLSSocket(_Stream):
     ``alpn_protocol()``, ``getpeercert()``.  One thread may read while
     another writes."""
 
-    __slots__ = ("_sock", "_io", "_rb", "timeout", "__weakref__")
+    __slots__ = ("__weakref__",)
 
     def __init__(self, sock, io):
         self._sock = sock
         self._io = io
         self._rb = None
         self.timeout = sock.timeout
+        # The SSL object the compiled recv/sendall drive (0: they hand
+        # every call to the Python methods); cleared before anything
+        # ends TLS or lets go of the engine.
+        self._ssl = io.address() if type(io) is _CEngine else 0
 
     # -- identity -------------------------------------------------------------
 
@@ -585,8 +866,12 @@ class TLSSocket(_Stream):
 
     @property
     def engine(self):
-        """``'fd'`` or ``'bio'``: how OpenSSL reaches the socket."""
-        return "fd" if isinstance(self._io, _FdEngine) else "bio"
+        """How OpenSSL reaches the socket: ``'c'`` (records read and written
+        from C), ``'fd'`` (through the ssl module, on the descriptor) or
+        ``'bio'`` (memory BIOs)."""
+        io = self._io
+        return "c" if isinstance(io, _CEngine) else \
+            "fd" if isinstance(io, _FdEngine) else "bio"
 
     local_addr = property(lambda self: self._sock.local_addr,
                           doc="The local IP as text (or the unix path).")
@@ -653,9 +938,16 @@ class TLSSocket(_Stream):
         """Receive into the writable *buf* (up to *maxlen* bytes); return
         the count, 0 when the peer closed (close_notify or not)."""
         io = self._io
+        if type(io) is _CEngine and not self._rb:
+            return io.recv(buf, maxlen, timeout, expires, self)
         if io is None:
             raise closed_error("TLS socket")
-        size = len(buf) if type(buf) is bytearray else memoryview(buf).nbytes
+        if type(buf) is bytearray:
+            size = len(buf)
+        else:   # checked now: a read-only buffer must not wait for data
+            p = _wbuf(buf, "recv()")
+            size = len(p)
+            ffi.release(p)
         n = size if maxlen is None else _maxlen(maxlen, size)
         if self._rb:
             p = ffi.from_buffer("char[]", buf, True)
@@ -687,6 +979,8 @@ class TLSSocket(_Stream):
         raised ``Error`` has ``.sent``: the bytes that went out, or are
         committed to go out first (a TLS record cut short by a timeout)."""
         io = self._live()
+        if type(io) is _CEngine:
+            return io.sendall(buf, maxlen, timeout, expires, self)
         view = memoryview(buf).cast("B")
         n = len(view) if maxlen is None else _maxlen(maxlen, len(view))
         deadline = self._deadline(timeout, expires)
@@ -705,6 +999,7 @@ class TLSSocket(_Stream):
         """Send close_notify and shut the socket's write side: the peer
         reads 0.  Reading goes on until the peer closes too."""
         io = self._live()
+        self._ssl = 0
         io.shutdown(self._deadline(timeout, expires))
         try:
             self._sock.shutdown("w")
@@ -716,6 +1011,7 @@ class TLSSocket(_Stream):
         """End TLS (close_notify sent and received) and return the plain
         ``tcp``, for protocols that go back to plain text (STARTTLS)."""
         io = self._live()
+        self._ssl = 0
         io.unwrap(self._deadline(timeout, expires))
         leftover = io.pending_input()
         if self._rb:
@@ -735,6 +1031,7 @@ class TLSSocket(_Stream):
         io = self._io
         if io is None:
             return
+        self._ssl = 0
         self._io = None
         io.detach()       # the fd engine lets go of the descriptor first
         _discard_input(self._sock)
@@ -746,6 +1043,7 @@ class TLSSocket(_Stream):
         # socket does (once).
         io = getattr(self, "_io", None)
         if io is not None:
+            self._ssl = 0
             self._io = None
             io.detach()
 
@@ -832,14 +1130,26 @@ def tls(sock, context=None, *, server_side=False, server_hostname=None,
                          expires)
     # Bytes read ahead of the handshake (STARTTLS after readline) can only
     # be handed to OpenSSL through a memory BIO.
-    engine = _BioEngine if (_engine_name() == "bio" or sock._rb) \
-        else _FdEngine
+    name = "bio" if sock._rb else _engine_name()
+    engine = _ENGINES[name]
     # From here the socket is closed exactly once on any failure: each
     # engine lets go of the descriptor itself if making it fails (the fd
     # engine detaches its socket object), and detach() lets go after.
     io = None
     try:
-        io = engine(sock, context, server_side, server_hostname)
+        try:
+            io = engine(sock, context, server_side, server_hostname)
+        except _NotAdopted:
+            # Not the layout _CEngine proves (a future CPython): the
+            # standard library's engine serves, from now on.
+            global _C_UNUSABLE, _c
+            _C_UNUSABLE = ("the ssl module's SSL objects are not laid out "
+                           "as socket2 expects")
+            _c = None
+            if os.environ.get("SOCKET2_TLS", "").strip().lower() == "c":
+                raise Error("unsupported", "SOCKET2_TLS=c: " + _C_UNUSABLE) \
+                    from None
+            io = _FdEngine(sock, context, server_side, server_hostname)
         io.handshake(deadline)
     except BaseException:
         if io is not None:
@@ -849,3 +1159,13 @@ def tls(sock, context=None, *, server_side=False, server_hostname=None,
     # Made only now: a failed handshake leaves no TLSSocket to finalize
     # (a finalizer is where a Ctrl-C would be lost).
     return TLSSocket(sock, io)
+
+
+# The compiled recv/sendall (socket2/ffi/tls_speedups.c) take the plain
+# calls on the C engine and hand everything else to the Python methods,
+# kept as _recv_py/_sendall_py.
+TLSSocket._recv_py = TLSSocket.recv
+TLSSocket._sendall_py = TLSSocket.sendall
+if hasattr(_TLSBase, "_c_recv"):
+    TLSSocket.recv = _TLSBase._c_recv
+    TLSSocket.sendall = _TLSBase._c_sendall

@@ -327,13 +327,20 @@ def pair():
         yield c, a
 
 
-@pytest.fixture(params=["fd", "bio"])
+@pytest.fixture(params=["c", "fd", "bio"])
 def engine(request, monkeypatch):
-    """The TLS engine the test runs on (SOCKET2_TLS): the fd engine (OpenSSL
-    on the descriptor) and the bio engine (memory BIOs)."""
-    if request.param == "fd" and socket2.pollers.completion_based():
+    """The TLS engine the test runs on (SOCKET2_TLS): the C engine (records
+    read and written from C), the fd engine (the ssl module on the
+    descriptor) and the bio engine (memory BIOs)."""
+    if request.param in ("c", "fd") and socket2.pollers.completion_based():
         pytest.skip("completion ports have no readiness: TLS runs on the "
                     "bio engine there")
+    if request.param == "c":
+        import importlib
+        _tls = importlib.import_module("socket2.tls")
+        _tls._load_ssl()
+        if _tls._c_engine() is None:
+            pytest.skip("the C TLS engine cannot run: %s" % _tls._C_UNUSABLE)
     monkeypatch.setenv("SOCKET2_TLS", request.param)
     return request.param
 

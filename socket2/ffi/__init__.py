@@ -16,6 +16,13 @@ One script per C surface, each exposing ``ffibuilder``:
   (``socket2._http_ffi``), compiling ``http_parser.c``; built everywhere
   (``socket2/http/_parser_py.py`` is its pure-Python twin).
 
+- ``build_openssl.py``: the TLS record loop over OpenSSL
+  (``socket2._openssl_ffi``), the C TLS engine; built where OpenSSL's
+  headers are (Debian: libssl-dev), never on Windows;
+- ``build_speedups.py``: not cffi but plain C extensions: the hot path
+  (``speedups.c``, ``socket2._speedups``) and TLSSocket's compiled
+  recv/sendall (``tls_speedups.c``, ``socket2._tls_speedups``).
+
 ``setup.py`` lists in ``cffi_modules`` only the scripts that apply to the
 OS being built on; the runtime guards each import again.
 """

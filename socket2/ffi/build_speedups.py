@@ -14,6 +14,7 @@ import os
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.join(HERE, "speedups.c")
+TLS_SOURCE = os.path.join(HERE, "tls_speedups.c")
 
 
 def greenlet_include():
@@ -33,3 +34,12 @@ def extension(setup_dir):
     return Extension("socket2._speedups",
                      [os.path.relpath(SOURCE, setup_dir)],
                      include_dirs=[greenlet_include()])
+
+
+def tls_extension(setup_dir):
+    """``socket2._tls_speedups``: TLSSocket.recv/sendall in C for the C
+    TLS engine (tls_speedups.c; it links nothing: the OpenSSL calls are
+    build_openssl.py's, handed over at run time)."""
+    from setuptools import Extension
+    return Extension("socket2._tls_speedups",
+                     [os.path.relpath(TLS_SOURCE, setup_dir)])

@@ -1,0 +1,311 @@
+"""cffi out-of-line (API mode) build of the TLS record loop over OpenSSL.
+
+Produces ``socket2._openssl_ffi``, the engine behind ``SOCKET2_TLS=c``
+(socket2/tls.py ``_CEngine``).  The standard library's ``ssl`` still makes
+the SSL object from the user's ``ssl.SSLContext`` and runs the handshake,
+so certificates, CAs, ALPN, versions, host name checks and callbacks are
+exactly what the user configured.  After that, reads and writes are these
+C functions on that very SSL object: one call per read or write, a "want
+read"/"want write" is a return code instead of a raised
+``SSLWantReadError``, and a bulk read fills the caller's buffer from
+several records in one call.
+
+Adopting the standard library's SSL object is safe only when it runs on
+the OpenSSL this module was linked with, in this process, and when its
+object layout is the one expected.  ``s2_tls_same_openssl`` and
+``s2_tls_adopt`` prove both without dereferencing anything unproven
+(docs/performance-analysis.md, "TLS in C", says why this design and not
+the others); when either says no, tls.py uses the standard-library
+engine, never a crash.
+
+setup.py asks ``available()`` whether OpenSSL's headers are there (Debian:
+``apt-get install libssl-dev``); without them the module is not built and
+the standard-library engines serve.
+"""
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+
+from cffi import FFI
+
+CDEF = r"""
+typedef struct ssl_st SSL;
+
+#define S2_TLS_WANT_READ ...
+#define S2_TLS_WANT_WRITE ...
+#define S2_TLS_FAILED ...
+#define S2_TLS_OS_ERROR ...
+
+long s2_tls_read(SSL *ssl, char *buf, long n, int *err);
+long s2_tls_write(SSL *ssl, const char *buf, long n, int *err);
+int s2_tls_error(char *out, int outlen);
+int s2_tls_same_openssl(const char *ssl_module_path);
+SSL *s2_tls_adopt(void *sslobj, void *sslcontext, long basicsize, int fd);
+unsigned long s2_tls_version_num(void);
+"""
+
+SOURCE = r"""
+#include <openssl/ssl.h>
+#include <openssl/err.h>
+#include <openssl/crypto.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <dlfcn.h>
+
+#define S2_TLS_WANT_READ (-1)
+#define S2_TLS_WANT_WRITE (-2)
+#define S2_TLS_FAILED (-3)      /* an OpenSSL error: s2_tls_error() says */
+#define S2_TLS_OS_ERROR (-4)    /* a system call failed: *err = errno */
+
+#define S2_RECORD 16384         /* the largest TLS record's plaintext */
+
+/* Why the SSL call that returned `ret` stopped; 0 for the end of the
+   stream (close_notify, or an EOF without one, which the standard library
+   also reads as the end: suppress_ragged_eofs). */
+static long s2_stopped(SSL *ssl, int ret, int *err)
+{
+    int e = SSL_get_error(ssl, ret);
+    unsigned long code;
+    switch (e) {
+    case SSL_ERROR_WANT_READ:
+        return S2_TLS_WANT_READ;
+    case SSL_ERROR_WANT_WRITE:
+        return S2_TLS_WANT_WRITE;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    case SSL_ERROR_SYSCALL:
+        code = ERR_peek_error();
+        if (code == 0) {
+            if (errno == 0)     /* OpenSSL 1.1's EOF without close_notify */
+                return 0;
+            *err = errno;
+            return S2_TLS_OS_ERROR;
+        }
+        return S2_TLS_FAILED;
+    case SSL_ERROR_SSL:
+#ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING
+        code = ERR_peek_error();
+        if (ERR_GET_LIB(code) == ERR_LIB_SSL &&
+                ERR_GET_REASON(code) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+            ERR_clear_error();
+            return 0;
+        }
+#endif
+        return S2_TLS_FAILED;
+    default:
+        return S2_TLS_FAILED;
+    }
+}
+
+/* Read up to n bytes into buf: the count, 0 at the end, or S2_TLS_*.
+   One SSL_read returns one record at most: while whole records keep
+   coming, more of the buffer is filled, so a bulk reader makes one call
+   per buffer; whatever stops the loop after the first bytes is reported
+   by the next call.  OpenSSL's error queue is emptied first: it is per
+   OS thread, and an entry some other connection left would turn this
+   "want read" into a failure (CPython issues 81891, 148594). */
+long s2_tls_read(SSL *ssl, char *buf, long n, int *err)
+{
+    size_t r = 0, got = 0;
+    int ret;
+    ERR_clear_error();
+    errno = 0;
+    ret = SSL_read_ex(ssl, buf, (size_t)n, &r);
+    if (ret <= 0)
+        return s2_stopped(ssl, ret, err);
+    got = r;
+    while (r >= S2_RECORD && got < (size_t)n) {
+        ret = SSL_read_ex(ssl, buf + got, (size_t)n - got, &r);
+        if (ret <= 0) {
+            ERR_clear_error();
+            break;
+        }
+        got += r;
+    }
+    return (long)got;
+}
+
+/* Write all n bytes as records (the standard library does not enable
+   partial writes): n, or S2_TLS_*.  After a "want", the caller must give
+   the very same bytes again (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER, set by
+   the standard library, lets them move). */
+long s2_tls_write(SSL *ssl, const char *buf, long n, int *err)
+{
+    size_t w = 0;
+    int ret;
+    ERR_clear_error();
+    errno = 0;
+    ret = SSL_write_ex(ssl, buf, (size_t)n, &w);
+    if (ret <= 0) {
+        long r = s2_stopped(ssl, ret, err);
+        /* A write never meets "the end": the peer is gone. */
+        if (r == 0) {
+            *err = EPIPE;
+            return S2_TLS_OS_ERROR;
+        }
+        return r;
+    }
+    return (long)w;
+}
+
+/* The first queued OpenSSL error as the standard library words it,
+   "[LIB: REASON] reason text", into out; returns its reason code (0: no
+   error queued).  Empties the queue. */
+int s2_tls_error(char *out, int outlen)
+{
+    unsigned long code = ERR_get_error();
+    const char *lib, *reason;
+    char name[128];
+    int i;
+    if (code == 0) {
+        snprintf(out, outlen, "unknown error");
+        return 0;
+    }
+    lib = ERR_lib_error_string(code);
+    reason = ERR_reason_error_string(code);
+    if (reason == NULL)
+        reason = "unknown reason";
+    for (i = 0; reason[i] && i < (int)sizeof(name) - 1; i++) {
+        char c = reason[i];
+        name[i] = (c == ' ') ? '_' : (c >= 'a' && c <= 'z') ? c - 32 : c;
+    }
+    name[i] = 0;
+    snprintf(out, outlen, "[%s: %s] %s", lib ? lib : "SSL", name, reason);
+    ERR_clear_error();
+    return ERR_GET_REASON(code);
+}
+
+/* Whether the standard library's _ssl module (at path) runs on the very
+   OpenSSL this module was linked with: the SSL_read its dependencies
+   resolve to is ours.  dlopen with RTLD_NOLOAD only looks at what is
+   loaded already. */
+int s2_tls_same_openssl(const char *path)
+{
+    void *h = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
+    void *f;
+    int same;
+    if (h == NULL)
+        return 0;
+    f = dlsym(h, "SSL_read_ex");
+    same = f != NULL && f == (void *)&SSL_read_ex &&
+           dlsym(h, "SSL_write_ex") == (void *)&SSL_write_ex &&
+           dlsym(h, "ERR_clear_error") == (void *)&ERR_clear_error;
+    dlclose(h);
+    return same && OpenSSL_version_num() == OPENSSL_VERSION_NUMBER;
+}
+
+/* The SSL object inside the standard library's _ssl._SSLSocket `sslobj`
+   made from the _ssl._SSLContext `sslcontext` over descriptor fd, or NULL
+   when its layout is not the one expected.  CPython's layouts (3.8 to
+   3.14, Modules/_ssl.c):
+
+       PySSLSocket:  PyObject_HEAD; PyObject *Socket; SSL *ssl;
+                     PySSLContext *ctx; ...
+       PySSLContext: PyObject_HEAD; SSL_CTX *ctx; ...
+
+   Nothing is dereferenced before it is proven: the socket's ctx slot must
+   hold the context object itself (compared, not followed), and only then
+   is its SSL pointer asked whether it belongs to that context's SSL_CTX,
+   carries this object as its app data and reads fd. */
+SSL *s2_tls_adopt(void *sslobj, void *sslcontext, long basicsize, int fd)
+{
+    void **o = (void **)sslobj;
+    void **c = (void **)sslcontext;
+    SSL *ssl;
+    SSL_CTX *ctx;
+    if (basicsize < (long)(5 * sizeof(void *)))
+        return NULL;
+    if (o[4] != sslcontext)
+        return NULL;
+    ssl = (SSL *)o[3];
+    ctx = (SSL_CTX *)c[2];
+    if (ssl == NULL || ctx == NULL)
+        return NULL;
+    if (SSL_get_SSL_CTX(ssl) != ctx || SSL_get_app_data(ssl) != sslobj ||
+            SSL_get_fd(ssl) != fd)
+        return NULL;
+    return ssl;
+}
+
+unsigned long s2_tls_version_num(void)
+{
+    return OpenSSL_version_num();
+}
+"""
+
+
+def _pkg_config():
+    """Compiler and linker arguments for OpenSSL from pkg-config, or {}."""
+    try:
+        out = subprocess.run(["pkg-config", "--cflags", "--libs", "openssl"],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    if out.returncode != 0:
+        return {}
+    kw = {"include_dirs": [], "library_dirs": [], "libraries": []}
+    for arg in shlex.split(out.stdout):
+        if arg.startswith("-I"):
+            kw["include_dirs"].append(arg[2:])
+        elif arg.startswith("-L"):
+            kw["library_dirs"].append(arg[2:])
+        elif arg.startswith("-l"):
+            kw["libraries"].append(arg[2:])
+    return kw
+
+
+def _build_args():
+    kw = _pkg_config()
+    kw.setdefault("libraries", [])
+    for lib in ("ssl", "crypto"):
+        if lib not in kw["libraries"]:
+            kw["libraries"].append(lib)
+    if sys.platform.startswith("linux"):
+        kw["libraries"].append("dl")
+    return kw
+
+
+def available():
+    """Whether OpenSSL's headers and libraries are there to build against
+    (a test compile and link); never on Windows, whose completion ports
+    use the bio engine."""
+    if sys.platform == "win32" or os.environ.get("SOCKET2_NO_OPENSSL_C"):
+        return False
+    try:
+        from setuptools._distutils.ccompiler import new_compiler
+        from setuptools._distutils.errors import (CCompilerError,
+                                                  DistutilsError)
+        from setuptools._distutils.sysconfig import customize_compiler
+    except ImportError:     # an older setuptools: the standard library's
+        from distutils.ccompiler import new_compiler
+        from distutils.errors import CCompilerError, DistutilsError
+        from distutils.sysconfig import customize_compiler
+    kw = _build_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "probe.c")
+        with open(src, "w") as f:
+            f.write("#include <openssl/ssl.h>\n#include <openssl/err.h>\n"
+                    "int main(void) { SSL_read_ex(0, 0, 0, 0); "
+                    "return (int)ERR_get_error(); }\n")
+        cc = new_compiler()
+        customize_compiler(cc)
+        try:
+            objs = cc.compile([src], output_dir=tmp,
+                              include_dirs=kw.get("include_dirs", []))
+            cc.link_executable(objs, os.path.join(tmp, "probe"),
+                               libraries=kw["libraries"],
+                               library_dirs=kw.get("library_dirs", []))
+        except (CCompilerError, DistutilsError, OSError):
+            return False
+    return True
+
+
+ffibuilder = FFI()
+ffibuilder.cdef(CDEF)
+ffibuilder.set_source("socket2._openssl_ffi", SOURCE, **_build_args())
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

@@ -1,0 +1,363 @@
+/* socket2._tls_speedups: TLSSocket.recv and .sendall in C, for the C TLS
+ * engine (socket2/tls.py _CEngine).
+ *
+ * The engine reads and writes records with socket2._openssl_ffi's
+ * s2_tls_read/s2_tls_write (socket2/ffi/build_openssl.py), whose addresses
+ * tls.py hands to configure().  What remained in Python per round trip
+ * was the frames around those calls: TLSSocket.recv, the engine's recv,
+ * cffi's from_buffer and argument tuple, the same again for sendall.  This
+ * module makes the plain calls -- recv(buf[, maxlen]) and
+ * sendall(buf[, maxlen]) with no timeout -- one C call each, and hands
+ * everything else to the Python code of the same object, which is the
+ * reference this file follows (tls.py: _CEngine.recv/_read_wait,
+ * _CEngine.sendall/_sendall_rest):
+ *
+ * - a wait ("want read"/"want write") is the engine's own wait(), so the
+ *   rules about which slot a thread parks in and closed sockets stay in
+ *   one place;
+ * - a failure is raised as the engine's _failed() builds it;
+ * - a write OpenSSL did not finish (a committed record) is finished by
+ *   _CEngine._sendall_rest.
+ *
+ * Nothing here links OpenSSL or is OS-specific.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+typedef long (*s2_tls_fn)(void *ssl, char *buf, long n, int *err);
+
+static s2_tls_fn tls_read, tls_write;  /* set by configure() */
+static long want_read = -1, want_write = -2;
+static Py_ssize_t write_chunk = 256 * 1024;
+
+static PyObject *str_recv_py, *str_sendall_py, *str_sendall_rest,
+                *str_read_wait, *str_wpending;
+
+#define EMPTY(o) ((o) == NULL || (o) == Py_None)
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *sock;      /* _sock: the TCP socket under TLS */
+    PyObject *io;        /* _io: the engine, or None once closed */
+    PyObject *rb;        /* _rb: read-ahead of read()/readline(), or None */
+    PyObject *timeout;   /* timeout: the default of every wait */
+    Py_ssize_t ssl;      /* _ssl: the C engine's SSL *, 0 otherwise */
+} TLSBase;
+
+static PyObject *
+tlsbase_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    TLSBase *self = (TLSBase *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    Py_INCREF(Py_None);
+    self->sock = Py_None;
+    Py_INCREF(Py_None);
+    self->io = Py_None;
+    Py_INCREF(Py_None);
+    self->rb = Py_None;
+    Py_INCREF(Py_None);
+    self->timeout = Py_None;
+    self->ssl = 0;
+    return (PyObject *)self;
+}
+
+static int
+tlsbase_traverse(TLSBase *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->sock);
+    Py_VISIT(self->io);
+    Py_VISIT(self->rb);
+    Py_VISIT(self->timeout);
+    return 0;
+}
+
+static int
+tlsbase_clear(TLSBase *self)
+{
+    self->ssl = 0;
+    Py_CLEAR(self->sock);
+    Py_CLEAR(self->io);
+    Py_CLEAR(self->rb);
+    Py_CLEAR(self->timeout);
+    return 0;
+}
+
+static void
+tlsbase_dealloc(TLSBase *self)
+{
+    PyObject_GC_UnTrack(self);
+    tlsbase_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* self.<name>(*args, **kw): the Python code of the same object. */
+static PyObject *
+to_python(TLSBase *self, PyObject *name, PyObject *const *args,
+          Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *meth = PyObject_GetAttr((PyObject *)self, name);
+    PyObject *res;
+    if (meth == NULL)
+        return NULL;
+    res = PyObject_Vectorcall(meth, args, nargs, kwnames);
+    Py_DECREF(meth);
+    return res;
+}
+
+/* *n = the maxlen argument checked against the buffer's size; 0 when it
+   is anything the Python code should word the error for. */
+static int
+take_maxlen(PyObject *maxlen, Py_ssize_t size, Py_ssize_t *n)
+{
+    if (maxlen == Py_None) {
+        *n = size;
+        return 1;
+    }
+    if (!PyLong_CheckExact(maxlen))
+        return 0;
+    *n = PyLong_AsSsize_t(maxlen);
+    if (*n == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    return *n >= 0 && *n <= size;
+}
+
+PyDoc_STRVAR(recv_doc,
+"recv(buf, maxlen=None, timeout=None, expires=None)\n\n"
+"Receive into the writable *buf* (up to *maxlen* bytes); return the\n"
+"count, 0 when the peer closed (close_notify or not).");
+
+static PyObject *
+tlsbase_recv(TLSBase *self, PyObject *const *args, Py_ssize_t nargs,
+             PyObject *kwnames)
+{
+    Py_buffer view;
+    Py_ssize_t n;
+    long r;
+    int err = 0;
+    PyObject *io, *res;
+    if (kwnames != NULL || nargs < 1 || nargs > 2 || tls_read == NULL
+            || self->ssl == 0 || !EMPTY(self->rb) || !EMPTY(self->timeout))
+        return to_python(self, str_recv_py, args, nargs, kwnames);
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_WRITABLE) < 0) {
+        PyErr_Clear();
+        return to_python(self, str_recv_py, args, nargs, kwnames);
+    }
+    if (!take_maxlen(nargs == 2 ? args[1] : Py_None, view.len, &n)
+            || n == 0 || n > LONG_MAX) {
+        PyBuffer_Release(&view);
+        return to_python(self, str_recv_py, args, nargs, kwnames);
+    }
+    r = tls_read((void *)self->ssl, (char *)view.buf, (long)n, &err);
+    if (r >= 0) {
+        PyBuffer_Release(&view);
+        return PyLong_FromLong(r);
+    }
+    /* Nothing yet (or a failure): the engine waits as OpenSSL asked and
+       reads again, into the same buffer (_CEngine._read_wait). */
+    io = self->io;
+    Py_INCREF(io);
+    {
+        PyObject *mv = PyMemoryView_FromBuffer(&view);
+        PyObject *rr = PyLong_FromLong(r), *nn = PyLong_FromSsize_t(n);
+        PyObject *ee = PyLong_FromLong(err);
+        PyObject *b[8];
+        res = NULL;
+        if (mv != NULL && rr != NULL && nn != NULL && ee != NULL) {
+            b[0] = io;
+            b[1] = mv;
+            b[2] = nn;
+            b[3] = rr;
+            b[4] = ee;
+            b[5] = Py_None;
+            b[6] = Py_None;
+            b[7] = (PyObject *)self;
+            res = PyObject_VectorcallMethod(
+                str_read_wait, b, 8 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        }
+        Py_XDECREF(ee);
+        if (mv != NULL) {
+            /* The view must not outlive this call (it points into the
+               caller's buffer, released below): release it, keeping
+               whatever the call raised. */
+            PyObject *t, *v, *tb, *x;
+            PyErr_Fetch(&t, &v, &tb);
+            x = PyObject_CallMethod(mv, "release", NULL);
+            if (x == NULL && t == NULL && res != NULL) {
+                Py_CLEAR(res);          /* a view still exported: raise */
+            } else {
+                if (x == NULL)
+                    PyErr_Clear();
+                PyErr_Restore(t, v, tb);
+            }
+            Py_XDECREF(x);
+            Py_DECREF(mv);
+        }
+        Py_XDECREF(rr);
+        Py_XDECREF(nn);
+    }
+    Py_DECREF(io);
+    PyBuffer_Release(&view);
+    return res;
+}
+
+PyDoc_STRVAR(sendall_doc,
+"sendall(buf, maxlen=None, timeout=None, expires=None)\n\n"
+"Send all of *buf* (or its first *maxlen* bytes).  On failure the\n"
+"raised ``Error`` has ``.sent``: the bytes that went out, or are\n"
+"committed to go out first (a TLS record cut short by a timeout).");
+
+static PyObject *
+tlsbase_sendall(TLSBase *self, PyObject *const *args, Py_ssize_t nargs,
+                PyObject *kwnames)
+{
+    Py_buffer view;
+    Py_ssize_t n, first;
+    long r;
+    int err = 0;
+    PyObject *io, *pending;
+    if (kwnames != NULL || nargs < 1 || nargs > 2 || tls_write == NULL
+            || self->ssl == 0 || !EMPTY(self->timeout))
+        return to_python(self, str_sendall_py, args, nargs, kwnames);
+    io = self->io;
+    /* A record an earlier write left committed goes out first: Python. */
+    pending = PyObject_GetAttr(io, str_wpending);
+    if (pending == NULL)
+        return NULL;
+    Py_DECREF(pending);
+    if (pending != Py_None)
+        return to_python(self, str_sendall_py, args, nargs, kwnames);
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        PyErr_Clear();
+        return to_python(self, str_sendall_py, args, nargs, kwnames);
+    }
+    if (!take_maxlen(nargs == 2 ? args[1] : Py_None, view.len, &n)
+            || n == 0) {
+        PyBuffer_Release(&view);
+        return to_python(self, str_sendall_py, args, nargs, kwnames);
+    }
+    first = n < write_chunk ? n : write_chunk;
+    r = tls_write((void *)self->ssl, (char *)view.buf, (long)first, &err);
+    PyBuffer_Release(&view);
+    if (r == n)
+        return PyLong_FromSsize_t(n);
+    /* Part of it went out, or OpenSSL must be given the first chunk again
+       (a want), or it failed: the engine goes on from where this stopped,
+       _sendall_rest(buf, maxlen, first_result, errno, owner). */
+    {
+        PyObject *rr = PyLong_FromLong(r), *ee = PyLong_FromLong(err);
+        PyObject *res = NULL, *b[6];
+        if (rr != NULL && ee != NULL) {
+            Py_INCREF(io);
+            b[0] = io;
+            b[1] = args[0];
+            b[2] = nargs == 2 ? args[1] : Py_None;
+            b[3] = rr;
+            b[4] = ee;
+            b[5] = (PyObject *)self;
+            res = PyObject_VectorcallMethod(
+                str_sendall_rest, b, 6 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                NULL);
+            Py_DECREF(io);
+        }
+        Py_XDECREF(rr);
+        Py_XDECREF(ee);
+        return res;
+    }
+}
+
+static PyMethodDef tlsbase_methods[] = {
+    {"_c_recv", (PyCFunction)(void (*)(void))tlsbase_recv,
+     METH_FASTCALL | METH_KEYWORDS, recv_doc},
+    {"_c_sendall", (PyCFunction)(void (*)(void))tlsbase_sendall,
+     METH_FASTCALL | METH_KEYWORDS, sendall_doc},
+    {NULL}
+};
+
+static PyMemberDef tlsbase_members[] = {
+    {"_sock", T_OBJECT, offsetof(TLSBase, sock), 0, NULL},
+    {"_io", T_OBJECT, offsetof(TLSBase, io), 0, NULL},
+    {"_rb", T_OBJECT, offsetof(TLSBase, rb), 0, NULL},
+    {"timeout", T_OBJECT, offsetof(TLSBase, timeout), 0,
+     "the default timeout of this socket's waits (seconds), or None"},
+    {"_ssl", T_PYSSIZET, offsetof(TLSBase, ssl), 0, NULL},
+    {NULL}
+};
+
+static PyTypeObject TLSBaseType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "socket2._tls_speedups.TLSBase",
+    .tp_basicsize = sizeof(TLSBase),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The fields a TLSSocket keeps in C, and its compiled recv "
+              "and sendall (see socket2/tls.py).",
+    .tp_new = tlsbase_new,
+    .tp_traverse = (traverseproc)tlsbase_traverse,
+    .tp_clear = (inquiry)tlsbase_clear,
+    .tp_dealloc = (destructor)tlsbase_dealloc,
+    .tp_methods = tlsbase_methods,
+    .tp_members = tlsbase_members,
+};
+
+PyDoc_STRVAR(configure_doc,
+"configure(read_addr, write_addr, want_read, want_write, chunk)\n\n"
+"Hand over socket2._openssl_ffi's s2_tls_read and s2_tls_write (their\n"
+"addresses), the codes they return for a want, and the most one\n"
+"write takes.");
+
+static PyObject *
+configure(PyObject *mod, PyObject *args)
+{
+    Py_ssize_t r, w, chunk;
+    long wr, ww;
+    if (!PyArg_ParseTuple(args, "nnlln", &r, &w, &wr, &ww, &chunk))
+        return NULL;
+    if (chunk <= 0) {
+        PyErr_SetString(PyExc_ValueError, "chunk must be positive");
+        return NULL;
+    }
+    tls_read = (s2_tls_fn)r;
+    tls_write = (s2_tls_fn)w;
+    want_read = wr;
+    want_write = ww;
+    write_chunk = chunk;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"configure", configure, METH_VARARGS, configure_doc},
+    {NULL}
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "socket2._tls_speedups",
+    "TLSSocket.recv and .sendall in C for the C TLS engine "
+    "(socket2/ffi/tls_speedups.c).", -1, module_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__tls_speedups(void)
+{
+    PyObject *m;
+    if (!(str_recv_py = PyUnicode_InternFromString("_recv_py"))
+            || !(str_sendall_py = PyUnicode_InternFromString("_sendall_py"))
+            || !(str_sendall_rest = PyUnicode_InternFromString("_sendall_rest"))
+            || !(str_read_wait = PyUnicode_InternFromString("_read_wait"))
+            || !(str_wpending = PyUnicode_InternFromString("wpending")))
+        return NULL;
+    if (PyType_Ready(&TLSBaseType) < 0)
+        return NULL;
+    m = PyModule_Create(&module_def);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&TLSBaseType);
+    if (PyModule_AddObject(m, "TLSBase", (PyObject *)&TLSBaseType) < 0) {
+        Py_DECREF(&TLSBaseType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
