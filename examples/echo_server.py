@@ -11,27 +11,26 @@ import sys
 import socket2
 
 
-# Buffers of finished connections, reused: a fresh zero-filled 64 KiB
-# bytearray per connection costs more than the rest of a short connection.
-_spare = []
-
-
 def echo(conn, bufsize):
     """Echo everything *conn* sends until it closes its side."""
-    buf = _spare.pop() if _spare else bytearray(bufsize)
+    # The receive buffer: its bytes are echoed before the next recv, so one
+    # per connection, and a small one to start with.  Most connections
+    # trade small messages, and a server holds one buffer per connection:
+    # 64 KiB each would be 64 MiB per 1000 connections, 4 KiB is 4 MiB.  A
+    # read that fills it means the peer is streaming: then the buffer grows,
+    # once, to *bufsize*, so a bulk transfer moves 64 KiB per call.
+    small = min(4096, bufsize)
+    buf = bytearray(small)
     try:
         with conn:
-            while True:
-                n = conn.recv(buf)
-                if n == 0:
-                    return
+            while n := conn.recv(buf):
                 conn.sendall(buf, n)
+                if n == small:
+                    buf = bytearray(bufsize)
+                    small = 0       # grown for good (n is never 0 here)
     except socket2.Error as e:
         if e.err not in ("connection_reset", "broken_pipe", "closed"):
             raise
-    finally:
-        if len(buf) == bufsize and len(_spare) < 256:
-            _spare.append(buf)
 
 
 def main(argv=None):
@@ -44,7 +43,9 @@ def main(argv=None):
     ap.add_argument("--family", choices=["inet", "inet6", "unix"], default=None,
                     help="address family (default: guessed from --host)")
     ap.add_argument("--bufsize", type=int, default=65536,
-                    help="receive buffer per connection (default: %(default)s)")
+                    help="largest receive buffer per connection: each starts "
+                         "with 4 KiB and grows to this when a read fills it "
+                         "(default: %(default)s)")
     ap.add_argument("--workers", type=int, default=1,
                     help="processes, each with its own listener on the same "
                          "port (SO_REUSEPORT): use every core (default: 1)")

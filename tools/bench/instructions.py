@@ -15,8 +15,15 @@ and one send per round trip, epoll_wait per batch).
 
 Servers: ``c-epoll`` (the reference), ``socket2`` (examples/echo_server.py
 with the compiled hot path), ``socket2-pure`` (the same with
-SOCKET2_PURE_PYTHON=1) and, with --compare REF, the build of commit REF.
+SOCKET2_PURE_PYTHON=1) and, with --compare REF, the build of commit REF;
+then the same over TLS (unless --no-tls): the C server with OpenSSL and
+examples/tls_echo_server.py on the c and fd engines (the load generator
+speaks TLS 1.3; only round trips after the handshakes are counted).
 Needs valgrind (Debian: apt-get install valgrind).
+
+The last line is the verdict on the target (issue 21): socket2, compiled,
+at most 3,500 instructions per round trip (at the default 100
+connections).
 """
 import argparse
 import glob
@@ -32,6 +39,7 @@ import run as bench
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+TARGET = 3500       # socket2's instructions per round trip, at most
 
 
 def wait_listening(port, proc, limit=60):
@@ -48,8 +56,9 @@ def wait_listening(port, proc, limit=60):
     raise RuntimeError("server did not listen within %ds" % limit)
 
 
-def count(name, argv, env, seconds, conns):
-    """(instructions per round trip, round trips) of one server."""
+def count(name, argv, env, seconds, conns, tls=False):
+    """(instructions per round trip, round trips) of one server (*tls*:
+    the load generator speaks TLS to it)."""
     port = bench.free_port()
     out = tempfile.mkdtemp(prefix="s2-cg-")
     cmd = bench.pin(0) + ["valgrind", "--tool=callgrind",
@@ -63,7 +72,7 @@ def count(name, argv, env, seconds, conns):
         lg = subprocess.Popen(
             bench.pin(1) + [os.path.join(bench.BUILD, "loadgen"), "127.0.0.1",
                             str(port), "rr", str(conns), str(seconds),
-                            "--warmup", "2"],
+                            "--warmup", "2"] + (["--tls"] if tls else []),
             stdout=subprocess.PIPE, text=True)
         result = None
         for line in lg.stdout:
@@ -105,6 +114,9 @@ def main(argv=None):
                     help="connections (default: %(default)s)")
     ap.add_argument("--compare", metavar="REF",
                     help="also count the build of commit REF")
+    ap.add_argument("--no-tls", action="store_true",
+                    help="leave out the TLS echo servers (C + OpenSSL, "
+                         "socket2 on the c and fd engines)")
     args = ap.parse_args(argv)
     if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
         sys.exit("bench-instructions needs valgrind: apt-get install valgrind")
@@ -127,14 +139,44 @@ def main(argv=None):
         bench.log("instructions: %-20s %8.0f per round trip (%d round trips)"
                   % (name, per_op, ops))
         rows.append((name, per_op))
+    tls_rows = []
+    if not args.no_tls and bench.build():
+        cert, key = bench.tls_files()
+        tls_args = ["--cert", cert, "--key", key]
+        tls_example = os.path.join(ROOT, "examples", "tls_echo_server.py")
+        for name, argv_, env in [
+                ("c-epoll + OpenSSL", [os.path.join(bench.BUILD,
+                                                    "echo_epoll_tls")], {}),
+                ("socket2 (engine c)", [sys.executable, tls_example],
+                 {"SOCKET2_TLS": "c"}),
+                ("socket2 (engine fd)", [sys.executable, tls_example],
+                 {"SOCKET2_TLS": "fd"}),
+                ("socket2-pure (engine c)", [sys.executable, tls_example],
+                 {"SOCKET2_TLS": "c", "SOCKET2_PURE_PYTHON": "1"})]:
+            per_op, ops = count(name, argv_ + tls_args, env, args.seconds,
+                                args.conns, tls=True)
+            bench.log("instructions: TLS %-20s %8.0f per round trip (%d)"
+                      % (name, per_op, ops))
+            tls_rows.append((name, per_op))
     ref = rows[0][1]
     print("| server | instructions per round trip (user space) | vs C |")
     print("|---|---|---|")
     for name, per_op in rows:
         print("| %s | %.0f | %.1fx |" % (name, per_op, per_op / ref))
+    if tls_rows:
+        ref = tls_rows[0][1]
+        print("\n| TLS server | instructions per round trip (user space) "
+              "| vs C |")
+        print("|---|---|---|")
+        for name, per_op in tls_rows:
+            print("| %s | %.0f | %.2fx |" % (name, per_op, per_op / ref))
     if args.compare:
         print("\nsocket2 (this tree) / %s: %.2fx the instructions"
               % (rows[-1][0], rows[1][1] / rows[-1][1]))
+    per_op = dict(rows)["socket2"]
+    print("\nVerdict: instructions per round trip (rr-%d): %s: socket2 "
+          "%.0f (target <= %d)" % (args.conns, "met" if per_op <= TARGET
+                                   else "NOT met", per_op, TARGET))
     return 0
 
 

@@ -81,16 +81,39 @@ WORKLOADS = {
 }
 QUICK_WORKLOADS = [w for w in WORKLOADS if not WORKLOADS[w][4]]
 
+# The targets (issue 21).  The verdicts judge server CPU per operation
+# (the median over the rounds) against the C reference measured in the same
+# run: throughput on a shared machine swings with whatever else runs, CPU
+# per operation far less.  The deterministic check of the plain hot path is
+# bench-instructions (instructions.py): user-space instructions per round
+# trip.
 TARGETS_TEXT = """\
-- request/response at 100 and 1000 connections: socket2 >= 0.9x the C
-  reference and >= uvloop-protocol (>= 1.8x gevent);
-- 100 active + 10,000 idle: socket2 >= 0.9x the C reference, peak RSS
-  <= 40 MiB;
-- churn: socket2 server CPU per connection <= 0.7x gevent's;
-- bulk: socket2 >= 0.95x the C reference;
-- TLS rr-100: socket2 >= 1.5x gevent and >= uvloop-protocol;
-- TLS bulk: socket2 >= 0.9x the C TLS reference (epoll + OpenSSL);
-- `python -X importtime -c "import socket2"` <= 15 ms."""
+Server CPU per operation, as a ratio to the C reference's in the same run
+(lower is better):
+
+- rr-100: socket2 <= 1.05x C;
+- rr-1000: socket2 <= 1.25x C; peak RSS of the shipped echo server
+  (examples/echo_server.py) <= 30 MiB;
+- rr-100+idle (10,000 idle): socket2 <= 1.2x C, peak RSS <= 40 MiB;
+- tls-rr-100: socket2 <= 1.3x C and below uvloop-protocol's;
+- tls-rr-1000: socket2 <= 1.2x C;
+- churn: socket2 server CPU per connection <= 0.7x gevent's.
+
+Throughput: bulk and tls-bulk: socket2 >= 0.95x the C reference (plain,
+and epoll + OpenSSL).  Instructions per round trip (rr-100, bench-
+instructions): socket2 <= 3,500.  `python -X importtime -c "import
+socket2"` <= 15 ms."""
+
+# workload -> the most socket2's CPU per operation may be, as a multiple of
+# the C reference's in the same run.
+CPU_TARGETS = {"rr-100": 1.05, "rr-1000": 1.25, "rr-100+idle": 1.2,
+               "tls-rr-100": 1.3, "tls-rr-1000": 1.2}
+# workload -> the least socket2's throughput may be, as a multiple of C's.
+RATE_TARGETS = {"bulk": 0.95, "tls-bulk": 0.95}
+# workload -> the most the shipped server's peak RSS may be (MiB).
+RSS_TARGETS = {"rr-1000": 30.0, "rr-100+idle": 40.0}
+# workload -> peers whose CPU per operation socket2's must be below.
+BELOW_PEERS = {"tls-rr-100": ("uvloop-protocol",)}
 
 
 def log(*args):
@@ -260,6 +283,9 @@ def run_cell(server, workload, interpreters, args):
                 t0 = cpu_ticks(p.pid)
             elif line.startswith("{"):
                 t1 = cpu_ticks(p.pid)
+                # The peak of the measured run, read while the server is
+                # sure to be there (the teardown that follows may end it).
+                rss = peak_rss_mib(p.pid)
                 result = json.loads(line)
         if lg.wait() != 0 or result is None or t0 is None:
             raise RuntimeError("loadgen failed against %s/%s; server said: %s"
@@ -267,7 +293,6 @@ def run_cell(server, workload, interpreters, args):
         if result["ops"] == 0 and result["bytes"] == 0:
             raise RuntimeError("%s completed nothing in %s; server said: %s"
                                % (server, workload, server_log(p)))
-        rss = peak_rss_mib(p.pid)
     finally:
         stop_server(p)
     secs = result["seconds"]
@@ -436,56 +461,63 @@ def render(results, servers, workloads, imports, meta):
 
 
 def verdicts(results, imports):
+    """(workload, verdict) lines for the targets above (TARGETS_TEXT), for
+    the workloads of this run."""
     out = []
     s2 = results.get("socket2")
     if not s2:
         return out
-    ref = results[REFERENCE]
 
-    def ratio(w, other=REFERENCE):
-        b = results[other][w]["rate"]
-        return s2[w]["rate"] / b if b and b == b else float("nan")
+    def ratio(w, key, other=REFERENCE):
+        b = results.get(other, {}).get(w, {}).get(key, float("nan"))
+        a = s2[w][key]
+        return a / b if b and b == b and a == a else float("nan")
 
-    for w in ("rr-100", "rr-1000"):
-        if w in s2:
-            msg = "%.2fx C" % ratio(w)
-            ok = ratio(w) >= 0.9
-            if "uvloop-protocol" in results:
-                msg += ", %.2fx uvloop-protocol" % ratio(w, "uvloop-protocol")
-                ok = ok and ratio(w, "uvloop-protocol") >= 1.0
-            if "gevent" in results:
-                msg += ", %.2fx gevent" % ratio(w, "gevent")
-            out.append((w, ("met" if ok else "NOT met") + " (%s)" % msg))
-    if "rr-100+idle" in s2:
-        r, rss = ratio("rr-100+idle"), s2["rr-100+idle"]["rss_mib"]
-        out.append(("rr-100+idle", "%s (%.2fx C, %.1f MiB)" % (
-            "met" if r >= 0.9 and rss <= 40 else "NOT met", r, rss)))
-    if "churn" in s2 and "gevent" in results:
-        g = results["gevent"]["churn"]["cpu_us_per_op"]
-        c = s2["churn"]["cpu_us_per_op"] / g if g and g == g else float("nan")
-        out.append(("churn", "%s (%.2fx gevent's CPU per connection)" % (
-            "met" if c <= 0.7 else "NOT met", c)))
-    if "bulk" in s2:
-        out.append(("bulk", "%s (%.2fx C)" % (
-            "met" if ratio("bulk") >= 0.95 else "NOT met", ratio("bulk"))))
-    if "tls-rr-100" in s2:
-        msg, ok = [], True
-        for peer, need in (("gevent", 1.5), ("uvloop-protocol", 1.0)):
-            if peer in results:
-                r = ratio("tls-rr-100", peer)
-                msg.append("%.2fx %s" % (r, peer))
-                ok = ok and r >= need
-        msg.append("%.2fx C" % ratio("tls-rr-100"))
-        out.append(("tls-rr-100", "%s (%s)" % ("met" if ok else "NOT met",
-                                               ", ".join(msg))))
-    if "tls-bulk" in s2:
-        r = ratio("tls-bulk")
-        out.append(("tls-bulk", "%s (%.2fx C)" % (
-            "met" if r >= 0.9 else "NOT met", r)))
+    def check(ok, value):           # NaN (a failed cell) is never met
+        return ok and value == value
+
+    order = ("rr-100", "rr-1000", "rr-100+idle", "bulk", "tls-rr-100",
+             "tls-rr-1000", "tls-bulk", "churn")
+    for w in order:
+        if w not in s2:
+            continue
+        ok, msg = True, []
+        if w in CPU_TARGETS:
+            r = ratio(w, "cpu_us_per_op")
+            ok = check(ok and r <= CPU_TARGETS[w], r)
+            msg.append("CPU/op %.2fx C (target <= %.2fx)" % (r, CPU_TARGETS[w]))
+            for peer in BELOW_PEERS.get(w, ()):
+                if peer in results:
+                    p = ratio(w, "cpu_us_per_op", peer)
+                    ok = check(ok and p < 1.0, p)
+                    msg.append("%.2fx %s's (target < 1.00x)" % (p, peer))
+                else:
+                    ok = False
+                    msg.append("%s not in this run" % peer)
+        if w in RATE_TARGETS:
+            r = ratio(w, "rate")
+            ok = check(ok and r >= RATE_TARGETS[w], r)
+            msg.append("throughput %.2fx C (target >= %.2fx)" % (r, RATE_TARGETS[w]))
+        if w in RSS_TARGETS:
+            rss = s2[w]["rss_mib"]
+            ok = check(ok and rss <= RSS_TARGETS[w], rss)
+            msg.append("peak RSS %.1f MiB (target <= %.0f)" % (rss, RSS_TARGETS[w]))
+        if w == "churn":
+            if "gevent" not in results:
+                continue
+            r = ratio(w, "cpu_us_per_op", "gevent")
+            ok = check(r <= 0.7, r)
+            msg.append("CPU per connection %.2fx gevent's (target <= 0.70x)" % r)
+        if not msg:
+            continue
+        if w not in RATE_TARGETS:   # for information
+            msg.append("throughput %.2fx C" % ratio(w, "rate"))
+        out.append((w, "%s: %s" % ("met" if ok else "NOT met",
+                                   "; ".join(msg))))
     if "socket2" in imports:
         ms = imports["socket2"]
-        out.append(("import", "%s (%.1f ms)" % ("met" if ms <= 15 else "NOT met", ms)))
-    del ref
+        out.append(("import", "%s: %.1f ms (target <= 15)" % (
+            "met" if ms <= 15 else "NOT met", ms)))
     return out
 
 
