@@ -32,7 +32,8 @@ static long want_read = -1, want_write = -2;
 static Py_ssize_t write_chunk = 256 * 1024;
 
 static PyObject *str_recv_py, *str_sendall_py, *str_sendall_rest,
-                *str_read_wait, *str_wpending;
+                *str_read_wait, *str_wpending, *str_fd, *str_hub, *str_w,
+                *str_wait_readable;
 
 #define EMPTY(o) ((o) == NULL || (o) == Py_None)
 
@@ -152,12 +153,52 @@ tlsbase_recv(TLSBase *self, PyObject *const *args, Py_ssize_t nargs,
         return to_python(self, str_recv_py, args, nargs, kwnames);
     }
     r = tls_read((void *)self->ssl, (char *)view.buf, (long)n, &err);
+    /* "Want read", the common wait of a server between requests: park
+       here, as the engine's wait(0, None, reading=True) does (the
+       socket's own wait_readable), and read again. */
+    while (r == want_read && self->ssl != 0) {
+        PyObject *sock = self->sock, *fd, *res;
+        long fdv;
+        Py_INCREF(sock);
+        fd = PyObject_GetAttr(sock, str_fd);
+        fdv = fd == NULL ? -1 : PyLong_AsLong(fd);
+        if (fdv < 0) {          /* closed: the engine raises it */
+            PyErr_Clear();
+            Py_XDECREF(fd);
+            Py_DECREF(sock);
+            break;
+        }
+        res = NULL;
+        {
+            PyObject *hub = PyObject_GetAttr(sock, str_hub);
+            PyObject *w = hub == NULL ? NULL : PyObject_GetAttr(sock, str_w);
+            if (w != NULL) {
+                PyObject *b[4] = {hub, w, Py_None, fd};
+                res = PyObject_VectorcallMethod(
+                    str_wait_readable, b,
+                    3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            }
+            Py_XDECREF(w);
+            Py_XDECREF(hub);
+        }
+        Py_DECREF(fd);
+        Py_DECREF(sock);
+        if (res == NULL) {
+            PyBuffer_Release(&view);
+            return NULL;
+        }
+        Py_DECREF(res);
+        if (self->ssl == 0)     /* closed (or TLS ended) meanwhile */
+            break;
+        r = tls_read((void *)self->ssl, (char *)view.buf, (long)n, &err);
+    }
     if (r >= 0) {
         PyBuffer_Release(&view);
         return PyLong_FromLong(r);
     }
-    /* Nothing yet (or a failure): the engine waits as OpenSSL asked and
-       reads again, into the same buffer (_CEngine._read_wait). */
+    /* Nothing yet (or a failure, or the socket closed): the engine waits
+       as OpenSSL asked and reads again, into the same buffer
+       (_CEngine._read_wait), or raises. */
     io = self->io;
     Py_INCREF(io);
     {
@@ -346,7 +387,11 @@ PyInit__tls_speedups(void)
             || !(str_sendall_py = PyUnicode_InternFromString("_sendall_py"))
             || !(str_sendall_rest = PyUnicode_InternFromString("_sendall_rest"))
             || !(str_read_wait = PyUnicode_InternFromString("_read_wait"))
-            || !(str_wpending = PyUnicode_InternFromString("wpending")))
+            || !(str_wpending = PyUnicode_InternFromString("wpending"))
+            || !(str_fd = PyUnicode_InternFromString("_fd"))
+            || !(str_hub = PyUnicode_InternFromString("_hub"))
+            || !(str_w = PyUnicode_InternFromString("_w"))
+            || !(str_wait_readable = PyUnicode_InternFromString("wait_readable")))
         return NULL;
     if (PyType_Ready(&TLSBaseType) < 0)
         return NULL;
