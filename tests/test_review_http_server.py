@@ -296,3 +296,81 @@ def test_25_tls_timeout_is_checked_up_front(pki):
         lst.listen("127.0.0.1", 0)
         with pytest.raises((TypeError, ValueError), match="tls_timeout"):
             socket2.http.serve(lst, hello, tls=sctx, tls_timeout="5")
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_16_a_pipelined_answer_is_not_held_behind_a_slow_application(
+        tls, pki):
+    """Two pipelined requests: the first is answered at once, the second's
+    application waits until the client has that first answer.  Before the
+    fix the first answer was held (to leave with the second in one write)
+    while the second application ran: here, forever."""
+    got_first = socket2.Event()
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/slow":
+            # The client sets this once the first response has arrived.
+            got_first.wait(timeout=10)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [environ["PATH_INFO"].encode()]
+
+    kwargs = {}
+    if tls:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(pki["server"])
+        kwargs["tls"] = ctx
+    with running(app, **kwargs) as lst, connect(lst) as c:
+        if tls:
+            cctx = ssl.create_default_context(cafile=pki["ca"])
+            c = socket2.tls(c, cctx, server_hostname="localhost", timeout=5)
+        c.sendall(get("/fast", close=False) + get("/slow"))
+        first = b""
+        buf = bytearray(4096)
+        while b"/fast" not in first:
+            n = c.recv(buf, timeout=5)      # TimeoutError before the fix
+            assert n, "closed before the first answer"
+            first += buf[:n]
+        got_first.set()
+        rest = c.recvall(timeout=5)
+    rs = split(first + rest)
+    assert [r.body for r in rs] == [b"/fast", b"/slow"]
+
+
+def test_16_held_answers_still_leave_in_one_write_when_apps_do_not_wait():
+    """The batching the fix keeps: pipelined answers of applications that
+    never park go out together (one response per write would show as
+    each answer arriving alone; here all 20 come, in order)."""
+    paths = ["/%d" % i for i in range(20)]
+
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        return [environ["PATH_INFO"].encode()]
+
+    with running(app) as lst:
+        raw = b"".join(get(p, close=False) for p in paths[:-1]) + \
+            get(paths[-1])
+        rs = split(talk(lst, raw))
+    assert [r.body.decode() for r in rs] == paths
+
+
+def test_16_a_client_gone_while_held_answers_are_written():
+    """The held answers' writer fails (the client reset); the parked
+    application's own answer then fails quietly and the server goes on."""
+    release = socket2.Event()
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/slow":
+            release.wait(timeout=10)
+        start_response("200 OK", [])
+        return [b"x" * 100]
+
+    with running(app) as lst:
+        c = connect(lst)
+        c.sendall(get("/fast", close=False) + get("/slow"))
+        c.recv(bytearray(10), timeout=5)
+        c.close()       # the rest of /fast unread: the kernel resets
+        socket2.sleep(0.05)
+        release.set()
+        socket2.sleep(0.05)
+        (r,) = split(talk(lst, get("/after")))
+        assert r.status == 200

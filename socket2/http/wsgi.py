@@ -27,7 +27,10 @@ import sys
 import traceback
 from urllib.parse import unquote_to_bytes
 
+from greenlet import getcurrent
+
 from ..errors import Error, TimeoutError
+from ..hub import clock, get_hub
 from ._heads import BODY_NONE
 from ._input import EMPTY, Input
 from .errors import ProtocolError
@@ -60,7 +63,8 @@ class Connection:
     request loop (:meth:`run`)."""
 
     __slots__ = ("sock", "srv", "buf", "pos", "out", "remote", "served",
-                 "idle", "gone", "deadline", "client_error", "linger")
+                 "idle", "gone", "deadline", "client_error", "linger",
+                 "flush_timer", "flusher")
 
     def __init__(self, sock, srv):
         self.sock = sock
@@ -74,6 +78,8 @@ class Connection:
         self.deadline = None         # the sweeper closes it past this
         self.client_error = None     # (status, why): the client's failure
         self.linger = False          # unread bytes may follow: see close()
+        self.flush_timer = None      # writes held responses if an app parks
+        self.flusher = None          # the thread that timer started
         try:
             peer = sock.getpeername()          # one system call, not two
             self.remote = (peer.ip(), str(peer.port()))
@@ -213,19 +219,68 @@ class Connection:
         """Bytes read past the end of a body: the next request's."""
         self.buf, self.pos = data + self.buf[self.pos:], 0
 
+    def hold_while_app_runs(self):
+        """Responses are held (pipelining: the next request was already
+        here) while an application runs: if it parks (waits for anything),
+        the hub writes them out meanwhile, so a slow application never
+        delays the answers to the requests before it.  One timer per
+        batch, due at once: it fires only when this thread parks."""
+        if self.flush_timer is None and self.flusher is None:
+            self.flush_timer = get_hub().call_at(clock(), self._flush_held)
+
+    def _flush_held(self):
+        """(Its own thread, started by the timer.)"""
+        self.flush_timer = None
+        out = self.out
+        if not out or self.gone:
+            return
+        self.flusher = getcurrent()
+        data = b"".join(out)
+        out.clear()
+        try:
+            self._write(data)
+        except Error:
+            self.gone = True         # the application's writes fail next
+        finally:
+            if self.flusher is getcurrent():
+                self.flusher = None
+
+    def settle(self):
+        """No held-response flush pending or running from here on (it is
+        waited for: what it writes goes first)."""
+        timer = self.flush_timer
+        if timer is not None:
+            self.flush_timer = None
+            timer.cancel()
+        flusher = self.flusher
+        if flusher is not None:
+            self.flusher = None
+            if not flusher.dead:
+                flusher.join()
+            if self.gone:
+                raise Error("closed", "the connection failed while its "
+                            "held responses were written")
+
     def send(self, data):
-        """Write *data* after the queued responses.
+        """Write *data* after the queued responses (and after those a
+        held-response flush is writing)."""
+        if self.flush_timer is not None or self.flusher is not None:
+            self.settle()
+        out = self.out
+        if out:
+            out.append(data)
+            data = b"".join(out)
+            out.clear()
+        self._write(data)
+
+    def _write(self, data):
+        """Write *data*.
 
         ``send_timeout`` bounds each stall: a piece up to 64 KiB goes out
         in one ``sendall`` (compiled) within it; a larger one in as many
         ``send`` calls as the client's reading allows, each progress
         earning time back as a request body's does (_input.py), so a
         client reading slower than 1 KiB/s on average runs out of it."""
-        out = self.out
-        if out:
-            out.append(data)
-            data = b"".join(out)
-            out.clear()
         srv = self.srv
         clock = srv.clock
         stall = srv.limits.send_timeout
@@ -262,6 +317,8 @@ class Connection:
         if out:
             data = out.pop() if len(out) == 1 else b""
             self.send(data)
+        elif self.flush_timer is not None or self.flusher is not None:
+            self.settle()
 
     def refuse(self, status, why, environ=None):
         """Answer a request that never reaches the application (or whose
@@ -309,6 +366,8 @@ class Connection:
                 self.served >= limits.max_requests_per_connection:
             keep = False
         r = Reply(self, head, environ, keep, body)
+        if self.out:
+            self.hold_while_app_runs()
         keep = r.run(srv.app)
         if self.client_error is not None:
             # The client failed its body (even if the app caught it).
