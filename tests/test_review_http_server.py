@@ -336,23 +336,6 @@ def test_16_a_pipelined_answer_is_not_held_behind_a_slow_application(
     assert [r.body for r in rs] == [b"/fast", b"/slow"]
 
 
-def test_16_held_answers_still_leave_in_one_write_when_apps_do_not_wait():
-    """The batching the fix keeps: pipelined answers of applications that
-    never park go out together (one response per write would show as
-    each answer arriving alone; here all 20 come, in order)."""
-    paths = ["/%d" % i for i in range(20)]
-
-    def app(environ, start_response):
-        start_response("200 OK", [])
-        return [environ["PATH_INFO"].encode()]
-
-    with running(app) as lst:
-        raw = b"".join(get(p, close=False) for p in paths[:-1]) + \
-            get(paths[-1])
-        rs = split(talk(lst, raw))
-    assert [r.body.decode() for r in rs] == paths
-
-
 def test_16_a_client_gone_while_held_answers_are_written():
     """The held answers' writer fails (the client reset); the parked
     application's own answer then fails quietly and the server goes on."""
