@@ -161,3 +161,56 @@ def test_signal_handlers_with_the_hub(tmp_path):
     """)
     assert res == {"getsignal": True, "alarm": True, "ticks": True,
                    "interrupted": True, "read": "after", "sigint": True}
+
+
+def test_multiprocessing_pool_under_patch_all(tmp_path):
+    """A process pool: its task and result handlers are socket2 threads of
+    one OS thread, so the pipes they read and write and the semaphores
+    they wait on must all wait cooperatively (each of these hung: the
+    result pipe's read, the task pipe's write once full, the queue lock
+    in terminate()).  Also big payloads (many pipe writes), a task that
+    raises, and a thread that keeps ticking meanwhile."""
+    res, _ = run_program(tmp_path, """
+        import json, multiprocessing as mp, threading, time
+
+        def square(x):
+            return x * x
+
+        def fail(x):
+            raise ValueError("no %d" % x)
+
+        def echo(b):
+            return b[::-1]
+
+        if __name__ == "__main__":
+            ticks = []
+            stop = []
+            def ticker():
+                while not stop:
+                    time.sleep(0.01)
+                    ticks.append(1)
+            t = threading.Thread(target=ticker); t.start()
+            out = {}
+            with mp.Pool(2) as p:
+                out["map"] = sum(p.map(square, range(5000), chunksize=1))
+                out["async"] = [p.apply_async(square, (i,)).get(timeout=10)
+                                for i in range(5)]
+                big = bytes(range(256)) * 8192            # 2 MiB
+                out["big"] = p.apply(echo, (big,)) == big[::-1]
+                try:
+                    p.apply(fail, (3,))
+                except ValueError as e:
+                    out["raised"] = str(e)
+            with mp.Pool(1) as p:
+                r = p.map_async(square, range(10))
+            out["terminated"] = True
+            stop.append(1); t.join()
+            out["ticked"] = len(ticks) > 5
+            print(json.dumps(out))
+    """)
+    assert res["map"] == sum(i * i for i in range(5000))
+    assert res["async"] == [0, 1, 4, 9, 16]
+    assert res["big"] is True
+    assert res["raised"] == "no 3"
+    assert res["terminated"] is True
+    assert res["ticked"] is True

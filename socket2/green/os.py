@@ -85,3 +85,105 @@ def wait():
     if not _cooperative():
         return _real_wait()
     return _sync.run_in_thread(_real_wait)
+
+
+def connection_recv(conn, size, read=None):
+    """``multiprocessing.connection.Connection._recv`` reading its pipe
+    cooperatively: a pool's result-handler thread (a socket2 thread under
+    ``patch_all``) reads the workers' pipe, and the standard one's blocking
+    ``os.read`` held the whole OS thread, hub and all, until a worker
+    answered -- and the task-handler thread that sends the work could not
+    run: ``multiprocessing.Pool`` hung.  Waits for readability through the
+    cooperative ``select`` before each read."""
+    if not _cooperative():
+        return _real_connection_recv(conn, size)
+    from . import select as _gselect
+
+    def read_when_ready(fd_, n):
+        _gselect.select([fd_], [], [])
+        return __os__.read(fd_, n)
+    return _real_connection_recv(conn, size, read_when_ready)
+
+
+def connection_send(conn, buf, write=None):
+    """``multiprocessing.connection.Connection._send`` writing its pipe
+    cooperatively (the pool's task handler fills the workers' pipe while
+    its result handler, in the same OS thread, must keep draining theirs):
+    each write waits for writability through the cooperative ``select``
+    and writes at most ``PIPE_BUF`` bytes, which a writable pipe takes
+    without blocking; the standard loop goes on with the rest."""
+    if not _cooperative():
+        return _real_connection_send(conn, buf)
+    from . import select as _gselect
+    chunk = getattr(_gselect, "PIPE_BUF", 512)
+
+    def write_when_ready(fd_, data):
+        _gselect.select([], [fd_], [])
+        return __os__.write(fd_, data[:chunk])
+    return _real_connection_send(conn, buf, write_when_ready)
+
+
+_real_connection_send = None
+
+
+def _connection_original(name):
+    """``multiprocessing.connection.Connection.<name>`` as it is now, or
+    None where there is no such thing."""
+    try:
+        from multiprocessing.connection import Connection
+    except ImportError:
+        return None
+    return getattr(Connection, name, None)
+
+
+_real_connection_recv = None
+
+
+def semlock_make_methods(self):
+    """``multiprocessing.synchronize.SemLock._make_methods`` with an
+    ``acquire`` that waits cooperatively.  A process-shared semaphore has
+    no descriptor to wait on, and the standard blocking acquire held the
+    OS thread while the pool's handler threads -- socket2 threads in that
+    same OS thread -- were the ones to release it: ``Pool.terminate()``
+    (``with Pool() as p:``) hung.  A blocked acquire tries again after
+    sleeping cooperatively, 0.5 ms at first, doubling up to 50 ms: the
+    only polling wait in socket2, for a lock with nothing to poll."""
+    _real_semlock_make_methods(self)
+    try_acquire = self._semlock.acquire
+
+    def acquire(block=True, timeout=None):
+        if not block or not _cooperative():
+            return try_acquire(block, timeout)
+        if try_acquire(False):
+            return True
+        from ..hub import clock, sleep
+        end = None if timeout is None else clock() + max(0.0, timeout)
+        delay = 0.0005
+        while True:
+            if end is not None:
+                left = end - clock()
+                if left <= 0:
+                    return False
+                sleep(min(delay, left))
+            else:
+                sleep(delay)
+            if try_acquire(False):
+                return True
+            delay = min(delay * 2, 0.05)
+    self.acquire = acquire
+
+
+def semlock_enter(self):
+    """``SemLock.__enter__`` through the cooperative ``acquire``."""
+    return self.acquire()
+
+
+def _semlock_originals():
+    try:
+        from multiprocessing.synchronize import SemLock
+    except ImportError:     # no sem_open on this system
+        return None
+    return SemLock._make_methods
+
+
+_real_semlock_make_methods = None

@@ -221,6 +221,26 @@ def patch_os():
     import os as std
     from ..green import os as green
     _patch_module(std, green)
+    if std.name == "posix":
+        # multiprocessing's pipes (Pool's result handler): see
+        # green.os.connection_recv.
+        original = green._connection_original("_recv")
+        if original is not None:
+            from multiprocessing.connection import Connection
+            if green._real_connection_recv is None:
+                green._real_connection_recv = original
+            _set(Connection, "_recv", green.connection_recv)
+            if green._real_connection_send is None:
+                green._real_connection_send = \
+                    green._connection_original("_send")
+            _set(Connection, "_send", green.connection_send)
+        original = green._semlock_originals()
+        if original is not None:
+            from multiprocessing.synchronize import SemLock
+            if green._real_semlock_make_methods is None:
+                green._real_semlock_make_methods = original
+            _set(SemLock, "_make_methods", green.semlock_make_methods)
+            _set(SemLock, "__enter__", green.semlock_enter)
     _mark("os")
 
 

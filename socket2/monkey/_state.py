@@ -54,9 +54,13 @@ def original(module, name):
 
 
 def _target(modname):
-    if modname == "ssl.SSLContext":
-        return importlib.import_module("ssl").SSLContext
-    return importlib.import_module(modname)
+    """The module, or the class (``module.Class``: see _modname), that
+    *modname* names."""
+    try:
+        return importlib.import_module(modname)
+    except ImportError:
+        module, _, cls = modname.rpartition(".")
+        return getattr(importlib.import_module(module), cls)
 
 
 def restore_all():
