@@ -123,3 +123,85 @@ def test_simple_queue_is_cooperative(tmp_path):
     assert res["parallel"][0] == 8 and res["parallel"][1] < 2, res
     assert res["from_os"] is True and res["to_os"] == "to os"
     assert res["size"] == [0, True]
+
+
+def test_compiled_put_get_with_os_threads_and_every_fallback(tmp_path):
+    """The put/get that need not wait (compiled: queue_speedups.c, or the
+    Python twin) against real OS threads on both sides, and the paths
+    they hand to Python: waits, block=False, timeouts, maxsize reassigned,
+    LifoQueue and PriorityQueue, a subclass overriding a hook."""
+    res, _ = run_program(tmp_path, """
+        import json, queue, threading
+        from socket2 import _hotpath, monkey
+        out = {"compiled": queue.Queue.put.__name__ == "_c_put",
+               "expect": _hotpath.COMPILED}
+        Thread = monkey.original("threading", "Thread")
+        q = queue.Queue(maxsize=8)
+        N = 20000
+        got = []
+        def produce(base):
+            for i in range(N):
+                q.put(base + i)
+        def consume():
+            for _ in range(2 * N):
+                got.append(q.get())
+        # One real OS thread and one socket2 thread producing, a real OS
+        # thread consuming: every item once, each producer's in order.
+        os_t = [Thread(target=produce, args=(0,)), Thread(target=consume)]
+        [t.start() for t in os_t]
+        g = threading.Thread(target=produce, args=(10 ** 6,))
+        g.start(); g.join()
+        [t.join() for t in os_t]
+        a = [x for x in got if x < 10 ** 6]
+        b = [x - 10 ** 6 for x in got if x >= 10 ** 6]
+        out["transfer"] = [len(got), a == list(range(N)),
+                           b == list(range(N))]
+        out["tasks"] = q.unfinished_tasks
+        for _ in range(2 * N):
+            q.task_done()
+        q.join()
+        e = []
+        try:
+            q.get(block=False)
+        except queue.Empty:
+            e.append("empty")
+        try:
+            q.get(timeout=0.01)
+        except queue.Empty:
+            e.append("empty-timeout")
+        for i in range(8):
+            q.put(i)
+        try:
+            q.put(9, block=False)
+        except queue.Full:
+            e.append("full")
+        q.maxsize = 10           # reassigned: room for two more
+        q.put(9); q.put(10)
+        try:
+            q.put_nowait(11)
+        except queue.Full:
+            e.append("full-after-resize")
+        out["errors"] = e
+        out["drained"] = [q.get() for _ in range(10)]
+        lq, pq = queue.LifoQueue(), queue.PriorityQueue()
+        for i in (3, 1, 2):
+            lq.put(i); pq.put(i)
+        out["lifo"] = [lq.get() for _ in range(3)]
+        out["prio"] = [pq.get() for _ in range(3)]
+        class Doubling(queue.Queue):
+            def _put(self, item):
+                self.queue.append(item * 2)
+        d = Doubling()
+        d.put(21)
+        out["subclass"] = d.get()
+        print(json.dumps(out))
+    """)
+    assert res["compiled"] == res["expect"]
+    assert res["transfer"] == [40000, True, True]
+    assert res["tasks"] == 40000
+    assert res["errors"] == ["empty", "empty-timeout", "full",
+                             "full-after-resize"]
+    assert res["drained"] == [0, 1, 2, 3, 4, 5, 6, 7, 9, 10]
+    assert res["lifo"] == [2, 1, 3]
+    assert res["prio"] == [1, 2, 3]
+    assert res["subclass"] == 42

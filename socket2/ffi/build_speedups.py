@@ -15,6 +15,7 @@ import os
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.join(HERE, "speedups.c")
 TLS_SOURCE = os.path.join(HERE, "tls_speedups.c")
+QUEUE_SOURCE = os.path.join(HERE, "queue_speedups.c")
 
 
 def greenlet_include():
@@ -43,3 +44,11 @@ def tls_extension(setup_dir):
     from setuptools import Extension
     return Extension("socket2._tls_speedups",
                      [os.path.relpath(TLS_SOURCE, setup_dir)])
+
+
+def queue_extension(setup_dir):
+    """``socket2._queue_speedups``: the put and get of
+    socket2.green.queue.Queue that do not wait (queue_speedups.c)."""
+    from setuptools import Extension
+    return Extension("socket2._queue_speedups",
+                     [os.path.relpath(QUEUE_SOURCE, setup_dir)])

@@ -36,6 +36,7 @@ from collections import deque
 from heapq import heappop as _heappop, heappush as _heappush
 import types
 
+from .. import _hotpath
 from ..errors import TimeoutError as _S2Timeout
 from ..hub import clock as _clock
 from ._locks import _Sem, _make_waiter, _real_allocate_lock, _wake
@@ -178,7 +179,23 @@ _GIL = getattr(sys, "_is_gil_enabled", lambda: True)()
 _HOOKS = ("_init", "_qsize", "_put", "_get")
 
 
-class Queue:
+class _QueueBase:
+    """The fields the lock-free put and get read (in C with the compiled
+    path: socket2/ffi/queue_speedups.c's QueueBase, which also has the
+    compiled ``_c_put``/``_c_get``)."""
+
+    __slots__ = ("_slots", "_tasks", "_append", "_take", "_getters",
+                 "_putters", "_fast", "__weakref__")
+
+
+if _hotpath.COMPILED:
+    try:
+        from .._queue_speedups import QueueBase as _QueueBase  # noqa: F811
+    except ImportError:     # a source tree whose extension is not built
+        pass
+
+
+class Queue(_QueueBase):
     """``queue.Queue``: a FIFO queue of at most *maxsize* items (unbounded
     if ``<= 0``), cooperative and shared safely with real OS threads (see
     the module docstring).
@@ -219,6 +236,9 @@ class Queue:
         self.not_empty = _Condition(self.mutex, self._getters)
         self.not_full = _Condition(self.mutex, self._putters)
         self.all_tasks_done = _Condition(self.mutex, self._joiners)
+        # The compiled put/get take the lock-free path only while this
+        # holds (see _QueueBase; the maxsize setter clears it).
+        self._fast = bool(self._atomic)
 
     @property
     def maxsize(self):
@@ -232,6 +252,7 @@ class Queue:
     def maxsize(self, value):
         if "_maxsize" in self.__dict__:
             self._atomic = False
+            self._fast = False
         self._maxsize = value
 
     @property
@@ -399,6 +420,16 @@ class Queue:
             raise Empty
         return item
 
+    def _wake_getter(self):
+        """(The compiled put's: a getter waits.)"""
+        with self.mutex:
+            _notify(self._getters, 1)
+
+    def _wake_putter(self):
+        """(The compiled get's: a putter waits.)"""
+        with self.mutex:
+            _notify(self._putters, 1)
+
     def put_nowait(self, item):
         """``put(item, block=False)``."""
         return self.put(item, block=False)
@@ -422,6 +453,16 @@ class Queue:
         return self.queue.popleft()
 
     __class_getitem__ = classmethod(types.GenericAlias)
+
+
+# The compiled put/get (socket2/ffi/queue_speedups.c) take the plain calls
+# that need not wait and hand everything else to the Python methods, kept
+# as _put_py/_get_py.
+Queue._put_py = Queue.put
+Queue._get_py = Queue.get
+if hasattr(_QueueBase, "_c_put"):
+    Queue.put = _QueueBase._c_put
+    Queue.get = _QueueBase._c_get
 
 
 class PriorityQueue(Queue):
