@@ -85,16 +85,26 @@ nonempty(PyObject *o)
     return n < 0 ? -1 : n > 0;
 }
 
-/* o.method() / o.method(arg): a deque's or list's own method. */
+/* o.method() / o.method(arg): a deque's own method through its
+   descriptor (no lookup per call), anything else's by name. */
+static PyTypeObject *deque_type;
+static PyObject *deque_pop, *deque_append;
+
 static PyObject *
 call0(PyObject *o, PyObject *name)
 {
+    if (Py_IS_TYPE(o, deque_type) && name == str_pop)
+        return PyObject_Vectorcall(deque_pop, &o, 1, NULL);
     return PyObject_CallMethodNoArgs(o, name);
 }
 
 static PyObject *
 call1(PyObject *o, PyObject *name, PyObject *arg)
 {
+    if (Py_IS_TYPE(o, deque_type) && name == str_append) {
+        PyObject *b[2] = {o, arg};
+        return PyObject_Vectorcall(deque_append, b, 2, NULL);
+    }
     return PyObject_CallMethodOneArg(o, name, arg);
 }
 
@@ -234,6 +244,21 @@ PyInit__queue_speedups(void)
             || !(str_pop = PyUnicode_InternFromString("pop"))
             || !(str_append = PyUnicode_InternFromString("append")))
         return NULL;
+    {
+        PyObject *collections = PyImport_ImportModule("collections");
+        PyObject *d = collections == NULL ? NULL
+            : PyObject_GetAttrString(collections, "deque");
+        Py_XDECREF(collections);
+        if (d == NULL || !PyType_Check(d)) {
+            Py_XDECREF(d);
+            return NULL;
+        }
+        deque_type = (PyTypeObject *)d;     /* kept for good */
+        deque_pop = PyObject_GetAttrString(d, "pop");
+        deque_append = PyObject_GetAttrString(d, "append");
+        if (deque_pop == NULL || deque_append == NULL)
+            return NULL;
+    }
     if (PyType_Ready(&QueueBaseType) < 0)
         return NULL;
     m = PyModule_Create(&module_def);
