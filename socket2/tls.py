@@ -200,7 +200,7 @@ def _tls_error(e, what):
 class _FdEngine:
     """OpenSSL on socket2's descriptor (see the module docstring)."""
 
-    __slots__ = ("ssl", "c", "raw", "sock", "wpending", "done")
+    __slots__ = ("ssl", "c", "raw", "sock", "wpending", "done", "failed")
 
     def __init__(self, sock, context, server_side, server_hostname):
         raw = _Raw(sock._family, sock._type, sock._proto, sock._fd)
@@ -225,6 +225,7 @@ class _FdEngine:
         self.sock = sock
         self.wpending = None      # the bytes of a write cut short (committed)
         self.done = False         # both close_notifys exchanged
+        self.failed = None        # a failure met after bytes were returned
 
     def wait(self, want, deadline, reading):
         """Wait for what OpenSSL asked for: readable (0) or writable (1).
@@ -266,6 +267,11 @@ class _FdEngine:
         c = self.c
         if self.done:
             return 0      # TLS ended both ways (what follows is plain)
+        if self.sock._fd < 0:
+            # (its number may be another connection's by now)
+            raise closed_error("TLS socket")
+        if self.failed is not None:
+            raise self.failed.with_traceback(None)
         _clear_errors()                     # (see _error_queue_clearer)
         try:
             r = c.read(n, buf)              # the common case: data is there
@@ -303,14 +309,20 @@ class _FdEngine:
         except (_WantRead, _WantWrite):
             pass        # what is there is returned; the next call says more
         except (_SSLError, OSError) as e:
+            # The bytes before it are returned first; the failure is the
+            # next read's (OpenSSL would answer that one with a plain EOF).
+            self.failed = _tls_error(e, "TLS recv")
             if got == 0:
-                raise _tls_error(e, "TLS recv") from None
+                raise self.failed from None
         return got
 
     def write(self, view, deadline):
         """Write up to len(view) bytes (at least one); return the count."""
         if self.wpending is not None:
             self.flush_pending(deadline)
+        if self.sock._fd < 0:
+            # (its number may be another connection's by now)
+            raise closed_error("TLS socket")
         data = view[:_WRITE_CHUNK]
         _clear_errors()
         try:
@@ -329,17 +341,36 @@ class _FdEngine:
         self.wpending = data
         try:
             self.wait(want, deadline, False)
-            n = self.call(self.c.write, (data,), deadline, False, "TLS send")
+            self.flush_pending(deadline)
         except TimeoutError as e:
             e.sent = len(data)      # committed: flushed before the next write
             raise
-        self.wpending = None
-        return n
+        return len(data)
 
     def flush_pending(self, deadline):
-        data = self.wpending
-        self.call(self.c.write, (data,), deadline, False, "TLS send")
-        self.wpending = None
+        """Write the committed record until it is out.  Another writer
+        (two threads writing at once) may have written it meanwhile:
+        then there is nothing left to do, never a second copy."""
+        while True:
+            data = self.wpending
+            if data is None:
+                return
+            if self.sock._fd < 0 or self.c is None:
+                raise closed_error()
+            _clear_errors()
+            try:
+                self.c.write(data)
+                self.wpending = None
+                return
+            except _WantWrite:
+                want = 1
+            except _WantRead:
+                want = 0
+            except (_SSLError, OSError, ValueError) as e:
+                if self.sock._fd < 0:
+                    raise closed_error() from None
+                raise _tls_error(e, "TLS send") from None
+            self.wait(want, deadline, False)
 
     def handshake(self, deadline):
         self.call(self.ssl.do_handshake, (), deadline, True, "TLS handshake")
@@ -416,6 +447,9 @@ def _c_engine():
                        "socket2 was built with")
         return None
     ffi_, lib = _openssl_ffi.ffi, _openssl_ffi.lib
+    if lib.s2_tls_init() < 0:
+        _C_UNUSABLE = "OpenSSL gave no ex-data index for the C engine"
+        return None
     if hasattr(_TLSBase, "_c_recv"):
         from . import _tls_speedups
         _tls_speedups.configure(
@@ -487,6 +521,9 @@ class _CEngine(_FdEngine):
             n = len(p) if maxlen is None else _maxlen(maxlen, len(p))
             if n == 0:
                 return 0
+            if self.sock._fd < 0 or self.p is None:
+                # (its number may be another connection's by now)
+                raise closed_error("TLS socket")
             r = lib.s2_tls_read(self.p, p, n, err)
             if r >= 0:
                 return r
@@ -541,11 +578,17 @@ class _CEngine(_FdEngine):
                 p = ffi_.from_buffer(buf)
             except TypeError:
                 p = _rbuf(buf, "sendall()")   # raises the explanatory error
+            except BufferError:
+                raise TypeError("sendall() needs a contiguous bytes-like "
+                                "object") from None
         try:
             n = len(p) if maxlen is None else _maxlen(maxlen, len(p))
             if n == 0:
                 return 0
-            if self.wpending is not None or self.p is None:
+            if self.sock._fd < 0 or self.p is None:
+                # (its number may be another connection's by now)
+                raise closed_error("TLS socket")
+            if self.wpending is not None:
                 r = 0           # the slow path writes it all
             else:
                 r = lib.s2_tls_write(self.p, p, min(n, _WRITE_CHUNK), err)
@@ -617,8 +660,10 @@ class _CEngine(_FdEngine):
 
     def flush_pending(self, deadline):
         ffi_, lib, err, _ = _c
-        data = self.wpending
         while True:
+            data = self.wpending
+            if data is None:
+                return      # another writer wrote it meanwhile
             p = self.p
             if p is None or self.sock._fd < 0:
                 raise closed_error()
@@ -738,6 +783,9 @@ class _BioEngine:
     def read(self, buf, n, timeout, expires, owner):
         c = self.c
         deadline = _UNSET
+        if self.sock._fd < 0:
+            # (its number may be another connection's by now)
+            raise closed_error("TLS socket")
         # Only ask OpenSSL when it has something to work on: an empty BIO
         # would cost a WantRead exception per wait.
         if not (self.inc.pending or c.pending()):
@@ -1053,6 +1101,9 @@ class TLSSocket(_TLSBase, _Stream):
     def __exit__(self, *exc):
         self.close()
 
+    def __reduce_ex__(self, protocol):
+        raise TypeError("a TLSSocket cannot be copied or pickled")
+
     def __repr__(self):
         if self.closed:
             return "<socket2 TLSSocket (closed)>"
@@ -1140,15 +1191,14 @@ def tls(sock, context=None, *, server_side=False, server_hostname=None,
         try:
             io = engine(sock, context, server_side, server_hostname)
         except _NotAdopted:
-            # Not the layout _CEngine proves (a future CPython): the
-            # standard library's engine serves, from now on.
-            global _C_UNUSABLE, _c
-            _C_UNUSABLE = ("the ssl module's SSL objects are not laid out "
-                           "as socket2 expects")
-            _c = None
+            # Not the SSL object _CEngine proves (a context whose
+            # _wrap_socket is not the ssl module's, a future CPython's
+            # layout): this connection runs on the standard library's
+            # engine; the others are not affected.
             if os.environ.get("SOCKET2_TLS", "").strip().lower() == "c":
-                raise Error("unsupported", "SOCKET2_TLS=c: " + _C_UNUSABLE) \
-                    from None
+                raise Error("unsupported", "SOCKET2_TLS=c: the ssl module's "
+                            "SSL object for this context is not one the C "
+                            "engine can drive") from None
             io = _FdEngine(sock, context, server_side, server_hostname)
         io.handshake(deadline)
     except BaseException:

@@ -165,3 +165,124 @@ def test_close_while_a_compiled_read_waits(pki, engine):
         assert info.value.err == "closed"
         buf[:] = bytes(len(buf))        # no view of it is left exported
         assert len(buf) == 1 << 16
+
+
+# -- the review of the C engine (each failed before its fix) -----------------
+
+
+def test_review_1_a_closed_tcp_whose_number_was_reused(pki, engine):
+    """The tcp under a TLSSocket is closed and a new connection takes its
+    descriptor number: the old TLSSocket must say 'closed', never write a
+    record into (or read from) the new connection."""
+    ct, st = _tls_pair(pki)
+    with st:
+        ct._sock.close()
+        with socket2.tcp() as lst:
+            lst.listen("127.0.0.1", 0)
+            victim = socket2.tcp()
+            victim.connect("127.0.0.1", lst.local_port)
+            peer = lst.accept()
+            with victim, peer:
+                for call in (lambda: ct.sendall(b"SECRET"),
+                             lambda: ct.recv(bytearray(100), timeout=0.5)):
+                    with pytest.raises(socket2.Error) as info:
+                        call()
+                    assert info.value.err == "closed"
+                with pytest.raises(socket2.TimeoutError):
+                    peer.recv(bytearray(100), timeout=0.2)   # nothing came
+                peer.sendall(b"plain")
+                assert victim.recvn(bytearray(5), timeout=5) == 5
+        ct.close()
+
+
+def test_review_2_a_failure_after_full_records_is_reported(pki, engine):
+    """Two full 16 KiB records and then a forged one, all queued: the good
+    bytes come first, then the failure -- not a clean end of stream -- and
+    every later read and write fails too."""
+    ct, st = _tls_pair(pki)
+    with ct, st:
+        ct.sendall(b"A" * 16384 * 2)
+        ct._sock.sendall(b"\x17\x03\x03\x00\x20" + bytes(32))
+        socket2.sleep(0.05)
+        got = bytearray()
+        buf = bytearray(1 << 16)
+        with pytest.raises(socket2.TLSError) as info:
+            while True:
+                n = st.recv(buf, timeout=5)
+                assert n, "the forged record read as a clean EOF"
+                got += buf[:n]
+        assert bytes(got) == b"A" * 32768
+        assert info.value.reason == "DECRYPTION_FAILED_OR_BAD_RECORD_MAC"
+        with pytest.raises(socket2.Error):
+            st.recv(buf, timeout=5)
+
+
+def test_review_5_a_context_the_c_engine_cannot_adopt(pki, monkeypatch):
+    """A context whose _wrap_socket is another context's: that connection
+    runs on the fd engine, and the C-engine connections already open keep
+    working."""
+    _c_or_skip()
+    monkeypatch.delenv("SOCKET2_TLS", raising=False)
+    ct, st = _tls_pair(pki)
+    with ct, st:
+        inner = client_ctx(pki)
+
+        class Delegating(ssl.SSLContext):
+            def _wrap_socket(self, *a, **k):
+                return inner._wrap_socket(*a, **k)
+        d = Delegating(ssl.PROTOCOL_TLS_CLIENT)
+        d.load_verify_locations(pki["ca"])
+        with socket2.tcp() as srv:
+            srv.listen("127.0.0.1", 0)
+            c = socket2.tcp()
+            c.connect("127.0.0.1", srv.local_port)
+            a = srv.accept()
+        s2 = socket2.newthread(socket2.tls, a, server_ctx(pki),
+                               server_side=True, timeout=5)
+        c2 = socket2.tls(c, d, server_hostname="localhost", timeout=5)
+        with c2, s2.join(timeout=5) as a2:
+            assert c2.engine == "fd" and a2.engine == "c"
+            c2.sendall(b"hi")
+            assert a2.recvn(bytearray(2), timeout=5) == 2
+        assert ct.engine == "c"
+        r = socket2.newthread(st.recvn, bytearray(1000000))
+        ct.sendall(b"x" * 1000000)
+        assert r.join(timeout=10) == 1000000
+
+
+def test_review_6_two_writers_never_send_a_record_twice(pki, engine):
+    """(Two writers at once is not the supported use, but it must not
+    duplicate or lose bytes.)  A's sendall is parked on a committed
+    record; B's send flushes it first."""
+    ct, st = _tls_pair(pki)
+    with ct, st:
+        a_data = b"A" * (8 << 20)
+        wa = socket2.newthread(ct.sendall, a_data)
+        got = bytearray()
+
+        def reader():
+            b = bytearray(1 << 16)
+            while True:
+                n = st.recv(b, timeout=20)
+                if n == 0:
+                    return
+                got.extend(b[:n])
+        r = socket2.newthread(reader)
+        assert ct.send(b"B" * 10) == 10
+        assert wa.join(timeout=20) == len(a_data)
+        ct.shutdown()
+        r.join(timeout=20)
+        assert len(got) == len(a_data) + 10 and got.count(b"B") == 10
+
+
+def test_review_7_8_odd_buffers_and_copies_are_refused_alike(pki, engine):
+    import copy
+    ct, st = _tls_pair(pki)
+    with ct, st:
+        with pytest.raises(TypeError):
+            ct.sendall(memoryview(b"abcdef")[::2])      # not contiguous
+        with pytest.raises(TypeError) as info:
+            st.recv(memoryview(bytearray(8))[::2])
+        assert "contiguous" in str(info.value)
+        with pytest.raises(TypeError):
+            copy.copy(ct)

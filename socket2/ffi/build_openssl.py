@@ -44,6 +44,7 @@ int s2_tls_error(char *out, int outlen);
 int s2_tls_same_openssl(const char *ssl_module_path);
 SSL *s2_tls_adopt(void *sslobj, void *sslcontext, long basicsize, int fd);
 unsigned long s2_tls_version_num(void);
+int s2_tls_init(void);
 """
 
 SOURCE = r"""
@@ -54,6 +55,7 @@ SOURCE = r"""
 #include <stdio.h>
 #include <string.h>
 #include <dlfcn.h>
+#include <stdint.h>
 
 #define S2_TLS_WANT_READ (-1)
 #define S2_TLS_WANT_WRITE (-2)
@@ -61,6 +63,48 @@ SOURCE = r"""
 #define S2_TLS_OS_ERROR (-4)    /* a system call failed: *err = errno */
 
 #define S2_RECORD 16384         /* the largest TLS record's plaintext */
+
+/* A fatal failure is sticky: the code of the error that ended the
+   connection is kept on its SSL object (ex data), and every later read
+   and write reports it again -- OpenSSL itself would answer them with
+   an empty error queue, which reads as a clean EOF. */
+static int s2_failed_idx = -1;
+
+int s2_tls_init(void)
+{
+    if (s2_failed_idx < 0)
+        s2_failed_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    return s2_failed_idx;
+}
+
+static long s2_fail(SSL *ssl)
+{
+    unsigned long code = ERR_peek_last_error();   /* as CPython reports */
+    if (code != 0 && s2_failed_idx >= 0 &&
+            SSL_get_ex_data(ssl, s2_failed_idx) == NULL)
+        SSL_set_ex_data(ssl, s2_failed_idx, (void *)(uintptr_t)code);
+    return S2_TLS_FAILED;
+}
+
+/* Before an SSL call: if this connection failed already, queue its error
+   again and say so. */
+static int s2_failed_before(SSL *ssl)
+{
+    void *code;
+    if (s2_failed_idx < 0)
+        return 0;
+    code = SSL_get_ex_data(ssl, s2_failed_idx);
+    if (code == NULL)
+        return 0;
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+    ERR_raise(ERR_GET_LIB((unsigned long)(uintptr_t)code),
+              ERR_GET_REASON((unsigned long)(uintptr_t)code));
+#else
+    ERR_put_error(ERR_GET_LIB((unsigned long)(uintptr_t)code), 0,
+                  ERR_GET_REASON((unsigned long)(uintptr_t)code), "", 0);
+#endif
+    return 1;
+}
 
 /* Why the SSL call that returned `ret` stopped; 0 for the end of the
    stream (close_notify, or an EOF without one, which the standard library
@@ -84,7 +128,7 @@ static long s2_stopped(SSL *ssl, int ret, int *err)
             *err = errno;
             return S2_TLS_OS_ERROR;
         }
-        return S2_TLS_FAILED;
+        return s2_fail(ssl);
     case SSL_ERROR_SSL:
 #ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING
         code = ERR_peek_error();
@@ -94,24 +138,28 @@ static long s2_stopped(SSL *ssl, int ret, int *err)
             return 0;
         }
 #endif
-        return S2_TLS_FAILED;
+        return s2_fail(ssl);
     default:
-        return S2_TLS_FAILED;
+        return s2_fail(ssl);
     }
 }
 
 /* Read up to n bytes into buf: the count, 0 at the end, or S2_TLS_*.
    One SSL_read returns one record at most: while whole records keep
    coming, more of the buffer is filled, so a bulk reader makes one call
-   per buffer; whatever stops the loop after the first bytes is reported
-   by the next call.  OpenSSL's error queue is emptied first: it is per
-   OS thread, and an entry some other connection left would turn this
-   "want read" into a failure (CPython issues 81891, 148594). */
+   per buffer.  Whatever stops that loop after the first bytes is left for
+   the next call: a "want" or the end are asked again; a failure is kept
+   on the connection (s2_fail) and reported by the next call.  OpenSSL's
+   error queue is emptied first: it is per OS thread, and an entry some
+   other connection left would turn this "want read" into a failure
+   (CPython issues 81891, 148594). */
 long s2_tls_read(SSL *ssl, char *buf, long n, int *err)
 {
     size_t r = 0, got = 0;
     int ret;
     ERR_clear_error();
+    if (s2_failed_before(ssl))
+        return S2_TLS_FAILED;
     errno = 0;
     ret = SSL_read_ex(ssl, buf, (size_t)n, &r);
     if (ret <= 0)
@@ -120,6 +168,9 @@ long s2_tls_read(SSL *ssl, char *buf, long n, int *err)
     while (r >= S2_RECORD && got < (size_t)n) {
         ret = SSL_read_ex(ssl, buf + got, (size_t)n - got, &r);
         if (ret <= 0) {
+            int dummy = 0;
+            errno = 0;
+            s2_stopped(ssl, ret, &dummy);   /* keeps a failure */
             ERR_clear_error();
             break;
         }
@@ -137,6 +188,8 @@ long s2_tls_write(SSL *ssl, const char *buf, long n, int *err)
     size_t w = 0;
     int ret;
     ERR_clear_error();
+    if (s2_failed_before(ssl))
+        return S2_TLS_FAILED;
     errno = 0;
     ret = SSL_write_ex(ssl, buf, (size_t)n, &w);
     if (ret <= 0) {
@@ -151,12 +204,12 @@ long s2_tls_write(SSL *ssl, const char *buf, long n, int *err)
     return (long)w;
 }
 
-/* The first queued OpenSSL error as the standard library words it,
+/* The last queued OpenSSL error as the standard library words it,
    "[LIB: REASON] reason text", into out; returns its reason code (0: no
    error queued).  Empties the queue. */
 int s2_tls_error(char *out, int outlen)
 {
-    unsigned long code = ERR_get_error();
+    unsigned long code = ERR_peek_last_error();
     const char *lib, *reason;
     char name[128];
     int i;
@@ -164,7 +217,21 @@ int s2_tls_error(char *out, int outlen)
         snprintf(out, outlen, "unknown error");
         return 0;
     }
-    lib = ERR_lib_error_string(code);
+    switch (ERR_GET_LIB(code)) {    /* the ssl module's short names */
+    case ERR_LIB_SSL: lib = "SSL"; break;
+    case ERR_LIB_X509: lib = "X509"; break;
+    case ERR_LIB_PEM: lib = "PEM"; break;
+    case ERR_LIB_ASN1: lib = "ASN1"; break;
+    case ERR_LIB_EVP: lib = "EVP"; break;
+    case ERR_LIB_SYS: lib = "SYS"; break;
+#ifdef ERR_LIB_PROV
+    case ERR_LIB_PROV: lib = "PROV"; break;
+#endif
+    default:
+        lib = ERR_lib_error_string(code);
+        if (lib == NULL)
+            lib = "SSL";
+    }
     reason = ERR_reason_error_string(code);
     if (reason == NULL)
         reason = "unknown reason";
@@ -173,7 +240,7 @@ int s2_tls_error(char *out, int outlen)
         name[i] = (c == ' ') ? '_' : (c >= 'a' && c <= 'z') ? c - 32 : c;
     }
     name[i] = 0;
-    snprintf(out, outlen, "[%s: %s] %s", lib ? lib : "SSL", name, reason);
+    snprintf(out, outlen, "[%s: %s] %s", lib, name, reason);
     ERR_clear_error();
     return ERR_GET_REASON(code);
 }

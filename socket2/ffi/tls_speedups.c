@@ -107,6 +107,22 @@ to_python(TLSBase *self, PyObject *name, PyObject *const *args,
     return res;
 }
 
+/* Whether the socket under TLS is still open: once closed, its number
+   may be another connection's, which the SSL object would then read and
+   write (the Python methods raise the closed error). */
+static int
+sock_open(TLSBase *self)
+{
+    PyObject *fd = PyObject_GetAttr(self->sock, str_fd);
+    long v = fd == NULL ? -1 : PyLong_AsLong(fd);
+    Py_XDECREF(fd);
+    if (v < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    return 1;
+}
+
 /* *n = the maxlen argument checked against the buffer's size; 0 when it
    is anything the Python code should word the error for. */
 static int
@@ -141,7 +157,8 @@ tlsbase_recv(TLSBase *self, PyObject *const *args, Py_ssize_t nargs,
     int err = 0;
     PyObject *io, *res;
     if (kwnames != NULL || nargs < 1 || nargs > 2 || tls_read == NULL
-            || self->ssl == 0 || !EMPTY(self->rb) || !EMPTY(self->timeout))
+            || self->ssl == 0 || !EMPTY(self->rb) || !EMPTY(self->timeout)
+            || !sock_open(self))
         return to_python(self, str_recv_py, args, nargs, kwnames);
     if (PyObject_GetBuffer(args[0], &view, PyBUF_WRITABLE) < 0) {
         PyErr_Clear();
@@ -261,7 +278,7 @@ tlsbase_sendall(TLSBase *self, PyObject *const *args, Py_ssize_t nargs,
     int err = 0;
     PyObject *io, *pending;
     if (kwnames != NULL || nargs < 1 || nargs > 2 || tls_write == NULL
-            || self->ssl == 0 || !EMPTY(self->timeout))
+            || self->ssl == 0 || !EMPTY(self->timeout) || !sock_open(self))
         return to_python(self, str_sendall_py, args, nargs, kwnames);
     io = self->io;
     /* A record an earlier write left committed goes out first: Python. */
