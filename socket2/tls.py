@@ -324,17 +324,9 @@ class _FdEngine:
             # (its number may be another connection's by now)
             raise closed_error("TLS socket")
         data = view[:_WRITE_CHUNK]
-        _clear_errors()
-        try:
-            return self.c.write(data)
-        except _WantWrite:
-            want = 1
-        except _WantRead:
-            want = 0
-        except (_SSLError, OSError, ValueError) as e:
-            if self.sock._fd < 0:
-                raise closed_error() from None
-            raise _tls_error(e, "TLS send") from None
+        want = self._try_write(data)
+        if want is None:
+            return len(data)
         # OpenSSL made a record of these bytes: it must be given the very
         # same bytes again until it has written it.
         data = bytes(data)
@@ -357,20 +349,28 @@ class _FdEngine:
                 return
             if self.sock._fd < 0 or self.c is None:
                 raise closed_error()
-            _clear_errors()
-            try:
-                self.c.write(data)
+            want = self._try_write(data)
+            if want is None:
                 self.wpending = None
                 return
-            except _WantWrite:
-                want = 1
-            except _WantRead:
-                want = 0
-            except (_SSLError, OSError, ValueError) as e:
-                if self.sock._fd < 0:
-                    raise closed_error() from None
-                raise _tls_error(e, "TLS send") from None
             self.wait(want, deadline, False)
+
+    def _try_write(self, data):
+        """One SSL write of all of *data* (partial writes are off): None
+        when it went out, else what OpenSSL wants first (0: readable, 1:
+        writable)."""
+        _clear_errors()
+        try:
+            self.c.write(data)
+            return None
+        except _WantWrite:
+            return 1
+        except _WantRead:
+            return 0
+        except (_SSLError, OSError, ValueError) as e:
+            if self.sock._fd < 0:
+                raise closed_error() from None
+            raise _tls_error(e, "TLS send") from None
 
     def handshake(self, deadline):
         self.call(self.ssl.do_handshake, (), deadline, True, "TLS handshake")
