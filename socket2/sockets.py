@@ -58,8 +58,8 @@ def _wbuf(buf, what):
                         "array...), not %s" % (what, type(buf).__name__)) \
             from None
     except BufferError:
-        raise TypeError("%s needs a writable, contiguous buffer; this %s is "
-                        "read-only or not contiguous"
+        raise TypeError("%s needs a writable buffer (contiguous); this %s "
+                        "is read-only or not contiguous"
                         % (what, type(buf).__name__)) from None
 
 
