@@ -108,6 +108,8 @@ def run_workers(args, ap):
             code = 1
             try:
                 code = run_server(args, ap, reuseport=True, quiet=True)
+            except KeyboardInterrupt:
+                code = 0    # stopped before it was serving: still a stop
             finally:
                 os._exit(code)
         pids.append(pid)
