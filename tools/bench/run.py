@@ -680,14 +680,29 @@ def main(argv=None):
             f.write(table)
     if not args.no_docs:
         os.makedirs(os.path.join(ROOT, "docs"), exist_ok=True)
-        with open(os.path.join(ROOT, "docs", "performance.md"), "w") as f:
+        path = os.path.join(ROOT, "docs", "performance.md")
+        # The echo benchmark's part is replaced; what follows DOCS_KEEP
+        # (the HTTP benchmarks', instruction counts) is kept.
+        kept = ""
+        if os.path.exists(path):
+            with open(path) as f:
+                old = f.read()
+            at = old.find(DOCS_KEEP)
+            if at >= 0:
+                kept = old[at:]
+        with open(path, "w") as f:
             f.write(table.replace("# socket2 echo benchmark",
                                   "# socket2 performance", 1))
+            if kept:
+                f.write("\n" + kept)
     print(table)
     return 1 if failures else 0
 
 
 PIN = True
+# In docs/performance.md: the line from which on the file is not this
+# benchmark's (run.py rewrites only what comes before it).
+DOCS_KEEP = "<!-- Below: sections kept by tools/bench/run.py -->"
 
 if __name__ == "__main__":
     sys.exit(main())
