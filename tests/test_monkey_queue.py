@@ -205,3 +205,24 @@ def test_compiled_put_get_with_os_threads_and_every_fallback(tmp_path):
     assert res["lifo"] == [2, 1, 3]
     assert res["prio"] == [1, 2, 3]
     assert res["subclass"] == 42
+
+
+def test_a_waiting_put_goes_through_after_maxsize_is_raised(tmp_path):
+    """A put waiting for room while maxsize is reassigned (the queue moves
+    to the locked path): a get then lets it through (it hung: it kept
+    waiting for a room token no get gave back any more)."""
+    res, _ = run_program(tmp_path, """
+        import json, queue, threading, time
+        q = queue.Queue(1)
+        q.put(1)
+        done = []
+        def putter():
+            q.put(2); done.append(1)
+        t = threading.Thread(target=putter); t.start()
+        time.sleep(0.1)
+        q.maxsize = 5
+        first = q.get()
+        t.join(5)
+        print(json.dumps([first, bool(done), q.get(timeout=1)]))
+    """)
+    assert res == [1, True, 2]

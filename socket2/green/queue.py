@@ -48,6 +48,7 @@ __all__ = list(__queue__.__all__)
 # -- waiting (module docstring) --------------------------------------------------
 
 _MISS = object()     # what an attempt returns when it could not be done
+_DONE = object()     # ... when it did the whole operation itself
 
 
 def _block(w, end):
@@ -253,6 +254,10 @@ class Queue(_QueueBase):
         if "_maxsize" in self.__dict__:
             self._atomic = False
             self._fast = False
+            # Putters waiting for a room token look again, on the locked
+            # path (see _put_wait).
+            with self.mutex:
+                _notify(self._putters, len(self._putters))
         self._maxsize = value
 
     @property
@@ -356,9 +361,18 @@ class Queue(_QueueBase):
             raise Full
         end = _end(timeout)
         if self._atomic:
-            if _wait_for(self.mutex, self._putters, self._take_slot,
-                         end) is _MISS:
+            def attempt():
+                if self._atomic:
+                    return self._take_slot()
+                # maxsize was reassigned while this put waited: the room
+                # tokens are no longer kept, the locked path puts it.
+                return _DONE if self._put_locked(item) is not _MISS \
+                    else _MISS
+            got = _wait_for(self.mutex, self._putters, attempt, end)
+            if got is _MISS:
                 raise Full
+            if got is _DONE:
+                return
             self._tasks.append(None)
             self._append(item)          # deque's or list's: atomic
             if self._getters:
