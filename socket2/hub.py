@@ -280,12 +280,13 @@ class Hub:
         if g.dead:
             return
         if not g:
-            if not (isinstance(g, Thread) and (
-                    g._cancelled is not None
+            t = thread_of(g)
+            if not (t is not None and (
+                    t._cancelled is not None
                     or isinstance(exc, GreenletExit))):
                 self.schedule(g)
                 return
-            g._cancelled = exc
+            t._cancelled = exc
         if cur is not self.greenlet:
             self.schedule(cur)
         if g:
@@ -304,11 +305,12 @@ class Hub:
                 continue
             self._core.activity = True
             if exc is not None:
-                if not g and isinstance(g, Thread):
+                t = None if g else thread_of(g)
+                if t is not None:
                     # A kill of a thread that never started (see _throw):
                     # run() ends it without calling its function (a throw
                     # would end the greenlet without run()'s bookkeeping).
-                    g._cancelled = exc
+                    t._cancelled = exc
                     g.switch()
                 else:
                     g.throw(exc)
@@ -363,7 +365,7 @@ class Hub:
             if interval is not None:
                 timer._entry = self._add_timer(
                     max(clock(), timer._entry[0] + interval), fire, None)
-            Thread(self, func, args, kwargs or {}).switch()
+            Thread(self, func, args, kwargs or {})._g.switch()
 
         timer._entry = self._add_timer(deadline, fire, None)
         return timer
@@ -530,7 +532,7 @@ class Hub:
                    name=getattr(func, "__name__", None))
         t._parked_in = w
         t._on_cancel = on_cancel or _close_unstarted
-        w.rg = t
+        w.rg = t._g
         self._core.nio += 1
 
     # -- work done in other OS threads -----------------------------------------
@@ -936,16 +938,62 @@ def _existing_hub():
 # Threads
 
 
-class Thread(greenlet):
+def thread_of(g):
+    """The :class:`Thread` whose greenlet *g* is (while it has not ended),
+    or None: the hub's own greenlets, an OS thread's root greenlet, a
+    greenlet of the user's own."""
+    try:
+        return g._s2_thread
+    except AttributeError:
+        return None
+
+
+def at_greenlet_end(g, callback):
+    """Run ``callback()`` when the greenlet *g* ends: a socket2 thread's
+    when its function returns (its greenlet's attributes are dropped then,
+    see Thread), any other greenlet's when it is freed.  A thread's
+    greenlet may outlive its thread for a while (a thread that handed it
+    the CPU holds it until it runs again, see Hub._switch_to_hub): what
+    belongs to the thread (``threading.local`` values, its dummy in
+    ``threading``) goes with the thread, not with the greenlet."""
+    hooks = g.__dict__.get("_s2_at_end")
+    if hooks is None:
+        hooks = g._s2_at_end = []
+    hooks.append(_AtEnd(callback))
+
+
+class _AtEnd:
+    __slots__ = ("callback",)
+
+    def __init__(self, callback):
+        self.callback = callback
+
+    def __del__(self):
+        callback, self.callback = self.callback, None
+        if callback is not None:
+            callback()
+
+
+class Thread:
     """A cooperative thread: a greenlet scheduled by the hub.
 
     Created and started by :func:`newthread`.  ``join()`` waits for it and
     returns its result (or re-raises its exception); ``kill()`` raises
     ``GreenletExit`` (or a given exception) in it where it waits.
+
+    The record is not the greenlet: it holds a plain ``greenlet``
+    (``_g``), which refers back to it (``_s2_thread``, see
+    :func:`thread_of`) only while the thread runs.  A greenlet that
+    hands the CPU straight to another one keeps that one alive until it
+    is resumed itself (greenlet's rule), possibly long after it ended;
+    what is kept is then an empty, dead greenlet, never the thread's
+    result, traceback or sockets.  (A plain greenlet also switches
+    faster: greenlet checks a subclass's type at every switch.)
     """
 
     def __init__(self, hub, func, args, kwargs, name=None):
-        greenlet.__init__(self, parent=hub.greenlet)
+        self._g = g = greenlet(self._run, hub.greenlet)
+        g._s2_thread = self
         self._hub = hub
         self._func = func
         self._args = args
@@ -960,13 +1008,13 @@ class Thread(greenlet):
         self._on_cancel = None  # start_when_readable: run if killed unstarted
         self._cancelled = None  # the kill that ends it before it started
 
-    def run(self):
+    def _run(self):
         w = self._parked_in
         if w is not None:
             # Started by its socket's first event (start_when_readable):
             # leave the reader slot it sat in unstarted.
             self._parked_in = None
-            if w.rg is self:
+            if w.rg is self._g:
                 w.rg = None
             self._hub._core.nio -= 1
         try:
@@ -1005,6 +1053,9 @@ class Thread(greenlet):
             self._joiners = None
             if self._group is not None:
                 self._group._child_done(self)
+            # What hangs on the greenlet goes now (see the class and
+            # at_greenlet_end): the greenlet may be kept a while longer.
+            self._g.__dict__.clear()
 
     def _report(self, e):
         import traceback
@@ -1019,15 +1070,21 @@ class Thread(greenlet):
         """True once the thread's function returned or raised."""
         return self._finished
 
+    @property
+    def dead(self):
+        """True once the thread's greenlet has ended (after ``finished``
+        is set; a thread killed before it started is dead too)."""
+        return self._g.dead
+
     def join(self, timeout=None, expires=None):
         """Wait for the thread to finish; return its result or re-raise its
         exception.  Raises ``socket2.TimeoutError`` if *timeout* seconds
         (or the ``clock()`` value *expires*) pass first."""
         if not self._finished:
-            if getcurrent() is self:
+            g = getcurrent()
+            if g is self._g:
                 raise Error("deadlock", "a thread cannot join itself")
             deadline = _deadline(timeout, expires)
-            g = getcurrent()
             if self._joiners is None:
                 self._joiners = []
             self._joiners.append(g)
@@ -1046,15 +1103,16 @@ class Thread(greenlet):
         A thread that never started (serve()'s, before its connection sent
         anything) ends without running its function.  Killing a finished
         thread does nothing."""
-        if self._finished or self.dead:
+        g = self._g
+        if self._finished or g.dead:
             return
         if exc is None:
             exc = GreenletExit()
-        if not self:
+        if not g:
             # Never started (serve()'s connection thread before its first
             # byte): it ends without running its function.
             self._cancelled = exc
-        self._hub._throw(self, exc)
+        self._hub._throw(g, exc)
 
     def __repr__(self):
         state = "finished" if self._finished else "running"
@@ -1129,13 +1187,18 @@ def start_thread(hub, t):
         # first waits, its caller is the next to run, however deep threads
         # nest and whatever else is queued.
         hub.schedule_first(cur)
-    t.switch()
+    t._g.switch()
     return t
 
 
 def current():
-    """The running :class:`Thread` (or the main greenlet outside one)."""
-    return getcurrent()
+    """The running :class:`Thread` (or the current greenlet outside one:
+    the main greenlet, a greenlet of the user's own)."""
+    g = getcurrent()
+    try:
+        return g._s2_thread
+    except AttributeError:
+        return g
 
 
 def poll(timeout=None):

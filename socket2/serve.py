@@ -2,7 +2,7 @@
 import sys
 
 from .errors import Error, TimeoutError
-from .hub import clock, newthread, seconds_arg, sleep
+from .hub import clock, newthread, seconds_arg, sleep, thread_of
 
 # Accept failures that mean "the machine is short of something right now":
 # wait a moment for connections to finish instead of dying.
@@ -137,7 +137,7 @@ class _Silent:
                 return False         # the rest are younger still
             del conns[conn]
             if self._waiting(conn):
-                conn._w.rg.kill()
+                thread_of(conn._w.rg).kill()
                 return True
         return False
 

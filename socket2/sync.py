@@ -918,8 +918,8 @@ class Group:
         hub = get_hub()
         me = getcurrent()
         for t in list(self._children):
-            if not t.finished and t is not me:   # me: a failing child
-                hub._throw(t, GreenletExit())
+            if not t.finished and t._g is not me:   # me: a failing child
+                hub._throw(t._g, GreenletExit())
 
     def __len__(self):
         return len(self._children)

@@ -374,8 +374,9 @@ def _unstarted_connection_thread(hub, listener):
     end = clock() + 5
     while True:
         for fd, w in list(hub._fdmap.items()):
-            t = w.rg
-            if isinstance(t, Thread) and not t and fd != listener.fileno():
+            g = w.rg
+            t = _hub.thread_of(g) if g is not None else None
+            if t is not None and not g and fd != listener.fileno():
                 return t
         assert clock() < end, "serve() never parked the connection"
         socket2.sleep(0.001)

@@ -519,7 +519,8 @@ def test_serve_threads_of_never_active_connections_end_cleanly():
             socket2.sleep(0.02)
             # close the server side while its thread has not started yet
             (conn,) = [s for s in gc_sockets()
-                       if isinstance(s._w.rg, socket2.Thread) and not s._w.rg]
+                       if s._w.rg is not None and not s._w.rg
+                       and socket2.hub.thread_of(s._w.rg) is not None]
             conn.close()
             socket2.sleep(0.02)
     t.join(timeout=5)

@@ -8,10 +8,10 @@ does), so methods and properties of a subclass see the calling thread's
 values; nothing is swapped in and out (which a switch in the middle of a
 property would break).
 """
-import weakref
 
 from greenlet import getcurrent
 
+from ..hub import at_greenlet_end as _at_greenlet_end
 from ._locks import _is_hub_greenlet
 
 
@@ -117,10 +117,11 @@ def _local_dict(self, init=True):
     if entry is not None:
         return entry[1], False
     d = {}
-    # Dropped when the greenlet goes (its id may then be reused); the
-    # callback holds the dicts, not the local.
-    ref = weakref.ref(g, lambda _, k=key, ds=dicts: ds.pop(k, None))
-    dicts[key] = (ref, d)
+    # Dropped when the thread ends, or its greenlet goes (its id may then
+    # be reused; hub.at_greenlet_end); the callback holds the dicts, not
+    # the local.
+    _at_greenlet_end(g, lambda k=key, ds=dicts: ds.pop(k, None))
+    dicts[key] = (None, d)
     init = type(self).__init__ if init else object.__init__
     if init is not object.__init__:
         args, kwargs = object.__getattribute__(self, "_local__args")

@@ -65,7 +65,7 @@ from collections import deque
 from greenlet import getcurrent
 
 from ..errors import TimeoutError as _S2Timeout
-from ..hub import Thread as _S2Thread, _existing_hub, clock
+from ..hub import _existing_hub, clock
 
 _real_get_ident = __thread__.get_ident
 _real_get_native_id = getattr(__thread__, "get_native_id", None)
@@ -92,7 +92,7 @@ def get_ident():
     """The running thread's ident: ``id()`` of the socket2 thread (a
     greenlet), or the OS thread's own ident outside socket2 threads."""
     g = getcurrent()
-    if type(g) is _S2Thread:
+    if "_s2_thread" in g.__dict__:      # a socket2 thread's (hub.Thread)
         return id(g)
     if g.parent is None or _is_hub_greenlet(g):
         return _real_get_ident()

@@ -52,7 +52,7 @@ class _Handler:
             return self.handler(signum, frame)
         if g is hub.greenlet or g is hub._waker:
             hub.schedule(_S2Thread(hub, self._run, (hub, signum, frame), {},
-                                   name="signal handler"))
+                                   name="signal handler")._g)
         else:
             self._run(hub, signum, frame)
 

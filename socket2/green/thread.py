@@ -163,7 +163,7 @@ def start_new_thread(function, args, kwargs=None):
                                                     "thread")
     t = _S2Thread(hub, _bootstrap, (function, args, kwargs), {},
                   name=name if isinstance(name, str) else None)
-    ident = id(t)
+    ident = id(t._g)
     _start_thread(hub, t)
     return ident
 

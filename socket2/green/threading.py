@@ -30,11 +30,11 @@ and joins threads).
 import sys
 import threading as __threading__
 from threading import *  # noqa: F401,F403
-import weakref
 
 from greenlet import getcurrent, GreenletExit
 
 from . import thread as _gthread
+from ..hub import at_greenlet_end as _at_greenlet_end, thread_of as _thread_of
 
 __implements__ = ["Thread", "Timer", "Lock", "RLock", "_CRLock",
                   "_allocate_lock", "get_ident", "get_native_id",
@@ -114,9 +114,6 @@ class Timer(Thread):
         self.finished.set()
 
 
-_dummy_refs = {}     # ident -> weakref of the greenlet its dummy stands for
-
-
 def current_thread():
     """The running thread's ``Thread`` object (a dummy one for a socket2
     thread that ``threading`` did not start, dropped with it)."""
@@ -143,11 +140,10 @@ def _dummy():
     # standard library's does; socket2's own threads (a server's, one per
     # connection) would pile them up forever.
     if ident == id(g) and g not in _gthread._sentinels:
-        def drop(_, ident=ident, dummy=dummy):
+        def drop(ident=ident, dummy=dummy):
             if __threading__._active.get(ident) is dummy:
                 __threading__._active.pop(ident, None)
-            _dummy_refs.pop(ident, None)
-        _dummy_refs[ident] = weakref.ref(g, drop)
+        _at_greenlet_end(g, drop)
     return dummy
 
 
@@ -174,11 +170,12 @@ def _after_fork_in_child():
              for lock in locks}
     hub = _gthread._existing_hub()
     for g in [g for g in _gthread._sentinels if g.dead or hub is None
-              or getattr(g, "_hub", None) is not hub]:
+              or getattr(_thread_of(g), "_hub", None) is not hub]:
         del _gthread._sentinels[g]   # their OS threads are not here
     for t, lock in _at_fork:
         g = alive.get(id(lock))
-        if g is None or g.dead or getattr(g, "_hub", None) is not hub:
+        if g is None or g.dead or \
+                getattr(_thread_of(g), "_hub", None) is not hub:
             continue
         t._is_stopped = False
         t._tstate_lock = lock

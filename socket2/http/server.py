@@ -17,9 +17,7 @@ timeout and killing it past that (killing serve kills its connections).
 import sys
 import time
 
-from greenlet import getcurrent
-
-from ..hub import clock, newthread, sleep
+from ..hub import clock, current, newthread, sleep
 from ..serve import serve as _serve_connections
 from ..sync import Event
 from ._parser import HeadParser
@@ -104,7 +102,7 @@ def _sweep(srv):
 
 def _connection(sock, srv):
     conn = Connection(sock, srv)
-    srv.conns[conn] = getcurrent()
+    srv.conns[conn] = current()
     try:
         conn.run()
     finally:
@@ -207,10 +205,10 @@ class _Server:
     def stop(self):
         """serve() ends (or was killed): end every connection left."""
         self.draining = True
-        me = getcurrent()
-        for g in list(self.conns.values()):
-            if g is not me:
-                g.kill()
+        me = current()
+        for t in list(self.conns.values()):
+            if t is not me:
+                t.kill()
 
 
 def _address(listener):
