@@ -31,7 +31,7 @@ Not chosen, but read by the same paths: ``ReadScratch``, the per-OS-thread
 buffer that buffered reads receive into.
 """
 import os
-from _thread import _local
+from _thread import _local, get_ident
 
 from greenlet import getcurrent
 
@@ -88,8 +88,34 @@ class HubCore:
     backend's ``arm(fd, write)`` (or None), its deadline wait
     ``deadline_wait(g, deadline)``, the count of greenlets parked on
     a socket (``nio``) and whether any greenlet ran since the hub last
-    cleared it (``activity``)."""
-    __slots__ = ("greenlet", "arm", "deadline_wait", "nio", "activity")
+    cleared it (``activity``).
+
+    One switch per event: the batch being dispatched lives here, with its
+    cursor, not in the hub's stack.  In the compiled twin (speedups.c
+    ``core_wait``/``next_target``), a greenlet that parks without a
+    deadline while a batch is under way does what the hub would do next
+    itself: it takes the batch's next token (``_next(True)``) and
+    switches straight to that token's waiter, and to the hub only when
+    the batch is done, or when the next waiter has not started yet (see
+    ``_next``).  Only greenlets of the hub's OS thread do: one of another
+    thread waiting on this hub's socket switches to the hub, which refuses
+    it.  If taking the next token raises (``forward``), the exception is
+    raised in the hub's dispatch, as it would have been there, and the
+    greenlet stays parked.  Whoever switches to the hub meanwhile (a
+    greenlet that ends, parks elsewhere or waits with a deadline) finds
+    the hub's dispatch continuing from the same cursor, so every token is
+    delivered once, in order, whoever delivers it; the order in which
+    greenlets run is the one the hub alone would give.
+
+    This Python twin hands off the same way (``_hand_off``).  Either way
+    the parked greenlet keeps the one it switched to alive until it is
+    resumed itself (greenlet's rule), which may be long after that one
+    ended: what is kept is a bare greenlet (hub.Thread is a record that
+    holds one, and drops what hangs on it when the thread ends), never a
+    thread's result, traceback or sockets."""
+    __slots__ = ("greenlet", "arm", "deadline_wait", "nio", "activity",
+                 "_batch", "_bn", "_bpos", "_bw", "_get", "_forward",
+                 "_bthread")
 
     def __init__(self, greenlet, arm, deadline_wait):
         self.greenlet = greenlet
@@ -97,6 +123,13 @@ class HubCore:
         self.deadline_wait = deadline_wait
         self.nio = 0
         self.activity = False   # a greenlet ran (poll() reports it)
+        # The batch under way (None outside dispatch): its tokens and
+        # count, the cursor (_bpos: the next token; _bw: the slot record
+        # whose writer's half of token _bpos is still due, or None), what
+        # dispatch was given and the OS thread running it.
+        self._batch = None
+        self._bn = self._bpos = 0
+        self._bw = self._get = self._forward = self._bthread = None
 
     # wait_readable and wait_writable are kept as two straight functions
     # over the rg/wg slots rather than one parametrised by direction (which
@@ -120,7 +153,10 @@ class HubCore:
         self.nio += 1
         try:
             if deadline is None:
-                hubg.switch()
+                if self._batch is not None and self._bthread == get_ident():
+                    self._hand_off(g)
+                else:
+                    hubg.switch()
             else:
                 self.deadline_wait(g, deadline)
         finally:
@@ -145,12 +181,100 @@ class HubCore:
         self.nio += 1
         try:
             if deadline is None:
-                hubg.switch()
+                if self._batch is not None and self._bthread == get_ident():
+                    self._hand_off(g)
+                else:
+                    hubg.switch()
             else:
                 self.deadline_wait(g, deadline)
         finally:
             w.wg = None
             self.nio -= 1
+
+    def _hand_off(self, g):
+        """The parked greenlet *g*, of the OS thread running the batch,
+        takes the batch's next event itself (class docstring): it switches
+        to that event's waiter, or to the hub when the batch is done or
+        the next waiter has not started.  What taking the event raises
+        (``forward``) is raised in the hub's dispatch, as it would have
+        been there; *g* stays parked."""
+        try:
+            nxt = self._next(True)
+        except BaseException as e:   # noqa: B902 - the hub's to raise
+            self.greenlet.throw(e)
+            return
+        if nxt is None:
+            self.greenlet.switch()
+        elif nxt is not g:           # g: its own event, the wait is over
+            nxt.switch()
+
+    def _next(self, handing=False):
+        """The greenlet to resume for the batch's next event (read from
+        its slot now), the cursor moved past that event; None when the
+        batch is done.  Remembers read edges nobody waited for, and hands
+        the tokens of fds this hub does not own to ``forward``.
+
+        *handing*: for a thread parking in the batch, which switches only
+        to a greenlet that is running (parked).  One that never ran starts
+        on the stack of whoever switches to it, and greenlet copies that
+        much more at every switch of its life: its event is left where it
+        is, for the hub (returned), which starts it from its short stack."""
+        w = self._bw
+        if w is not None:
+            # The writer's half of a token whose reader was resumed.  The
+            # slot is read now: that reader may have closed the socket,
+            # which already woke the writer.
+            g = w.wg
+            if handing and g is not None and not g:
+                return self.greenlet
+            self._bw = None
+            self._bpos += 1
+            if g is not None:
+                self.activity = True
+                return g
+        tokens = self._batch
+        get = self._get
+        n = self._bn
+        i = self._bpos
+        while i < n:
+            token = tokens[i]
+            w = get(token >> 3)
+            if w is None:
+                # Past it first: a forward that raises does not repeat it.
+                self._bpos = i + 1
+                self._forward(token)
+                i = self._bpos
+                continue
+            if token & 1:
+                if token & 4:
+                    w.hup = w.rready = True
+                g = w.rg
+                if g is not None:
+                    if handing and not g:
+                        self._bpos = i
+                        return self.greenlet
+                    if token & 2:
+                        self._bpos = i
+                        self._bw = w
+                    else:
+                        self._bpos = i + 1
+                    self.activity = True
+                    return g
+                w.rready = True   # nobody waits: remember the edge
+            i += 1
+            if token & 2:
+                g = w.wg
+                if g is not None:
+                    if handing and not g:
+                        # The writer's half is next, for the hub.
+                        self._bpos = i - 1
+                        self._bw = w
+                        return self.greenlet
+                    self._bpos = i
+                    self.activity = True
+                    return g
+        self._bpos = i
+        return None
 
     def dispatch(self, tokens, fdmap, forward, leftover):
         """Deliver one batch of poller tokens (``fd << 3 | readable |
@@ -158,44 +282,45 @@ class HubCore:
         parked on each fd in *fdmap*, or remember a read edge nobody waited
         for; ``forward(token)`` for an fd this hub does not own.  Sets
         ``activity`` before each switch (the greenlet resumed may be the
-        one in poll(), which reads it).  If an exception reaches the hub
-        meanwhile (a signal, a kill), the events not yet delivered go to
-        *leftover* (the hub looks at it on its next turn) so no edge is
+        one in poll(), which reads it).  The greenlets resumed take the
+        batch's next events themselves when they park (see the class);
+        this returns when the batch is done.  If an exception reaches the
+        hub meanwhile (a signal, a kill), the events not yet delivered go
+        to *leftover* (the hub looks at it on its next turn) so no edge is
         lost."""
-        get = fdmap.get
-        i = 0
+        if self._batch is not None:
+            raise RuntimeError("dispatch: a batch is already under way")
+        if type(tokens) is memoryview:
+            # Copied out, as the C version does: the poller's buffer is not
+            # held across the switches (and a list indexes faster).
+            tokens = tokens.tolist()
+        self._batch = tokens
+        self._bn = len(tokens)
+        self._bpos = 0
+        self._get = fdmap.get
+        self._forward = forward
+        self._bthread = get_ident()
         try:
-            for token in tokens:
-                w = get(token >> 3)
-                if w is None:
-                    forward(token)
-                    i += 1
-                    continue
-                # Read the slot again after each switch: the reader may
-                # have closed the socket, which already woke the writer.
-                if token & 1:
-                    if token & 4:
-                        w.hup = w.rready = True
-                    g = w.rg
-                    if g is not None:
-                        self.activity = True
-                        try:
-                            g.switch()
-                        except BaseException:
-                            if token & 2:
-                                leftover.append(token & ~5)
-                            raise
-                    else:
-                        w.rready = True   # nobody waits: remember the edge
-                if token & 2:
-                    g = w.wg
-                    if g is not None:
-                        self.activity = True
-                        g.switch()
-                i += 1
+            g = self._next()
+            while g is not None:
+                g.switch()
+                g = self._next()
         except BaseException:
-            leftover.extend(tokens[i + 1:])
+            self._requeue(leftover)
             raise
+        finally:
+            self._batch = self._bw = self._get = self._forward = None
+
+    def _requeue(self, leftover):
+        """The events of the batch not delivered yet, into *leftover*."""
+        tokens = self._batch
+        i = self._bpos
+        if self._bw is not None:
+            leftover.append(tokens[i] & ~5)   # the writer's half
+            i += 1
+        while i < self._bn:
+            leftover.append(tokens[i])
+            i += 1
 
 
 class ReadScratch(_local):

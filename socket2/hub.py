@@ -10,8 +10,13 @@ How it works, top to bottom:
 - The hub loop: run the ready queue, compute how long it may sleep (next
   timer), ask the poller for events, switch into the reader/writer of each
   ready socket, fire the due timers.  One dict lookup and one ``switch()``
-  per event; that dispatch and the socket layer's waits are the hot path,
-  compiled (socket2/_hotpath.py says how and where).
+  per event: a thread that parks while a batch of events is being
+  dispatched takes the batch's next event itself and switches straight to
+  its waiter, and to the hub only when the batch is done (the batch and
+  its cursor live in the hub's ``HubCore``, so whoever delivers an event,
+  each is delivered once and in order).  That dispatch and the socket
+  layer's waits are the hot path, compiled (socket2/_hotpath.py says how
+  and where).
 - The main greenlet is not special: a blocking call made there parks it in
   a slot like any thread and switches to the hub, which runs every other
   thread until that call can complete.
@@ -127,6 +132,9 @@ class Hub:
         self._fdmap = {}           # fd -> _Waiters
         self._ready = deque()      # entries [greenlet, exception, value]
         self._queued = {}          # greenlet -> its entry in _ready
+        self._turn = 0             # entries of this turn left (_run_ready)
+        self._in_turn = False      # _run_ready is under way
+        self._busy = 0             # busy turns of the loop (_loop)
         self._timers = []          # heap of [deadline, seq, callback, arg]
         self._seq = 0
         self._ncancelled = 0
@@ -203,10 +211,62 @@ class Hub:
     # -- waiting ---------------------------------------------------------
 
     def _switch_to_hub(self):
+        """Leave the running greenlet (parked, or queued to run again):
+        to the next ready one directly while the hub is running its ready
+        queue (one switch instead of two, see _hand_over), else to the
+        hub."""
         g = self.greenlet
         if getcurrent() is g:
             raise Error("hub", "cannot wait inside the hub's own greenlet")
+        if self._in_turn:
+            entry = self._hand_over()
+            if entry is not None:
+                if entry[2] is None:
+                    return entry[0].switch()
+                return entry[0].switch(True)
         return g.switch()
+
+    def _hand_over(self):
+        """While the hub runs its ready queue (``_turn``: how many of the
+        entries queued before this turn are still to run), a greenlet that
+        leaves takes the next entry itself: the one the hub would resume
+        next, in the same order and out of the same count, so the hub's
+        loop (I/O every few turns, timers, the deadlock check) sees the
+        same turns.  Returns the entry taken, or None.  Only a plain
+        resume (the value None or True: nothing to keep alive, see below)
+        of a greenlet that is running (parked) is taken: a throw, another
+        value to pass, a greenlet that never started (it would start on
+        this greenlet's stack, which greenlet then copies at every switch
+        of its life) or the caller itself are left to the hub.  What is switched to is kept alive by this
+        greenlet's switch() until it is resumed itself (greenlet's rule):
+        a bare greenlet (a Thread is a record holding one), so nothing of
+        a thread's outlives it."""
+        ready = self._ready
+        if not ready:
+            return None
+        if self._turn <= 0:
+            # This turn is over: start the next one here when the loop
+            # would (_loop: not a turn that polls, nothing for start()
+            # to decide), on the loop's own count.
+            if self._starter is not None and (
+                    self._stopping or self._poll_once or not self._core.nio
+                    or self._start_deadline is not None):
+                return None
+            busy = self._busy + 1
+            if not busy & 7:
+                return None
+            self._busy = busy
+            self._turn = len(ready)
+        entry = ready[0]
+        g, exc, value = entry
+        if exc is not None or (value is not None and value is not True) \
+                or not g or g is getcurrent():
+            return None
+        ready.popleft()
+        del self._queued[g]
+        self._turn -= 1
+        self._core.activity = True
+        return entry
 
     def _wait_with_deadline(self, g, deadline):
         entry = self._add_timer(deadline, self._fire_timeout, g)
@@ -297,12 +357,23 @@ class Hub:
     def _run_ready(self):
         ready, queued = self._ready, self._queued
         # Only what was queued before this turn: a thread that keeps
-        # yielding must not starve the poller.
-        for _ in range(len(ready)):
-            g, exc, value = ready.popleft()
-            del queued[g]
-            if g.dead:
-                continue
+        # yielding must not starve the poller.  The count is the hub's, not
+        # this frame's: a greenlet that leaves meanwhile runs the next
+        # entry itself (_hand_over) and counts it.
+        self._turn = len(ready)
+        self._in_turn = True
+        try:
+            while self._turn > 0 and ready:
+                self._turn -= 1
+                self._resume_entry(ready.popleft())
+        finally:
+            self._turn = 0
+            self._in_turn = False
+
+    def _resume_entry(self, entry):
+        g, exc, value = entry
+        del self._queued[g]
+        if not g.dead:
             self._core.activity = True
             if exc is not None:
                 t = None if g else thread_of(g)
@@ -408,7 +479,6 @@ class Hub:
         fdmap = self._fdmap
         forward = self._forward
         forwarded = self._forwarded
-        busy = 0
         while True:
             if ready:
                 self._run_ready()
@@ -425,8 +495,8 @@ class Hub:
                 # and queue hand-offs) would pay a zero-timeout poll per
                 # turn; I/O and timers are looked at every 8th busy turn
                 # instead, which still never starves them.
-                busy += 1
-                if busy & 7:
+                self._busy += 1
+                if self._busy & 7:
                     continue
                 timeout = 0.0
             elif timers:
@@ -1049,7 +1119,7 @@ class Thread:
             if joiners:
                 hub = self._hub
                 for g in joiners:
-                    hub.schedule(g, self)
+                    hub.schedule(g)
             self._joiners = None
             if self._group is not None:
                 self._group._child_done(self)

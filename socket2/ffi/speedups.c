@@ -34,7 +34,7 @@ static int stream_type = -1;           /* SOCK_STREAM */
 static PyObject *error_class;          /* socket2.errors.Error */
 
 static PyObject *str_recv_py, *str_sendall_py, *str_sendall_rest, *str_fail, *str_eof,
-                *str_recv, *str_append;
+                *str_recv, *str_append, *str_throw;
 
 #define EMPTY(o) ((o) == NULL || (o) == Py_None)
 /* The exact type first: PyObject_TypeCheck's subtype walk only for
@@ -167,6 +167,16 @@ typedef struct {
     char activity;            /* a greenlet ran (poll() reports it) */
     int *batch;               /* dispatch's copy of the tokens */
     Py_ssize_t batch_room;
+    /* The batch under way (bactive while the hub runs dispatch): its count,
+       the cursor (bpos: the next token; bw: the slot record whose writer's
+       half of batch[bpos] is still due, or NULL), what dispatch was given
+       and the OS thread running it.  The greenlets of that thread that
+       park meanwhile take the next events themselves (see hand_off). */
+    Py_ssize_t bn, bpos;
+    Waiters *bw;
+    PyObject *bfdmap, *bforward;
+    PyThreadState *btstate;
+    char bactive;
 } HubCore;
 
 static PyTypeObject HubCoreType;
@@ -198,6 +208,9 @@ hubcore_traverse(HubCore *self, visitproc visit, void *arg)
     Py_VISIT(self->greenlet);
     Py_VISIT(self->arm);
     Py_VISIT(self->deadline_wait);
+    Py_VISIT(self->bw);
+    Py_VISIT(self->bfdmap);
+    Py_VISIT(self->bforward);
     return 0;
 }
 
@@ -207,6 +220,9 @@ hubcore_clear(HubCore *self)
     Py_CLEAR(self->greenlet);
     Py_CLEAR(self->arm);
     Py_CLEAR(self->deadline_wait);
+    Py_CLEAR(self->bw);
+    Py_CLEAR(self->bfdmap);
+    Py_CLEAR(self->bforward);
     return 0;
 }
 
@@ -229,6 +245,8 @@ raise_error(const char *err, const char *msg)
     }
     return -1;
 }
+
+static PyObject *hand_off(HubCore *core, PyObject *g);
 
 /* Park the current greenlet in w's reader (write=0) or writer slot until
    the hub switches back: the readiness event, a close or a kill (raised
@@ -269,11 +287,13 @@ core_wait(HubCore *core, Waiters *w, int write, PyObject *deadline, int fd)
     *slot = g;                 /* the slot takes our reference to g */
     Py_XDECREF(old);
     core->nio++;
-    if (EMPTY(deadline))
-        r = PyGreenlet_Switch((PyGreenlet *)core->greenlet, NULL, NULL);
-    else
+    if (!EMPTY(deadline))
         r = PyObject_CallFunctionObjArgs(core->deadline_wait, g, deadline,
                                          NULL);
+    else if (core->bactive && core->btstate == PyThreadState_Get())
+        r = hand_off(core, g);
+    else
+        r = PyGreenlet_Switch((PyGreenlet *)core->greenlet, NULL, NULL);
     core->nio--;
     old = *slot;
     Py_INCREF(Py_None);
@@ -326,38 +346,200 @@ hubcore_wait_writable(HubCore *self, PyObject *const *args, Py_ssize_t n)
     return hubcore_wait(self, args, n, 1);
 }
 
-/* Resume g (a greenlet parked in a slot); its wait ends there.  Returns 0,
-   or -1 if an exception was raised into the hub meanwhile. */
+/* Whether a thread parking in the batch may switch to g itself: only if g
+   is running (parked).  A greenlet that never ran starts on the stack of
+   whoever switches to it, and greenlet copies that much more at every
+   switch of its life: the hub starts it, from its own short stack. */
 static int
-resume(PyObject *g)
+may_hand_to(PyObject *g)
 {
-    PyObject *r;
-    Py_INCREF(g);
-    r = PyGreenlet_Switch((PyGreenlet *)g, NULL, NULL);
-    Py_DECREF(g);
-    if (r == NULL)
-        return -1;
-    Py_DECREF(r);
-    return 0;
+    return PyGreenlet_ACTIVE((PyGreenlet *)g) == 1;
+}
+
+/* The greenlet to resume for the batch's next event (a new reference,
+   read from its slot now), the cursor moved past that event; NULL when the
+   batch is done, or NULL with an exception set (forward() failed; the
+   cursor is past its token).  Remembers read edges nobody waited for and
+   hands the tokens of fds this hub does not own to forward().  Both the
+   hub's dispatch and the greenlets that park during it (hand_off, with
+   *handing* set) take the events from here, so each is delivered once, in
+   order.  With *handing*, an event whose waiter a thread must not switch
+   to itself (may_hand_to) is left where it is, for the hub: the hub
+   greenlet is returned. */
+static PyObject *
+next_target(HubCore *core, int handing)
+{
+    Waiters *w = core->bw;
+    PyObject *g;
+    Py_ssize_t i;
+    if (w != NULL) {
+        /* The writer's half of a token whose reader was resumed.  The slot
+           is read now: that reader may have closed the socket, which
+           already woke the writer. */
+        g = w->wg;
+        if (!EMPTY(g) && handing && !may_hand_to(g)) {
+            PyErr_Clear();
+            Py_INCREF(core->greenlet);
+            return core->greenlet;
+        }
+        core->bw = NULL;
+        core->bpos++;
+        if (!EMPTY(g)) {
+            Py_INCREF(g);
+            Py_DECREF(w);
+            core->activity = 1;
+            return g;
+        }
+        Py_DECREF(w);
+    }
+    i = core->bpos;
+    while (i < core->bn) {
+        int t = core->batch[i];
+        PyObject *key, *o;
+        key = PyLong_FromLong(t >> 3);
+        if (key == NULL) {
+            core->bpos = i + 1;
+            return NULL;
+        }
+        o = PyDict_GetItemWithError(core->bfdmap, key);
+        Py_DECREF(key);
+        if (o == NULL) {
+            PyObject *tok, *r;
+            /* Past it first: a forward that raises does not repeat it. */
+            core->bpos = i + 1;
+            if (PyErr_Occurred())
+                return NULL;
+            tok = PyLong_FromLong(t);
+            if (tok == NULL)
+                return NULL;
+            r = PyObject_CallOneArg(core->bforward, tok);
+            Py_DECREF(tok);
+            if (r == NULL)
+                return NULL;
+            Py_DECREF(r);
+            i = core->bpos;
+            continue;
+        }
+        if (!IS_A(o, &WaitersType)) {
+            core->bpos = i + 1;
+            PyErr_Format(PyExc_TypeError, "dispatch: fd %d maps to %s, not "
+                         "a slot record", t >> 3, Py_TYPE(o)->tp_name);
+            return NULL;
+        }
+        w = (Waiters *)o;
+        if (t & 1) {
+            if (t & 4)
+                w->hup = w->rready = 1;
+            g = w->rg;
+            if (!EMPTY(g)) {
+                if (handing && !may_hand_to(g)) {
+                    PyErr_Clear();
+                    core->bpos = i;
+                    Py_INCREF(core->greenlet);
+                    return core->greenlet;
+                }
+                if (t & 2) {
+                    /* The writer's half stays due; the record is kept (the
+                       fd may be unregistered meanwhile). */
+                    core->bpos = i;
+                    Py_INCREF(w);
+                    core->bw = w;
+                }
+                else
+                    core->bpos = i + 1;
+                Py_INCREF(g);
+                core->activity = 1;
+                return g;
+            }
+            w->rready = 1;      /* nobody waits: remember the edge */
+        }
+        i++;
+        if (t & 2) {
+            g = w->wg;
+            if (!EMPTY(g)) {
+                if (handing && !may_hand_to(g)) {
+                    /* the writer's half is next, for the hub */
+                    PyErr_Clear();
+                    core->bpos = i - 1;
+                    Py_INCREF(w);
+                    core->bw = w;
+                    Py_INCREF(core->greenlet);
+                    return core->greenlet;
+                }
+                core->bpos = i;
+                Py_INCREF(g);
+                core->activity = 1;
+                return g;
+            }
+        }
+    }
+    core->bpos = i;
+    return NULL;
+}
+
+/* The current greenlet g, of the hub's OS thread, has parked (it is in its
+   slot) while a batch is under way: instead of switching to the hub, which
+   would only take the next event and switch to its waiter, do that here --
+   one switch per event instead of two.  To the hub when the batch is done
+   or the next waiter has not started yet (see may_hand_to).  (A greenlet
+   of another OS thread waiting on this hub's socket switches to the hub,
+   which refuses it.)  What would
+   have been raised in the hub's dispatch (forward() failing) is raised
+   there, and g stays parked.  Returns what the switch that resumed g
+   returned (NULL: an exception raised into g). */
+static PyObject *
+hand_off(HubCore *core, PyObject *g)
+{
+    PyObject *next = next_target(core, 1), *r;
+    if (next == NULL) {
+        PyObject *type, *exc, *tb;
+        if (!PyErr_Occurred())
+            return PyGreenlet_Switch((PyGreenlet *)core->greenlet, NULL,
+                                     NULL);
+        PyErr_Fetch(&type, &exc, &tb);
+        PyErr_NormalizeException(&type, &exc, &tb);
+        if (tb != NULL && exc != NULL)
+            PyException_SetTraceback(exc, tb);
+        r = exc == NULL ? NULL : PyObject_CallMethodOneArg(
+            core->greenlet, str_throw, exc);
+        Py_XDECREF(type);
+        Py_XDECREF(exc);
+        Py_XDECREF(tb);
+        return r;
+    }
+    if (next == g) {            /* its own event: the wait is over */
+        Py_DECREF(next);
+        Py_RETURN_NONE;
+    }
+    /* next may be the hub: an event it delivers itself.  next is held
+       across the switch (greenlet may look at it when it switches back
+       here): a parked thread keeps the greenlet it handed over to alive
+       until it resumes, as its Python twin's switch() call does. */
+    r = PyGreenlet_Switch((PyGreenlet *)next, NULL, NULL);
+    Py_DECREF(next);
+    return r;
 }
 
 /* An exception reached the hub in the middle of a batch (a signal, a
-   kill): the events not yet delivered go to *leftover* (the hub's
-   forwarded queue, looked at on its next turn), so no edge is lost. */
+   kill): the events not yet delivered (from the cursor on) go to
+   *leftover* (the hub's forwarded queue, looked at on its next turn), so
+   no edge is lost. */
 static void
-requeue(PyObject *leftover, const int *tokens, Py_ssize_t i, Py_ssize_t n,
-        int partial)
+requeue(HubCore *core, PyObject *leftover)
 {
     PyObject *exc_type, *exc, *tb, *t, *r;
+    Py_ssize_t i = core->bpos;
     PyErr_Fetch(&exc_type, &exc, &tb);
-    if (partial) {
-        t = PyLong_FromLong(partial);
+    if (core->bw != NULL && i < core->bn) {
+        /* the writer's half of the token whose reader was resumed */
+        t = PyLong_FromLong(core->batch[i] & ~5);
         r = t ? PyObject_CallMethodObjArgs(leftover, str_append, t, NULL) : 0;
         Py_XDECREF(r);
         Py_XDECREF(t);
+        i++;
     }
-    for (i++; i < n; i++) {
-        t = PyLong_FromLong(tokens[i]);
+    for (; i < core->bn; i++) {
+        t = PyLong_FromLong(core->batch[i]);
         r = t ? PyObject_CallMethodObjArgs(leftover, str_append, t, NULL) : 0;
         Py_XDECREF(r);
         Py_XDECREF(t);
@@ -443,96 +625,86 @@ PyDoc_STRVAR(dispatch_doc,
 "hangup << 2; a list of ints or an int buffer): resume the reader and the\n"
 "writer parked on each fd in *fdmap*, or remember a read edge nobody\n"
 "waited for; ``forward(token)`` for an fd this hub does not own.  Sets\n"
-"``activity`` before each switch.");
+"``activity`` before each switch.  The greenlets resumed take the\n"
+"batch's next events themselves when they park (one switch per event);\n"
+"this returns when the batch is done.  If an exception reaches the hub\n"
+"meanwhile, the events not delivered yet go to *leftover*.");
+
+/* The batch is over (done, or given up with an exception). */
+static void
+end_batch(HubCore *core)
+{
+    core->bactive = 0;
+    core->btstate = NULL;
+    core->bn = core->bpos = 0;
+    Py_CLEAR(core->bw);
+    Py_CLEAR(core->bfdmap);
+    Py_CLEAR(core->bforward);
+}
 
 static PyObject *
 hubcore_dispatch(HubCore *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject *fdmap, *forward, *leftover;
-    int *tokens;
-    Py_ssize_t i, n;
+    PyObject *leftover, *g, *r;
+    Py_ssize_t n;
     if (nargs != 4) {
         PyErr_SetString(PyExc_TypeError,
                         "dispatch(tokens, fdmap, forward, leftover)");
         return NULL;
     }
-    fdmap = args[1];
-    forward = args[2];
     leftover = args[3];
-    if (!PyDict_CheckExact(fdmap)) {
+    if (!PyDict_CheckExact(args[1])) {
         PyErr_SetString(PyExc_TypeError, "dispatch: fdmap must be a dict");
+        return NULL;
+    }
+    if (self->bactive) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "dispatch: a batch is already under way");
         return NULL;
     }
     /* Copied out first: nothing of the caller's is held across the
        switches below (the buffer is the poller's, refilled next poll).
-       The hub runs one dispatch at a time (its greenlet is suspended
-       inside this one while a thread runs), so the copy is the core's. */
+       The hub runs one dispatch at a time (checked above), so the copy is
+       the core's. */
     n = take_tokens(self, args[0]);
     if (n < 0)
         return NULL;
-    tokens = self->batch;
-    for (i = 0; i < n; i++) {
-        int t = tokens[i];
-        PyObject *key, *o, *g;
-        Waiters *w;
-        key = PyLong_FromLong(t >> 3);
-        if (key == NULL)
-            goto fail;
-        o = PyDict_GetItemWithError(fdmap, key);
-        Py_DECREF(key);
-        if (o == NULL) {
-            PyObject *r, *tok;
+    self->bn = n;
+    self->bpos = 0;
+    Py_INCREF(args[1]);
+    Py_XSETREF(self->bfdmap, args[1]);
+    Py_INCREF(args[2]);
+    Py_XSETREF(self->bforward, args[2]);
+    self->btstate = PyThreadState_Get();
+    self->bactive = 1;
+    /* Each greenlet resumed here takes the next events itself when it
+       parks (hand_off); the hub's switch returns when one switches here
+       instead (the batch done, a greenlet that ended or parked elsewhere)
+       and the loop goes on from the cursor. */
+    for (;;) {
+        g = next_target(self, 0);
+        if (g == NULL) {
             if (PyErr_Occurred())
                 goto fail;
-            tok = PyLong_FromLong(t);
-            if (tok == NULL)
-                goto fail;
-            r = PyObject_CallOneArg(forward, tok);
-            Py_DECREF(tok);
-            if (r == NULL)
-                goto fail;
-            Py_DECREF(r);
-            continue;
+            break;
         }
-        if (!IS_A(o, &WaitersType)) {
-            PyErr_Format(PyExc_TypeError, "dispatch: fd %d maps to %s, not "
-                         "a slot record", t >> 3, Py_TYPE(o)->tp_name);
+        r = PyGreenlet_Switch((PyGreenlet *)g, NULL, NULL);
+        Py_DECREF(g);
+        if (r == NULL)
             goto fail;
-        }
-        w = (Waiters *)o;
-        Py_INCREF(w);           /* the fd may be unregistered meanwhile */
-        /* Read the slot again after each switch: the reader may have
-           closed the socket, which already woke the writer. */
-        if (t & 1) {
-            if (t & 4)
-                w->hup = w->rready = 1;
-            g = w->rg;
-            if (!EMPTY(g)) {
-                self->activity = 1;
-                if (resume(g) < 0) {
-                    Py_DECREF(w);
-                    requeue(leftover, tokens, i, n, (t & 2) ? (t & ~5) : 0);
-                    goto fail;
-                }
-            }
-            else
-                w->rready = 1;  /* nobody waits: remember the edge */
-        }
-        if (t & 2) {
-            g = w->wg;
-            if (!EMPTY(g)) {
-                self->activity = 1;
-                if (resume(g) < 0) {
-                    Py_DECREF(w);
-                    requeue(leftover, tokens, i, n, 0);
-                    goto fail;
-                }
-            }
-        }
-        Py_DECREF(w);
+        Py_DECREF(r);
     }
+    end_batch(self);
     Py_RETURN_NONE;
 fail:
+    requeue(self, leftover);
+    {
+        /* The records dropped here must not run with the error set. */
+        PyObject *type, *exc, *tb;
+        PyErr_Fetch(&type, &exc, &tb);
+        end_batch(self);
+        PyErr_Restore(type, exc, tb);
+    }
     return NULL;
 }
 
@@ -895,7 +1067,8 @@ PyInit__speedups(void)
             || !(str_fail = PyUnicode_InternFromString("_fail"))
             || !(str_eof = PyUnicode_InternFromString("_eof"))
             || !(str_recv = PyUnicode_InternFromString("recv"))
-            || !(str_append = PyUnicode_InternFromString("append")))
+            || !(str_append = PyUnicode_InternFromString("append"))
+            || !(str_throw = PyUnicode_InternFromString("throw")))
         return NULL;
     m = PyModule_Create(&speedups_module);
     if (m == NULL)
