@@ -355,7 +355,7 @@ class Hub:
             g.switch()      # a cancelled thread: run() ends it at once
 
     def _run_ready(self):
-        ready, queued = self._ready, self._queued
+        ready = self._ready
         # Only what was queued before this turn: a thread that keeps
         # yielding must not starve the poller.  The count is the hub's, not
         # this frame's: a greenlet that leaves meanwhile runs the next

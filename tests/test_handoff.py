@@ -412,18 +412,12 @@ def test_an_exception_reaching_the_hub_mid_batch_loses_no_event(pairs):
 # -- the ready queue: a thread that parks runs the next ready one itself --
 
 
-def test_a_thread_handed_to_frees_its_result_while_the_hander_stays_parked():
-    # a parks for good and hands the CPU to b, which ends: b's greenlet is
-    # kept by a's switch until a resumes (greenlet's rule), but b's result
-    # must go as soon as nobody holds b's Thread (hub.Thread is a record).
-    import weakref
-
-    class Result:
-        pass
-
+def _park_and_hand_to(body):
+    """Threads a and b wait on one Event; when it is set, a runs first and
+    parks for good, handing the CPU to b, which runs ``body()``.  Returns
+    (a's Thread, b's result) once b ended; checks the hand-off happened."""
     go = socket2.Event()
     never = socket2.Event()
-    refs = []
 
     def a():
         go.wait()
@@ -431,20 +425,38 @@ def test_a_thread_handed_to_frees_its_result_while_the_hander_stays_parked():
 
     def b():
         go.wait()
-        r = Result()
-        refs.append(weakref.ref(r))
-        return r
+        return body()
 
     ta = socket2.newthread(a)
     tb = socket2.newthread(b)
     with Switches() as sw:
         go.set()
         result = tb.join(timeout=30)
-    assert isinstance(result, Result)
     assert (ta._g, tb._g) in sw.events, "a did not hand the CPU to b"
-    del result, tb
-    assert refs[0]() is None, "b's result outlived its Thread"
     assert not ta.finished
+    return ta, result
+
+
+def test_a_thread_handed_to_frees_its_result_while_the_hander_stays_parked():
+    # b's greenlet is kept by a's switch until a resumes (greenlet's rule),
+    # but b's result must go as soon as nobody holds b's Thread
+    # (hub.Thread is a record).
+    import weakref
+
+    class Result:
+        pass
+
+    refs = []
+
+    def body():
+        r = Result()
+        refs.append(weakref.ref(r))
+        return r
+
+    ta, result = _park_and_hand_to(body)
+    assert isinstance(result, Result)
+    del result
+    assert refs[0]() is None, "b's result outlived its Thread"
     ta.kill()
     ta.join(timeout=30)
 
@@ -457,25 +469,13 @@ def test_threading_local_values_go_with_the_thread_not_its_greenlet():
         pass
 
     loc = _local()
-    go = socket2.Event()
-    never = socket2.Event()
     refs = []
 
-    def a():
-        go.wait()
-        never.wait()
-
-    def b():
-        go.wait()
+    def body():
         v = loc.v = Value()
         refs.append(weakref.ref(v))
 
-    ta = socket2.newthread(a)
-    tb = socket2.newthread(b)
-    with Switches() as sw:
-        go.set()
-        tb.join(timeout=30)
-    assert (ta._g, tb._g) in sw.events
+    ta, _ = _park_and_hand_to(body)
     assert refs[0]() is None, "a local value outlived its thread"
     assert not hasattr(loc, "v")
     ta.kill()

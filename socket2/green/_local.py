@@ -9,6 +9,9 @@ values; nothing is swapped in and out (which a switch in the middle of a
 property would break).
 """
 
+import functools
+import weakref
+
 from greenlet import getcurrent
 
 from ..hub import at_greenlet_end as _at_greenlet_end
@@ -25,6 +28,18 @@ def _key():
     return g
 
 
+class _Dicts(dict):
+    """A local's per-thread dicts: ``id(greenlet)`` -> (weakref of the
+    greenlet, the dict).  (A dict that can be weakly referenced.)"""
+    __slots__ = ("__weakref__",)
+
+
+def _drop(dicts_ref, key):
+    dicts = dicts_ref()
+    if dicts is not None:
+        dicts.pop(key, None)
+
+
 class _local:
     """``threading.local`` per socket2 thread: each socket2 thread (and
     each OS thread outside socket2 threads) sees its own attributes.  A
@@ -38,7 +53,7 @@ class _local:
         if (args or kwargs) and cls.__init__ is object.__init__:
             raise TypeError("Initialization arguments are not supported")
         self = object.__new__(cls)
-        object.__setattr__(self, "_local__dicts", {})
+        object.__setattr__(self, "_local__dicts", _Dicts())
         object.__setattr__(self, "_local__args", (args, kwargs))
         # The creating thread's dict: Python calls __init__ for it next.
         _local_dict(self, init=False)
@@ -117,11 +132,15 @@ def _local_dict(self, init=True):
     if entry is not None:
         return entry[1], False
     d = {}
-    # Dropped when the thread ends, or its greenlet goes (its id may then
-    # be reused; hub.at_greenlet_end); the callback holds the dicts, not
-    # the local.
-    _at_greenlet_end(g, lambda k=key, ds=dicts: ds.pop(k, None))
-    dicts[key] = (None, d)
+    # Dropped when the greenlet goes (its id may then be reused); the
+    # callback holds the dicts, not the local.
+    ref = weakref.ref(g, lambda _, k=key, ds=dicts: ds.pop(k, None))
+    dicts[key] = (ref, d)
+    if "_s2_thread" in g.__dict__:
+        # A socket2 thread's go when it ends: its greenlet may be kept a
+        # while longer (hub.at_greenlet_end).  Held weakly: a cycle
+        # through the local (x.local.x = x) stays collectable.
+        _at_greenlet_end(g, functools.partial(_drop, weakref.ref(dicts), key))
     init = type(self).__init__ if init else object.__init__
     if init is not object.__init__:
         args, kwargs = object.__getattribute__(self, "_local__args")

@@ -161,7 +161,8 @@ def _wake(w):
         return
     hub = w.hub
     if hub.thread_ident == _real_get_ident():
-        _deliver(w)
+        if not w.done:              # _deliver, inline
+            hub.schedule(w.g)
     else:
         hub.call_threadsafe(_deliver, w)
 

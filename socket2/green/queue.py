@@ -73,6 +73,10 @@ def _block(w, end):
 def _cancel(mutex, waiters, w, pass_on):
     """*w* stops waiting: out of the list if still there; if it was
     notified and *pass_on*, the next waiter is woken instead."""
+    if w.notified and not pass_on:
+        # Taken off the list by _notify (under the mutex) before it set
+        # the flag: nobody looks at *w* any more, no lock is needed.
+        return
     with mutex:
         if w.notified:
             w.notified = False
@@ -88,8 +92,10 @@ def _cancel(mutex, waiters, w, pass_on):
 def _wait_for(mutex, waiters, attempt, end):
     """``attempt()`` until it does not return ``_MISS``, waiting on
     *waiters* between tries, until *end*; its result, or ``_MISS`` once
-    *end* has passed.  The waiter is queued before each try, so a put or
-    get that comes between a failed try and the wait does wake it."""
+    *end* has passed.  The waiter is queued before each try that may be
+    followed by a wait, so a put or get that comes between a failed try
+    and the wait does wake it; after a wake-up it tries first, and queues
+    again only if that fails."""
     while True:
         w = _make_waiter()
         with mutex:
@@ -105,9 +111,10 @@ def _wait_for(mutex, waiters, attempt, end):
         except BaseException:
             _cancel(mutex, waiters, w, True)
             raise
-        _cancel(mutex, waiters, w, False)   # it tries again just below
-        if not woken:
-            return attempt()
+        _cancel(mutex, waiters, w, False)
+        got = attempt()     # woken: what it waited for is most likely there
+        if got is not _MISS or not woken:
+            return got
 
 
 def _notify(waiters, n):
