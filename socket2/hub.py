@@ -221,9 +221,9 @@ class Hub:
         if self._in_turn:
             entry = self._hand_over()
             if entry is not None:
-                if entry[2] is None:
-                    return entry[0].switch()
-                return entry[0].switch(True)
+                # The value explicitly, as the hub passes it: a bare
+                # switch() would hand the resumed greenlet () instead.
+                return entry[0].switch(entry[2])
         return g.switch()
 
     def _hand_over(self):
@@ -1125,7 +1125,11 @@ class Thread:
                 self._group._child_done(self)
             # What hangs on the greenlet goes now (see the class and
             # at_greenlet_end): the greenlet may be kept a while longer.
-            self._g.__dict__.clear()
+            # So do the context variables it set (its context is its own:
+            # nothing runs in it after this).
+            g = self._g
+            g.__dict__.clear()
+            g.gr_context = None
 
     def _report(self, e):
         import traceback

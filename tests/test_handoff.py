@@ -537,3 +537,75 @@ def test_ping_pong_through_the_ready_queue_still_polls_and_fires_timers(
     for t in (ta, tb, reader):
         t.join(timeout=30)
     assert sorted(map(str, got)) == ["2", "timer"]
+
+
+def test_a_value_handed_over_is_the_value_put_none_included():
+    # review: a bare switch() handed the resumed greenlet () for None.
+    q = socket2.Queue()
+    got = []
+    go = socket2.Event()
+    never = socket2.Event()
+
+    def getter():
+        got.append(q.get())
+
+    def putter():
+        go.wait()
+        q.put(None)         # the getter is queued to resume with None
+        never.wait()        # ... and this park hands it the CPU
+
+    tg = socket2.newthread(getter)
+    tp = socket2.newthread(putter)
+    go.set()
+    tg.join(timeout=30)
+    assert got == [None]
+    results = [socket2.run_in_thread(lambda: None) for _ in range(50)]
+    assert results == [None] * 50
+    tp.kill()
+    tp.join(timeout=30)
+
+
+def test_a_threads_context_variables_go_when_it_ends():
+    import contextvars
+    import weakref
+
+    cv = contextvars.ContextVar("cv")
+
+    class Value:
+        pass
+
+    refs = []
+
+    def body():
+        v = Value()
+        refs.append(weakref.ref(v))
+        cv.set(v)
+
+    ta, _ = _park_and_hand_to(body)
+    assert refs[0]() is None, "a context value outlived its thread"
+    ta.kill()
+    ta.join(timeout=30)
+
+
+def test_locals_dropped_by_a_long_lived_thread_leave_nothing_on_it():
+    import gc
+    import weakref
+    from socket2.green._local import _local
+
+    class Value:
+        pass
+
+    refs = []
+
+    def body():
+        for _ in range(2000):
+            loc = _local()
+            v = loc.v = Value()
+            refs.append(weakref.ref(v))
+            del loc, v
+        gc.collect()        # a local's dicts are in a cycle of their own
+        g = socket2.current()._g
+        return len(g.__dict__["_s2_locals"]), len(g.__dict__["_s2_at_end"])
+
+    assert socket2.newthread(body).join(timeout=30) == (0, 1)
+    assert all(r() is None for r in refs)

@@ -34,9 +34,9 @@ class _Dicts(dict):
     __slots__ = ("__weakref__",)
 
 
-def _drop(dicts_ref, key):
-    dicts = dicts_ref()
-    if dicts is not None:
+def _drop(used, key):
+    """A socket2 thread ended: its dicts go from every local it used."""
+    for dicts in list(used.values()):
         dicts.pop(key, None)
 
 
@@ -136,11 +136,18 @@ def _local_dict(self, init=True):
     # callback holds the dicts, not the local.
     ref = weakref.ref(g, lambda _, k=key, ds=dicts: ds.pop(k, None))
     dicts[key] = (ref, d)
-    if "_s2_thread" in g.__dict__:
+    gd = g.__dict__
+    if "_s2_thread" in gd:
         # A socket2 thread's go when it ends: its greenlet may be kept a
-        # while longer (hub.at_greenlet_end).  Held weakly: a cycle
-        # through the local (x.local.x = x) stays collectable.
-        _at_greenlet_end(g, functools.partial(_drop, weakref.ref(dicts), key))
+        # while longer (hub.at_greenlet_end).  One registry per thread,
+        # of the locals it used, held weakly: a local dropped meanwhile
+        # leaves nothing behind, and a cycle through a local
+        # (x.local.x = x) stays collectable.
+        used = gd.get("_s2_locals")
+        if used is None:
+            used = gd["_s2_locals"] = weakref.WeakValueDictionary()
+            _at_greenlet_end(g, functools.partial(_drop, used, key))
+        used[id(dicts)] = dicts
     init = type(self).__init__ if init else object.__init__
     if init is not object.__init__:
         args, kwargs = object.__getattribute__(self, "_local__args")
