@@ -10,14 +10,17 @@
  * relies on each step being one atomic C call).  Anything else -- a wait,
  * block/timeout arguments, a subclass that overrides a hook (``_fast``
  * false), waiters to wake -- goes to the Python methods of the same object
- * (_put_py, _get_py, _wake_getter, _wake_putter), so every rare path has
- * one home.
+ * (_put_py, _get_py, _wake_getter, _wake_putter; a plain put or get that
+ * must wait, straight to _put_wait(item, True, None)/_get_wait(True,
+ * None), which the Python put/get call at that point too), so every rare
+ * path has one home.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
 
 static PyObject *str_put_py, *str_get_py, *str_wake_getter, *str_wake_putter;
+static PyObject *str_put_wait, *str_get_wait;
 static PyObject *str_pop, *str_append;
 
 typedef struct {
@@ -126,9 +129,10 @@ qb_put(QueueBase *self, PyObject *const *args, Py_ssize_t nargs,
         int room = nonempty(self->slots);
         if (room < 0)
             return NULL;
-        if (!room)      /* full: Python waits */
-            return to_python((PyObject *)self, str_put_py, args, nargs,
-                             kwnames);
+        if (!room) {    /* full: Python waits (put's own wait) */
+            PyObject *a[4] = {(PyObject *)self, args[0], Py_True, Py_None};
+            return PyObject_VectorcallMethod(str_put_wait, a, 4, NULL);
+        }
         r = call0(self->slots, str_pop);
         if (r == NULL)
             return NULL;
@@ -168,8 +172,11 @@ qb_get(QueueBase *self, PyObject *const *args, Py_ssize_t nargs,
     if (item == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_IndexError))
             return NULL;
-        PyErr_Clear();      /* empty: Python waits */
-        return to_python((PyObject *)self, str_get_py, args, nargs, kwnames);
+        PyErr_Clear();      /* empty: Python waits (get's own wait) */
+        {
+            PyObject *a[3] = {(PyObject *)self, Py_True, Py_None};
+            return PyObject_VectorcallMethod(str_get_wait, a, 3, NULL);
+        }
     }
     if (self->slots != NULL && self->slots != Py_None) {
         int waiting;
@@ -241,6 +248,8 @@ PyInit__queue_speedups(void)
             || !(str_get_py = PyUnicode_InternFromString("_get_py"))
             || !(str_wake_getter = PyUnicode_InternFromString("_wake_getter"))
             || !(str_wake_putter = PyUnicode_InternFromString("_wake_putter"))
+            || !(str_put_wait = PyUnicode_InternFromString("_put_wait"))
+            || !(str_get_wait = PyUnicode_InternFromString("_get_wait"))
             || !(str_pop = PyUnicode_InternFromString("pop"))
             || !(str_append = PyUnicode_InternFromString("append")))
         return NULL;

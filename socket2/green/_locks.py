@@ -270,10 +270,16 @@ class _Sem:
     def _wait_green(self, w, timeout):
         hub = w.hub
         deadline = None if timeout < 0 else clock() + timeout
-        hub.begin_external()        # another OS thread may release it
+        # hub.begin_external(), inline: another OS thread may release it.
+        if hub._waker.dead:
+            hub._restart_waker()
+        hub._external += 1
         try:
             while True:
-                hub.suspend(deadline)
+                if deadline is None:
+                    hub._switch_to_hub()    # hub.suspend(), inline
+                else:
+                    hub.suspend(deadline)
                 if w.given or (w.notified and self._retry(w)):
                     return True
         except BaseException as e:
@@ -286,7 +292,7 @@ class _Sem:
             raise
         finally:
             w.done = True
-            hub.end_external()
+            hub._external -= 1      # hub.end_external(), inline
 
     def _wait_os(self, w, timeout):
         try:
@@ -316,7 +322,7 @@ class _Sem:
             return
         mutex.release()
 
-    def _exit_one(self, *exc):
+    def _exit_one(self, t=None, v=None, tb=None):
         """``__exit__`` of a lock: ``release()`` inline."""
         mutex = self._mutex
         mutex.acquire()
@@ -430,7 +436,13 @@ class RLock:
     # The uncontended paths inline LockType's.
 
     def __enter__(self):
-        me = get_ident()
+        g = getcurrent()                # get_ident(), inline for the
+        if "_s2_thread" in g.__dict__:  # two common cases
+            me = id(g)
+        elif g.parent is None:
+            me = _real_get_ident()
+        else:
+            me = get_ident()
         if self._owner == me:
             self._count += 1
             return True
@@ -447,8 +459,15 @@ class RLock:
         self._count = 1
         return True
 
-    def __exit__(self, *exc):
-        if self._owner != get_ident():
+    def __exit__(self, t=None, v=None, tb=None):
+        g = getcurrent()                # get_ident(), as in __enter__
+        if "_s2_thread" in g.__dict__:
+            me = id(g)
+        elif g.parent is None:
+            me = _real_get_ident()
+        else:
+            me = get_ident()
+        if self._owner != me:
             raise RuntimeError("cannot release un-acquired lock")
         self._count -= 1
         if not self._count:
@@ -469,6 +488,11 @@ class RLock:
 
     # Condition's interface.
     def _is_owned(self):
+        g = getcurrent()                # get_ident(), as in __enter__
+        if "_s2_thread" in g.__dict__:
+            return self._owner == id(g)
+        if g.parent is None:
+            return self._owner == _real_get_ident()
         return self._owner == get_ident()
 
     def _release_save(self):

@@ -39,7 +39,8 @@ import types
 from .. import _hotpath
 from ..errors import TimeoutError as _S2Timeout
 from ..hub import clock as _clock
-from ._locks import _Sem, _make_waiter, _real_allocate_lock, _wake
+from ._locks import (_Sem, _Waiter, _make_waiter, _real_allocate_lock,
+                     _real_get_ident, _wake)
 
 __implements__ = ["SimpleQueue", "Queue", "LifoQueue", "PriorityQueue"]
 __all__ = list(__queue__.__all__)
@@ -96,8 +97,9 @@ def _wait_for(mutex, waiters, attempt, end):
     followed by a wait, so a put or get that comes between a failed try
     and the wait does wake it; after a wake-up it tries first, and queues
     again only if that fails."""
+    w = _make_waiter()
+    hub = w.hub
     while True:
-        w = _make_waiter()
         with mutex:
             waiters.append(w)
         try:
@@ -106,8 +108,25 @@ def _wait_for(mutex, waiters, attempt, end):
                 _cancel(mutex, waiters, w, False)
                 return got
             woken = end is None or end > _clock()
-            if woken:
+            if not woken:
+                pass
+            elif hub is None:
                 woken = _block(w, end)
+            else:
+                # _block, inline for a greenlet waiter (the common case).
+                if hub._waker.dead:
+                    hub._restart_waker()
+                hub._external += 1      # another OS thread may wake it
+                try:
+                    if end is None:
+                        hub._switch_to_hub()    # hub.suspend(), inline
+                    else:
+                        hub.suspend(end)
+                except _S2Timeout:
+                    woken = False
+                finally:
+                    w.done = True
+                    hub._external -= 1
         except BaseException:
             _cancel(mutex, waiters, w, True)
             raise
@@ -115,6 +134,23 @@ def _wait_for(mutex, waiters, attempt, end):
         got = attempt()     # woken: what it waited for is most likely there
         if got is not _MISS or not woken:
             return got
+        # A waiter serves one wait (a late wake-up finds it done).
+        w = _make_waiter() if hub is None else _Waiter(w.g, hub, None)
+
+
+def _notify1(waiters):
+    """Under the mutex: wake the first of *waiters*, if any (_notify(w, 1)
+    with _wake inline for a greenlet of this OS thread: every put and get
+    that must wake a waiter comes here)."""
+    if waiters:
+        w = waiters.popleft()
+        w.notified = True
+        hub = w.hub
+        if hub is not None and hub.thread_ident == _real_get_ident():
+            if not w.done:
+                hub.schedule(w.g)
+        else:
+            _wake(w)
 
 
 def _notify(waiters, n):
@@ -342,7 +378,7 @@ class Queue(_QueueBase):
             self._append(item)          # deque's or list's: atomic
             if self._getters:
                 with self.mutex:
-                    _notify(self._getters, 1)
+                    _notify1(self._getters)
             return
         if self._put_locked(item) is _MISS:
             self._put_wait(item, block, timeout)
@@ -357,10 +393,13 @@ class Queue(_QueueBase):
         return True
 
     def _take_slot(self):
+        slots = self._slots
+        if not slots:
+            return _MISS        # (the common miss, without an exception)
         try:
-            self._slots.pop()
+            slots.pop()
             return True
-        except IndexError:
+        except IndexError:      # another OS thread took it meanwhile
             return _MISS
 
     def _put_wait(self, item, block, timeout):
@@ -384,7 +423,7 @@ class Queue(_QueueBase):
             self._append(item)          # deque's or list's: atomic
             if self._getters:
                 with self.mutex:
-                    _notify(self._getters, 1)
+                    _notify1(self._getters)
         elif _wait_for(self.mutex, self._putters,
                        lambda: self._put_locked(item), end) is _MISS:
             raise Full
@@ -420,23 +459,26 @@ class Queue(_QueueBase):
         return item
 
     def _get_atomic(self):
+        if not self._items:
+            return _MISS        # (the common miss, without an exception)
         try:
             item = self._take()
-        except IndexError:
+        except IndexError:      # another OS thread took it meanwhile
             return _MISS
         slots = self._slots
         if slots is not None:
             slots.append(None)
             if self._putters:
                 with self.mutex:
-                    _notify(self._putters, 1)
+                    _notify1(self._putters)
         return item
 
     def _get_wait(self, block, timeout):
         if not block:
             raise Empty
         attempt = self._get_atomic if self._atomic else self._get_locked
-        item = _wait_for(self.mutex, self._getters, attempt, _end(timeout))
+        item = _wait_for(self.mutex, self._getters, attempt,
+                         None if timeout is None else _end(timeout))
         if item is _MISS:
             raise Empty
         return item
@@ -444,12 +486,12 @@ class Queue(_QueueBase):
     def _wake_getter(self):
         """(The compiled put's: a getter waits.)"""
         with self.mutex:
-            _notify(self._getters, 1)
+            _notify1(self._getters)
 
     def _wake_putter(self):
         """(The compiled get's: a putter waits.)"""
         with self.mutex:
-            _notify(self._putters, 1)
+            _notify1(self._putters)
 
     def put_nowait(self, item):
         """``put(item, block=False)``."""
