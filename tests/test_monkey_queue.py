@@ -226,3 +226,45 @@ def test_a_waiting_put_goes_through_after_maxsize_is_raised(tmp_path):
         print(json.dumps([first, bool(done), q.get(timeout=1)]))
     """)
     assert res == [1, True, 2]
+
+
+def test_review_bound_set_while_a_getter_waits_and_clean_exceptions(
+        tmp_path):
+    # review: a getter waiting on an unbounded queue, then maxsize set: the
+    # item it takes must wake a putter held up by the new bound (its put
+    # waited out its whole timeout); and Empty/Full carry no IndexError as
+    # context (the standard library's have none).
+    res, _ = run_program(tmp_path, """
+        import json, queue, threading, time
+        q = queue.Queue()
+        got = []
+        def consumer():
+            got.append(q.get())
+            got.append(q.get())
+        t = threading.Thread(target=consumer, daemon=True); t.start()
+        time.sleep(0.1)
+        q.maxsize = 1
+        q.put(1)
+        t0 = time.monotonic()
+        q.put(2, timeout=5)
+        took = time.monotonic() - t0
+        t.join(5)
+        contexts = []
+        for op in (lambda: queue.Queue().get_nowait(),
+                   lambda: queue.Queue().get(timeout=0.01)):
+            try:
+                op()
+            except (queue.Empty, queue.Full) as e:
+                contexts.append(repr(e.__context__))
+        full = queue.Queue(1)
+        full.put(0)
+        for op in (full.put_nowait, lambda x: full.put(x, timeout=0.01)):
+            try:
+                op(1)
+            except queue.Full as e:
+                contexts.append(repr(e.__context__))
+        print(json.dumps({"got": got, "took": took, "contexts": contexts}))
+    """)
+    assert res["got"] == [1, 2]
+    assert res["took"] < 2.5
+    assert res["contexts"] == ["None"] * 4

@@ -372,6 +372,9 @@ class Queue(_QueueBase):
                 try:
                     slots.pop()
                 except IndexError:
+                    slots = _MISS
+                if slots is _MISS:   # (outside the except: Full has no
+                    # IndexError for context)
                     return self._put_wait(item, block, timeout)
             # Counted first: a get and task_done may come before the end.
             self._tasks.append(None)
@@ -437,6 +440,9 @@ class Queue(_QueueBase):
             try:
                 item = self._take()
             except IndexError:
+                item = _MISS
+            if item is _MISS:       # (outside the except: Empty has no
+                # IndexError for context)
                 return self._get_wait(block, timeout)
             slots = self._slots
             if slots is not None:
@@ -459,6 +465,10 @@ class Queue(_QueueBase):
         return item
 
     def _get_atomic(self):
+        if not self._atomic:
+            # maxsize was reassigned while this get waited: the locked
+            # path takes it (and wakes a putter the new bound holds up).
+            return self._get_locked()
         if not self._items:
             return _MISS        # (the common miss, without an exception)
         try:
