@@ -135,6 +135,7 @@ class Hub:
         self._turn = 0             # entries of this turn left (_run_ready)
         self._in_turn = False      # _run_ready is under way
         self._busy = 0             # busy turns of the loop (_loop)
+        self._sole = None          # the only greenlet left (keep_only)
         self._timers = []          # heap of [deadline, seq, callback, arg]
         self._seq = 0
         self._ncancelled = 0
@@ -772,6 +773,27 @@ class Hub:
         if wake:
             self._fdmap[self.poller.wakeup_fd(self._wake_w)] = self._wake_w
 
+    def keep_only(self, g):
+        """In the child of a fork made by greenlet *g* (the main program,
+        or a socket2 thread): only *g* lives on, as with OS threads
+        (socket2.monkey's ``threading`` asks for it; the parent's other
+        threads must not run again in the child, where they would do the
+        parent's work a second time).  Every other greenlet of this hub
+        stays parked for good: the ready queue, the timers and the slots'
+        waiters are dropped.  If *g* is a socket2 thread, the process
+        exits when it ends, as a process whose last thread ends does
+        (status 0, after flushing ``sys.stdout``/``sys.stderr``)."""
+        self._ready.clear()
+        self._queued.clear()
+        self._timers.clear()
+        self._ncancelled = 0
+        for w in self._fdmap.values():
+            if w is not self._wake_w:
+                w.rg = w.wg = None
+        self._core.nio = 0
+        self._starter = self._start_deadline = None
+        self._sole = g
+
     def close(self):
         """Close the hub's poller (idempotent).  Later ``call_threadsafe``
         calls return False.  A hub made by :func:`get_hub` is closed when
@@ -1008,6 +1030,16 @@ def _existing_hub():
 # Threads
 
 
+def _exit_as_last_thread():
+    """The only thread left in a forked child ended (Hub.keep_only)."""
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except Exception:   # noqa: B902 - closed or gone: nothing to flush
+            pass
+    os._exit(0)
+
+
 def thread_of(g):
     """The :class:`Thread` whose greenlet *g* is (while it has not ended),
     or None: the hub's own greenlets, an OS thread's root greenlet, a
@@ -1130,6 +1162,8 @@ class Thread:
             g = self._g
             g.__dict__.clear()
             g.gr_context = None
+            if self._hub._sole is g:
+                _exit_as_last_thread()
 
     def _report(self, e):
         import traceback

@@ -214,3 +214,55 @@ def test_multiprocessing_pool_under_patch_all(tmp_path):
     assert res["raised"] == "no 3"
     assert res["terminated"] is True
     assert res["ticked"] is True
+
+
+def test_a_fork_in_a_socket2_thread_leaves_only_that_thread_in_the_child(
+        tmp_path):
+    """As with OS threads, the child of a fork made by a (patched) thread
+    has only that thread: the parent's main program and its other
+    threads must not run there (a multiprocessing.Pool replacing a worker
+    forks from its worker-handler thread, and the child ran the parent's
+    main code a second time).  The child ends when its thread does, with
+    status 0; and Pool(maxtasksperchild=) works."""
+    res, err = run_program(tmp_path, """
+        import json, multiprocessing as mp, os, sys, threading, time
+
+        def square(x):
+            return x * x, os.getpid()
+
+        if __name__ == "__main__":
+            me = os.getpid()
+            ticks = []
+            stop = []
+            def ticker():
+                while not stop:
+                    time.sleep(0.005)
+                    if os.getpid() != me:
+                        print("TICKER RAN IN THE CHILD", file=sys.stderr,
+                              flush=True)
+                    ticks.append(1)
+            t = threading.Thread(target=ticker); t.start()
+            statuses = []
+            def forker():
+                pid = os.fork()
+                if pid == 0:
+                    time.sleep(0.2)     # the child's hub runs meanwhile
+                    print("child thread done", flush=True)
+                    return              # its only thread ends: it exits
+                statuses.append(os.waitpid(pid, 0)[1])
+            f = threading.Thread(target=forker); f.start(); f.join()
+            with mp.Pool(2, maxtasksperchild=2) as p:
+                r = p.map(square, range(20), chunksize=1)
+            stop.append(1); t.join()
+            if os.getpid() != me:
+                print("MAIN RAN IN THE CHILD", file=sys.stderr, flush=True)
+            print(json.dumps({"status": statuses,
+                              "sum": sum(x for x, _ in r),
+                              "workers": len({w for _, w in r}),
+                              "ticked": len(ticks) > 5}))
+    """)
+    assert "RAN IN THE CHILD" not in err
+    assert res["status"] == [0]
+    assert res["sum"] == sum(i * i for i in range(20))
+    assert res["workers"] >= 10       # replaced every 2 tasks
+    assert res["ticked"] is True

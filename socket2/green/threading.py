@@ -151,43 +151,23 @@ def _dummy():
 # os.fork()
 #
 # In the child of a fork only the forking OS thread exists, and threading's
-# own after-fork hook marks every other Thread stopped.  But socket2
-# threads of the forking OS thread live on in the child (its hub goes on,
-# hub.py): the hook below puts them back in threading's books as running,
-# so that they end (and are joined) as they would have in the parent.
-
-_at_fork = []        # (thread, its sentinel lock), taken before the fork
-
-
-def _before_fork():
-    active = __threading__._active
-    _at_fork[:] = [(t, t._tstate_lock) for t in list(active.values())
-                   if isinstance(t, Thread) and t._tstate_lock is not None]
+# own after-fork hook marks every other Thread stopped.  With threading
+# patched, socket2 threads are threads: in the child only the forking one
+# lives on, whether it is the main program or another socket2 thread
+# (Hub.keep_only).  The others -- a pool's task and result handlers, a
+# ticker, a server's connections -- would otherwise go on in the child and
+# do the parent's work there a second time (a multiprocessing.Pool forks
+# its workers, and later their replacements, from such threads).  A child
+# forked by a socket2 thread exits when that thread ends.
 
 
 def _after_fork_in_child():
-    alive = {id(lock): g for g, locks in list(_gthread._sentinels.items())
-             for lock in locks}
     hub = _gthread._existing_hub()
-    for g in [g for g in _gthread._sentinels if g.dead or hub is None
-              or getattr(_thread_of(g), "_hub", None) is not hub]:
-        del _gthread._sentinels[g]   # their OS threads are not here
-    for t, lock in _at_fork:
-        g = alive.get(id(lock))
-        if g is None or g.dead or \
-                getattr(_thread_of(g), "_hub", None) is not hub:
-            continue
-        t._is_stopped = False
-        t._tstate_lock = lock
-        __threading__._active[t._ident] = t
-        if not t.daemon:
-            with __threading__._shutdown_locks_lock:
-                __threading__._shutdown_locks.add(lock)
-    _at_fork.clear()
-
-
-def _after_fork_in_parent():
-    _at_fork.clear()
+    me = getcurrent()
+    if hub is not None and (me.parent is None or _thread_of(me) is not None):
+        hub.keep_only(me)
+    for g in [g for g in _gthread._sentinels if g is not me]:
+        del _gthread._sentinels[g]   # their threads are not here
 
 
 _fork_hooks = []     # registered once: os.register_at_fork cannot undo
@@ -197,7 +177,5 @@ def install_fork_hooks():
     """Called by ``socket2.monkey`` when it patches threading."""
     import os
     if not _fork_hooks and hasattr(os, "register_at_fork"):
-        os.register_at_fork(before=_before_fork,
-                            after_in_child=_after_fork_in_child,
-                            after_in_parent=_after_fork_in_parent)
+        os.register_at_fork(after_in_child=_after_fork_in_child)
         _fork_hooks.append(True)
