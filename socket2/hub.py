@@ -818,7 +818,11 @@ class Hub:
                     pass
 
     def _thread_ended(self):
-        """This hub's OS thread ended: nothing can run here any more."""
+        """This hub's OS thread ended: nothing can run here any more.
+        What hangs on its root greenlet goes (at_greenlet_end: its
+        ``threading.local`` values): the root greenlet itself may be kept
+        a while by this hub's own greenlets."""
+        self._root.__dict__.clear()
         if getattr(self.poller, "shared", False):
             # Other OS threads' hubs wait on this poller's set: it stays.
             with self._calls_lock:

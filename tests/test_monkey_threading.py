@@ -602,3 +602,26 @@ def test_original_and_unpatch_all(tmp_path):
     """, monkey=False)
     assert res == {"patched": [True] * 7, "original": [True] * 3,
                    "missing": True, "restored": [True] * 7 + [False]}
+
+
+def test_review_locals_of_an_os_thread_that_waited_go_when_it_ends(tmp_path):
+    # review: a real OS thread that waited cooperatively once (so it has a
+    # hub) kept its threading.local values after it ended: its root
+    # greenlet outlives it, held by its hub's greenlets.
+    res, _ = run_program(tmp_path, """
+        import gc, json, threading, time, weakref
+        import socket2.monkey
+        OSThread = socket2.monkey.original("threading", "Thread")
+        class Obj:
+            pass
+        loc = threading.local()
+        refs = []
+        def setv():
+            o = Obj(); loc.v = o; refs.append(weakref.ref(o))
+            time.sleep(0.01)
+        for i in range(20):
+            t = OSThread(target=setv); t.start(); t.join()
+        gc.collect()
+        print(json.dumps({"alive": sum(r() is not None for r in refs)}))
+    """)
+    assert res == {"alive": 0}

@@ -137,8 +137,9 @@ def _local_dict(self, init=True):
     ref = weakref.ref(g, lambda _, k=key, ds=dicts: ds.pop(k, None))
     dicts[key] = (ref, d)
     gd = g.__dict__
-    if "_s2_thread" in gd:
-        # A socket2 thread's go when it ends: its greenlet may be kept a
+    if "_s2_thread" in gd or g.parent is None:
+        # A socket2 thread's go when it ends, an OS thread's (its root
+        # greenlet's) when the OS thread does: the greenlet may be kept a
         # while longer (hub.at_greenlet_end).  One registry per thread,
         # of the locals it used, held weakly: a local dropped meanwhile
         # leaves nothing behind, and a cycle through a local
