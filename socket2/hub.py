@@ -238,10 +238,10 @@ class Hub:
         of a greenlet that is running (parked) is taken: a throw, another
         value to pass, a greenlet that never started (it would start on
         this greenlet's stack, which greenlet then copies at every switch
-        of its life) or the caller itself are left to the hub.  What is switched to is kept alive by this
-        greenlet's switch() until it is resumed itself (greenlet's rule):
-        a bare greenlet (a Thread is a record holding one), so nothing of
-        a thread's outlives it."""
+        of its life) or the caller itself are left to the hub.  What is
+        switched to is kept alive by this greenlet's switch() until it is
+        resumed itself (greenlet's rule): a bare greenlet (a Thread is a
+        record holding one), so nothing of a thread's outlives it."""
         ready = self._ready
         if not ready:
             return None
@@ -572,10 +572,13 @@ class Hub:
         sleep job ...), raise an error there instead of hanging forever."""
         if self._external:
             return False
-        root = self._root
-        if root.dead or self._starter is not None:
+        main = self._root
+        if self._sole is not None:
+            # A forked child's only thread (keep_only): the error is its.
+            main = self._sole
+        if main.dead or self._starter is not None:
             return False
-        self._throw(root, Error("deadlock", "the main program is waiting "
+        self._throw(main, Error("deadlock", "the main program is waiting "
                                 "for something no thread can deliver (no "
                                 "socket is waited on and no timer is set)"))
         return True
