@@ -135,7 +135,9 @@ class Hub:
         self._turn = 0             # entries of this turn left (_run_ready)
         self._in_turn = False      # _run_ready is under way
         self._busy = 0             # busy turns of the loop (_loop)
-        self._sole = None          # the only greenlet left (keep_only)
+        self._sole = None          # the forking thread's, in a child
+        self._live = 0             # ... and the child's threads alive
+        self._exit_status = None   # ... or how the child's program ended
         self._timers = []          # heap of [deadline, seq, callback, arg]
         self._seq = 0
         self._ncancelled = 0
@@ -163,6 +165,10 @@ class Hub:
         while root.parent is not None:
             root = root.parent
         self._root = root
+        # Where what reaches the hub is raised (a signal handler's
+        # exception, the deadlock error): the main program, or in a
+        # forked child the thread that forked (keep_only).
+        self._main = root
         self.greenlet = greenlet(self._run, parent=root)
         self.thread_ident = _get_ident()
         # The hot path (socket2/_hotpath.py: compiled or Python): the waits
@@ -462,7 +468,7 @@ class Hub:
             try:
                 if failed is not None:
                     e, failed = failed, None
-                    self._throw(self._root, e)
+                    self._throw(self._main, e)
                 if self._waker.dead:
                     self._restart_waker()
                 self._loop()
@@ -572,10 +578,7 @@ class Hub:
         sleep job ...), raise an error there instead of hanging forever."""
         if self._external:
             return False
-        main = self._root
-        if self._sole is not None:
-            # A forked child's only thread (keep_only): the error is its.
-            main = self._sole
+        main = self._main
         if main.dead or self._starter is not None:
             return False
         self._throw(main, Error("deadlock", "the main program is waiting "
@@ -694,7 +697,7 @@ class Hub:
             except GreenletExit:
                 return
             except BaseException as e:   # noqa: B902 - delivered, not lost
-                self._throw(self._root, e)
+                self._throw(self._main, e)
 
     def _take_external(self):
         """Schedule the greenlets whose external jobs finished and run the
@@ -783,9 +786,14 @@ class Hub:
         threads must not run again in the child, where they would do the
         parent's work a second time).  Every other greenlet of this hub
         stays parked for good: the ready queue, the timers and the slots'
-        waiters are dropped.  If *g* is a socket2 thread, the process
-        exits when it ends, as a process whose last thread ends does
-        (status 0, after flushing ``sys.stdout``/``sys.stderr``)."""
+        waiters are dropped; what reaches the hub (a signal handler's
+        exception, the deadlock error) is raised in *g*.  If *g* is a
+        socket2 thread, the process exits when the last of the child's
+        threads (*g* and those started after the fork) ends, as a process
+        whose last thread ends does: status 0, after flushing
+        ``sys.stdout`` and ``sys.stderr`` (``SystemExit`` or
+        ``KeyboardInterrupt`` in one of them ends it at once, with its
+        status)."""
         self._ready.clear()
         self._queued.clear()
         self._timers.clear()
@@ -795,7 +803,10 @@ class Hub:
                 w.rg = w.wg = None
         self._core.nio = 0
         self._starter = self._start_deadline = None
-        self._sole = g
+        self._main = g
+        if thread_of(g) is not None:
+            self._sole = g
+            self._live = 1
 
     def close(self):
         """Close the hub's poller (idempotent).  Later ``call_threadsafe``
@@ -1037,14 +1048,31 @@ def _existing_hub():
 # Threads
 
 
-def _exit_as_last_thread():
-    """The only thread left in a forked child ended (Hub.keep_only)."""
+def _exit_as_last_thread(status):
+    """The last of a forked child's threads ended, or one of them raised
+    SystemExit/KeyboardInterrupt (Hub.keep_only)."""
     for f in (sys.stdout, sys.stderr):
         try:
             f.flush()
         except Exception:   # noqa: B902 - closed or gone: nothing to flush
             pass
-    os._exit(0)
+    os._exit(status)
+
+
+def _status_of(e):
+    """The exit status a process gets from *e* (SystemExit's code, as
+    the interpreter maps it; 1 after printing anything else)."""
+    if isinstance(e, SystemExit):
+        code = e.code
+        if code is None:
+            return 0
+        if isinstance(code, int):
+            return code & 0xff
+        print(code, file=sys.stderr)
+        return 1
+    import traceback
+    traceback.print_exception(type(e), e, e.__traceback__, file=sys.stderr)
+    return 1
 
 
 def thread_of(g):
@@ -1104,6 +1132,8 @@ class Thread:
         self._g = g = greenlet(self._run, hub.greenlet)
         g._s2_thread = self
         self._hub = hub
+        if hub._sole is not None:
+            hub._live += 1      # a forked child's own thread (keep_only)
         self._func = func
         self._args = args
         self._kwargs = kwargs
@@ -1145,8 +1175,12 @@ class Thread:
             self._exc = e
             if not isinstance(e, Exception):
                 # KeyboardInterrupt/SystemExit belong to the program: raise
-                # them in the main greenlet.
-                self._hub.schedule(self._hub._root, exc=e)
+                # them in the main greenlet (in a forked child whose
+                # program is its threads, they end the process).
+                if self._hub._sole is not None:
+                    self._hub._exit_status = _status_of(e)
+                else:
+                    self._hub.schedule(self._hub._root, exc=e)
             elif self._group is not None:
                 self._group._child_failed(self, e)
             elif not self._joiners:
@@ -1169,8 +1203,11 @@ class Thread:
             g = self._g
             g.__dict__.clear()
             g.gr_context = None
-            if self._hub._sole is g:
-                _exit_as_last_thread()
+            hub = self._hub
+            if hub._sole is not None:
+                hub._live -= 1
+                if hub._live <= 0 or hub._exit_status is not None:
+                    _exit_as_last_thread(hub._exit_status or 0)
 
     def _report(self, e):
         import traceback

@@ -275,3 +275,54 @@ def test_a_fork_in_a_socket2_thread_leaves_only_that_thread_in_the_child(
     assert res["sum"] == sum(i * i for i in range(20))
     assert res["workers"] >= 10       # replaced every 2 tasks
     assert res["ticked"] is True
+
+
+def test_review_a_forked_childs_threads_signals_and_exit_status(tmp_path):
+    """Review of the above: in a child forked by a thread, a signal
+    handler's exception (SIGINT) is raised in that thread, never in the
+    parent's main program; threads the child starts run to their end
+    before it exits; SystemExit in a socket2 thread gives its status."""
+    res, _ = run_program(tmp_path, """
+        import json, os, signal, sys, threading, time
+        import socket2
+        me = os.getpid()
+        out = {}
+        r, w = os.pipe()
+        def sigint_child():
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    time.sleep(5)
+                    os.write(w, b"slept")
+                except KeyboardInterrupt:
+                    os.write(w, b"interrupted")
+                return
+            time.sleep(0.3)
+            os.kill(pid, signal.SIGINT)
+            out["sigint"] = [os.waitpid(pid, 0)[1], os.read(r, 100).decode()]
+        def worker_child():
+            pid = os.fork()
+            if pid == 0:
+                def late():
+                    time.sleep(0.2)
+                    os.write(w, b"worker done")
+                threading.Thread(target=late).start()
+                return              # not the last thread: no exit yet
+            out["worker"] = [os.waitpid(pid, 0)[1], os.read(r, 100).decode()]
+        def exit_child():
+            pid = os.fork()
+            if pid == 0:
+                sys.exit(3)
+            out["exit"] = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        try:
+            for f in (sigint_child, worker_child):
+                t = threading.Thread(target=f); t.start(); t.join()
+            socket2.newthread(exit_child).join()
+        finally:
+            if os.getpid() != me:
+                os.write(w, b"MAIN RAN IN THE CHILD")
+                os._exit(9)
+        print(json.dumps(out))
+    """)
+    assert res == {"sigint": [0, "interrupted"], "worker": [0, "worker done"],
+                   "exit": 3}

@@ -60,8 +60,8 @@ class _Handler:
         try:
             self.handler(signum, frame)
         except BaseException as e:   # noqa: B902 - the main program's
-            if not hub._root.dead:
-                hub._throw(hub._root, e)
+            if not hub._main.dead:
+                hub._throw(hub._main, e)
 
 
 def signal(signalnum, handler):
