@@ -414,10 +414,11 @@ class RLock:
     standard library's semantics (recursion, owner checks, ``False`` from
     an ``acquire`` that gives up) over :class:`LockType`."""
 
-    __slots__ = ("_block", "_owner", "_count", "__weakref__")
+    __slots__ = ("_block", "_mutex", "_owner", "_count", "__weakref__")
 
     def __init__(self):
         self._block = LockType()
+        self._mutex = self._block._mutex     # its mutex, for the fast paths
         self._owner = None
         self._count = 0
 
@@ -447,7 +448,7 @@ class RLock:
             self._count += 1
             return True
         block = self._block
-        mutex = block._mutex
+        mutex = self._mutex
         mutex.acquire()
         if block._value:
             block._value = 0
@@ -473,7 +474,7 @@ class RLock:
         if not self._count:
             self._owner = None
             block = self._block
-            mutex = block._mutex
+            mutex = self._mutex
             mutex.acquire()
             if block._waiters:
                 mutex.release()
@@ -513,6 +514,7 @@ class RLock:
 
     def _at_fork_reinit(self):
         self._block._at_fork_reinit()
+        self._mutex = self._block._mutex
         self._owner = None
         self._count = 0
 
