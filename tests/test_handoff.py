@@ -437,49 +437,47 @@ def _park_and_hand_to(body):
     return ta, result
 
 
-def test_a_thread_handed_to_frees_its_result_while_the_hander_stays_parked():
-    # b's greenlet is kept by a's switch until a resumes (greenlet's rule),
-    # but b's result must go as soon as nobody holds b's Thread
-    # (hub.Thread is a record).
+class _Value:
+    pass
+
+
+def _freed_with_its_thread(keep):
+    """b (of _park_and_hand_to) makes a value and ``keep(value)`` hangs it
+    on the thread (returns it, a local, a ContextVar); whether the value is
+    gone once b ended and nobody holds b's Thread, while a -- which handed
+    b the CPU, and so holds b's greenlet (greenlet's rule) -- stays
+    parked.  Returns (freed, what b returned)."""
     import weakref
-
-    class Result:
-        pass
-
     refs = []
 
     def body():
-        r = Result()
-        refs.append(weakref.ref(r))
-        return r
+        v = _Value()
+        refs.append(weakref.ref(v))
+        return keep(v)
 
     ta, result = _park_and_hand_to(body)
-    assert isinstance(result, Result)
+    kept = result is not None
     del result
-    assert refs[0]() is None, "b's result outlived its Thread"
+    freed = refs[0]() is None
     ta.kill()
     ta.join(timeout=30)
+    return freed, kept
+
+
+def test_a_thread_handed_to_frees_its_result_while_the_hander_stays_parked():
+    # hub.Thread is a record: its result goes with it, not with b's greenlet
+    assert _freed_with_its_thread(lambda v: v) == (True, True)
 
 
 def test_threading_local_values_go_with_the_thread_not_its_greenlet():
-    import weakref
     from socket2.green._local import _local
-
-    class Value:
-        pass
-
     loc = _local()
-    refs = []
 
-    def body():
-        v = loc.v = Value()
-        refs.append(weakref.ref(v))
+    def keep(v):
+        loc.v = v
 
-    ta, _ = _park_and_hand_to(body)
-    assert refs[0]() is None, "a local value outlived its thread"
+    assert _freed_with_its_thread(keep) == (True, False)
     assert not hasattr(loc, "v")
-    ta.kill()
-    ta.join(timeout=30)
 
 
 def test_ready_hand_off_keeps_the_hubs_order_and_counts():
@@ -567,24 +565,8 @@ def test_a_value_handed_over_is_the_value_put_none_included():
 
 def test_a_threads_context_variables_go_when_it_ends():
     import contextvars
-    import weakref
-
     cv = contextvars.ContextVar("cv")
-
-    class Value:
-        pass
-
-    refs = []
-
-    def body():
-        v = Value()
-        refs.append(weakref.ref(v))
-        cv.set(v)
-
-    ta, _ = _park_and_hand_to(body)
-    assert refs[0]() is None, "a context value outlived its thread"
-    ta.kill()
-    ta.join(timeout=30)
+    assert _freed_with_its_thread(cv.set) == (True, True)
 
 
 def test_locals_dropped_by_a_long_lived_thread_leave_nothing_on_it():

@@ -1,6 +1,7 @@
 """``threading.local`` per socket2 thread (``socket2.green.thread``'s
 ``_local``): each socket2 thread, and each OS thread outside socket2
-threads, sees its own attributes; a thread's values go with its greenlet.
+threads, sees its own attributes; a thread's values go when it ends (or
+its greenlet goes away, for a greenlet that is not a thread).
 
 The per-thread dict is looked up on every attribute access and used as
 the instance dict, descriptors first (as ``object.__getattribute__``
@@ -45,7 +46,8 @@ class _local:
     each OS thread outside socket2 threads) sees its own attributes.  A
     subclass's ``__init__`` runs, with the constructor's arguments, the
     first time a thread uses the object.  A thread's values are dropped
-    when its greenlet goes away."""
+    when it ends (a socket2 thread, an OS thread), or when its greenlet
+    goes away."""
 
     __slots__ = ("_local__dicts", "_local__args", "__weakref__")
 
