@@ -157,8 +157,9 @@ def _dummy():
 # (Hub.keep_only).  The others -- a pool's task and result handlers, a
 # ticker, a server's connections -- would otherwise go on in the child and
 # do the parent's work there a second time (a multiprocessing.Pool forks
-# its workers, and later their replacements, from such threads).  A child
-# forked by a socket2 thread exits when that thread ends.
+# its workers, and later their replacements, from such threads).  In a
+# child forked by a socket2 thread, signals and the deadlock error reach
+# that thread, and the child exits when the last of its threads ends.
 
 
 def _after_fork_in_child():
