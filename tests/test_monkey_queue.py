@@ -126,7 +126,7 @@ def test_simple_queue_is_cooperative(tmp_path):
 
 
 def test_compiled_put_get_with_os_threads_and_every_fallback(tmp_path):
-    """The put/get that need not wait (compiled: queue_speedups.c, or the
+    """The put/get that need not wait (compiled: green_speedups.c, or the
     Python twin) against real OS threads on both sides, and the paths
     they hand to Python: waits, block=False, timeouts, maxsize reassigned,
     LifoQueue and PriorityQueue, a subclass overriding a hook."""
@@ -268,3 +268,65 @@ def test_review_bound_set_while_a_getter_waits_and_clean_exceptions(
     assert res["got"] == [1, 2]
     assert res["took"] < 2.5
     assert res["contexts"] == ["None"] * 4
+
+
+def test_plain_waits_killed_woken_and_passed_on(tmp_path):
+    """The plain put and get that wait (compiled: green_speedups.c's
+    qb_wait; pure: _wait_for): FIFO wake-ups; a getter killed after it
+    was woken passes the item on to the next getter; a putter killed
+    while it waits for room puts nothing; the waiter lists end empty; the
+    same from a real OS thread putting into a queue socket2 threads
+    wait on."""
+    res, _ = run_program(tmp_path, """
+        import json, queue, threading, time
+        import socket2
+        from socket2 import _hotpath, monkey
+        out = {"compiled": _hotpath.COMPILED, "waiter": None}
+        q = queue.Queue()
+        got = []
+        def getter(name):
+            got.append((name, q.get()))
+        ts = [socket2.newthread(getter, n) for n in "abc"]
+        socket2.sleep(0.05)
+        out["waiter"] = type(q._getters[0]).__module__
+        q.put(1)            # wakes a; b, c wait
+        ts[0].kill()        # a is killed before it runs: b gets the item
+        socket2.sleep(0.05)
+        out["after_kill"] = sorted(got)
+        q.put(2)
+        socket2.sleep(0.05)
+        out["all"] = sorted(got)
+        out["getters_left"] = len(q._getters)
+        # A putter killed while it waits for room puts nothing.
+        b = queue.Queue(1)
+        b.put("first")
+        p = socket2.newthread(b.put, "never")
+        socket2.sleep(0.05)
+        p.kill()
+        socket2.sleep(0.05)
+        out["bounded"] = [b.qsize(), b.get(), b.qsize(),
+                          len(b._putters)]
+        # A real OS thread feeds socket2 getters (cross-thread wake-ups).
+        OS = monkey.original("threading", "Thread")
+        x = queue.Queue(4)
+        seen = []
+        def consume():
+            for _ in range(500):
+                seen.append(x.get())
+        cs = [threading.Thread(target=consume) for _ in range(2)]
+        [c.start() for c in cs]
+        feeder = OS(target=lambda: [x.put(i) for i in range(1000)])
+        feeder.start()
+        [c.join() for c in cs]
+        feeder.join()
+        out["cross"] = [len(seen), sorted(seen) == list(range(1000)),
+                        len(x._getters), len(x._putters)]
+        print(json.dumps(out))
+    """)
+    assert res["waiter"] == ("socket2._green_speedups" if res["compiled"]
+                             else "socket2.green._locks")
+    assert res["after_kill"] == [["b", 1]]
+    assert res["all"] == [["b", 1], ["c", 2]]
+    assert res["getters_left"] == 0
+    assert res["bounded"] == [1, "first", 0, 0]
+    assert res["cross"] == [1000, True, 0, 0]

@@ -15,7 +15,7 @@ import os
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.join(HERE, "speedups.c")
 TLS_SOURCE = os.path.join(HERE, "tls_speedups.c")
-QUEUE_SOURCE = os.path.join(HERE, "queue_speedups.c")
+GREEN_SOURCE = os.path.join(HERE, "green_speedups.c")
 
 
 def greenlet_include():
@@ -46,9 +46,11 @@ def tls_extension(setup_dir):
                      [os.path.relpath(TLS_SOURCE, setup_dir)])
 
 
-def queue_extension(setup_dir):
-    """``socket2._queue_speedups``: the put and get of
-    socket2.green.queue.Queue that do not wait (queue_speedups.c)."""
+def green_extension(setup_dir):
+    """``socket2._green_speedups``: the compiled half of socket2.green
+    (green_speedups.c): the waiter of its locks and queues, the queue's
+    put and get and their plain waits.  It uses greenlet's C API too."""
     from setuptools import Extension
-    return Extension("socket2._queue_speedups",
-                     [os.path.relpath(QUEUE_SOURCE, setup_dir)])
+    return Extension("socket2._green_speedups",
+                     [os.path.relpath(GREEN_SOURCE, setup_dir)],
+                     include_dirs=[greenlet_include()])

@@ -64,6 +64,7 @@ from collections import deque
 
 from greenlet import getcurrent
 
+from .. import _hotpath
 from ..errors import TimeoutError as _S2Timeout
 from ..hub import _existing_hub, clock
 
@@ -134,6 +135,13 @@ class _Waiter:
         self.given = False      # handed a permit (under the mutex)
         self.notified = False   # told to try again (under the mutex)
         self.done = False       # set by the waiter once it stops waiting
+
+
+if _hotpath.COMPILED:
+    try:        # the same record in C (socket2/ffi/green_speedups.c)
+        from .._green_speedups import Waiter as _Waiter  # noqa: F811
+    except ImportError:     # a source tree whose extension is not built
+        pass
 
 
 def _make_waiter():

@@ -225,8 +225,8 @@ _HOOKS = ("_init", "_qsize", "_put", "_get")
 
 class _QueueBase:
     """The fields the lock-free put and get read (in C with the compiled
-    path: socket2/ffi/queue_speedups.c's QueueBase, which also has the
-    compiled ``_c_put``/``_c_get``)."""
+    path: socket2/ffi/green_speedups.c's QueueBase, which also has the
+    compiled ``_c_put``/``_c_get`` and their plain waits)."""
 
     __slots__ = ("_slots", "_tasks", "_append", "_take", "_getters",
                  "_putters", "_fast", "__weakref__")
@@ -234,9 +234,13 @@ class _QueueBase:
 
 if _hotpath.COMPILED:
     try:
-        from .._queue_speedups import QueueBase as _QueueBase  # noqa: F811
+        from .. import _green_speedups
     except ImportError:     # a source tree whose extension is not built
         pass
+    else:
+        from .. import hub as _hub_module
+        _QueueBase = _green_speedups.QueueBase  # noqa: F811
+        _green_speedups.configure(_hub_module._local, _wake, _MISS, _DONE)
 
 
 class Queue(_QueueBase):
@@ -405,19 +409,22 @@ class Queue(_QueueBase):
         except IndexError:      # another OS thread took it meanwhile
             return _MISS
 
+    def _put_attempt(self, item):
+        """One try of a put that waits on the lock-free path: True (a room
+        token taken), _DONE (put on the locked path) or _MISS."""
+        if self._atomic:
+            return self._take_slot()
+        # maxsize was reassigned while this put waited: the room tokens
+        # are no longer kept, the locked path puts it.
+        return _DONE if self._put_locked(item) is not _MISS else _MISS
+
     def _put_wait(self, item, block, timeout):
         if not block:
             raise Full
         end = _end(timeout)
         if self._atomic:
-            def attempt():
-                if self._atomic:
-                    return self._take_slot()
-                # maxsize was reassigned while this put waited: the room
-                # tokens are no longer kept, the locked path puts it.
-                return _DONE if self._put_locked(item) is not _MISS \
-                    else _MISS
-            got = _wait_for(self.mutex, self._putters, attempt, end)
+            got = _wait_for(self.mutex, self._putters,
+                            lambda: self._put_attempt(item), end)
             if got is _MISS:
                 raise Full
             if got is _DONE:
@@ -493,16 +500,6 @@ class Queue(_QueueBase):
             raise Empty
         return item
 
-    def _wake_getter(self):
-        """(The compiled put's: a getter waits.)"""
-        with self.mutex:
-            _notify1(self._getters)
-
-    def _wake_putter(self):
-        """(The compiled get's: a putter waits.)"""
-        with self.mutex:
-            _notify1(self._putters)
-
     def put_nowait(self, item):
         """``put(item, block=False)``."""
         return self.put(item, block=False)
@@ -528,9 +525,9 @@ class Queue(_QueueBase):
     __class_getitem__ = classmethod(types.GenericAlias)
 
 
-# The compiled put/get (socket2/ffi/queue_speedups.c) take the plain calls
-# that need not wait and hand everything else to the Python methods, kept
-# as _put_py/_get_py.
+# The compiled put/get (socket2/ffi/green_speedups.c) take the plain calls
+# (and their waits, in a greenlet) and hand everything else to the Python
+# methods, kept as _put_py/_get_py.
 Queue._put_py = Queue.put
 Queue._get_py = Queue.get
 if hasattr(_QueueBase, "_c_put"):

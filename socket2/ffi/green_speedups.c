@@ -1,0 +1,993 @@
+/* socket2._green_speedups: the compiled half of socket2.green.
+ *
+ * - Waiter: the record of one wait on a patched lock or queue
+ *   (socket2/green/_locks.py's _Waiter is its Python twin).
+ * - QueueBase: the put and get of socket2.green.queue.Queue, and, since a
+ *   put into a full queue or a get from an empty one is what a producer
+ *   and consumer do all the time, their plain wait too.
+ *
+ * socket2/green/queue.py is the reference (Queue.put/Queue.get, the
+ * "lock-free" path its class docstring explains): the items are a deque
+ * (or a list), room is a deque of maxsize tokens, the unfinished tasks a
+ * third deque; a put takes a token, counts a task and appends, a get takes
+ * an item and gives a token back.  Here the same steps run as one C call
+ * holding the GIL, so nothing can come between them (the Python version
+ * relies on each step being one atomic C call).
+ *
+ * A plain put or get that must wait (no timeout, in a greenlet that parks
+ * in its hub: _make_waiter's greenlet waiter) runs queue.py's _wait_for
+ * here, step for step: queue a Waiter under the queue's mutex, try,
+ * park in the hub (hub._switch_to_hub, counted in hub._external as an
+ * external wait), leave the list (_cancel), try again.  Waking the
+ * first waiter (_notify1) is here too.  Anything else -- a timeout, a
+ * non-blocking call, an OS waiter, a subclass that overrides a hook
+ * (``_fast`` false), a queue whose maxsize was reassigned while it waits --
+ * goes to the Python methods of the same object (_put_py, _get_py,
+ * _put_wait, _get_wait, _put_attempt, _get_atomic), so every rare path
+ * has one home.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <pythread.h>
+#include "greenlet.h"
+
+#if PY_VERSION_HEX >= 0x030D0000
+#define s2_finalizing() Py_IsFinalizing()
+#else
+#define s2_finalizing() _Py_IsFinalizing()
+#endif
+
+static PyObject *str_put_py, *str_get_py, *str_put_wait, *str_get_wait;
+static PyObject *str_pop, *str_append, *str_remove, *str_mutex;
+static PyObject *str_hub, *str_closed, *str_greenlet, *str_waker;
+static PyObject *str_dead, *str_restart_waker, *str_external;
+static PyObject *str_switch_to_hub, *str_thread_ident, *str_schedule;
+static PyObject *str_acquire, *str_release, *str_put_attempt, *str_get_atomic;
+
+/* Set by configure() (socket2/green/queue.py, at import): the hub
+   module's thread-local (its .hub), _locks._wake, queue's _MISS/_DONE. */
+static PyObject *hub_local, *py_wake, *miss, *done;
+
+/* ---------------------------------------------------------------------
+ * Waiter
+ */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *g;         /* the waiting greenlet */
+    PyObject *hub;       /* its hub; None for an OS waiter */
+    PyObject *os_lock;   /* an OS waiter's private lock; None otherwise */
+    char given;          /* handed a permit (under the mutex) */
+    char notified;       /* told to try again (under the mutex) */
+    char done;           /* set by the waiter once it stops waiting */
+} Waiter;
+
+static PyTypeObject WaiterType;
+#define Waiter_Check(o) Py_IS_TYPE((o), &WaiterType)
+
+static Waiter *
+waiter_make(PyTypeObject *type, PyObject *g, PyObject *hub, PyObject *lock)
+{
+    Waiter *w = (Waiter *)type->tp_alloc(type, 0);
+    if (w == NULL)
+        return NULL;
+    Py_INCREF(g);
+    w->g = g;
+    Py_INCREF(hub);
+    w->hub = hub;
+    Py_INCREF(lock);
+    w->os_lock = lock;
+    return w;
+}
+
+static PyObject *
+waiter_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *g, *hub, *lock;
+    if (kwds != NULL && PyDict_GET_SIZE(kwds)) {
+        PyErr_SetString(PyExc_TypeError, "Waiter() takes no keyword arguments");
+        return NULL;
+    }
+    if (!PyArg_UnpackTuple(args, "Waiter", 3, 3, &g, &hub, &lock))
+        return NULL;
+    return (PyObject *)waiter_make(type, g, hub, lock);
+}
+
+static int
+waiter_traverse(Waiter *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->g);
+    Py_VISIT(self->hub);
+    Py_VISIT(self->os_lock);
+    return 0;
+}
+
+static int
+waiter_clear(Waiter *self)
+{
+    Py_CLEAR(self->g);
+    Py_CLEAR(self->hub);
+    Py_CLEAR(self->os_lock);
+    return 0;
+}
+
+static void
+waiter_dealloc(Waiter *self)
+{
+    PyObject_GC_UnTrack(self);
+    waiter_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef waiter_members[] = {
+    {"g", T_OBJECT, offsetof(Waiter, g), READONLY, "the waiting greenlet"},
+    {"hub", T_OBJECT, offsetof(Waiter, hub), READONLY,
+     "its hub (None for an OS waiter)"},
+    {"os_lock", T_OBJECT, offsetof(Waiter, os_lock), READONLY,
+     "an OS waiter's private lock (None for a greenlet waiter)"},
+    {"given", T_BOOL, offsetof(Waiter, given), 0,
+     "handed a permit (under the mutex)"},
+    {"notified", T_BOOL, offsetof(Waiter, notified), 0,
+     "told to try again (under the mutex)"},
+    {"done", T_BOOL, offsetof(Waiter, done), 0,
+     "set by the waiter once it stops waiting"},
+    {NULL}
+};
+
+static PyTypeObject WaiterType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "socket2._green_speedups.Waiter",
+    .tp_basicsize = sizeof(Waiter),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Waiter(g, hub, os_lock): one wait on a patched lock or "
+              "queue (socket2/green/_locks.py's _Waiter in C).",
+    .tp_new = waiter_new,
+    .tp_traverse = (traverseproc)waiter_traverse,
+    .tp_clear = (inquiry)waiter_clear,
+    .tp_dealloc = (destructor)waiter_dealloc,
+    .tp_members = waiter_members,
+};
+
+/* ---------------------------------------------------------------------
+ * Helpers: deques, the queue's mutex, the hub
+ */
+
+/* o.method() / o.method(arg): a deque's own method through its
+   descriptor (no lookup per call), anything else's by name. */
+static PyTypeObject *deque_type;
+static PyObject *deque_pop, *deque_popleft, *deque_append;
+
+static PyObject *
+call0(PyObject *o, PyObject *name)
+{
+    if (Py_IS_TYPE(o, deque_type) && name == str_pop)
+        return PyObject_Vectorcall(deque_pop, &o, 1, NULL);
+    return PyObject_CallMethodNoArgs(o, name);
+}
+
+static PyObject *
+call1(PyObject *o, PyObject *name, PyObject *arg)
+{
+    if (Py_IS_TYPE(o, deque_type) && name == str_append) {
+        PyObject *b[2] = {o, arg};
+        return PyObject_Vectorcall(deque_append, b, 2, NULL);
+    }
+    return PyObject_CallMethodOneArg(o, name, arg);
+}
+
+static int
+call1_void(PyObject *o, PyObject *name, PyObject *arg)
+{
+    PyObject *r = call1(o, name, arg);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* Whether the deque (or list) *o* has items; -1 on error. */
+static int
+nonempty(PyObject *o)
+{
+    Py_ssize_t n = PyObject_Size(o);
+    return n < 0 ? -1 : n > 0;
+}
+
+/* The container a bound append/pop/popleft belongs to (NULL: not a
+   built-in method). */
+static PyObject *
+bound_self(PyObject *meth)
+{
+    if (meth != NULL && PyCFunction_Check(meth))
+        return PyCFunction_GET_SELF(meth);
+    return NULL;
+}
+
+/* The queue's mutex: a real _thread lock, called through its type's
+   method descriptors. */
+static PyTypeObject *lock_type;
+static PyObject *lock_acquire, *lock_release;
+
+static int
+mx_call(PyObject *m, PyObject *desc, PyObject *name)
+{
+    PyObject *r = Py_IS_TYPE(m, lock_type)
+        ? PyObject_Vectorcall(desc, &m, 1, NULL)
+        : PyObject_CallMethodNoArgs(m, name);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+#define mx_acquire(m) mx_call((m), lock_acquire, str_acquire)
+#define mx_release(m) mx_call((m), lock_release, str_release)
+
+/* Release *m* keeping the exception being raised, if any (a failed
+   release replaces it). */
+static void
+mx_release_keep(PyObject *m)
+{
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    if (mx_release(m) < 0) {
+        Py_XDECREF(t);
+        Py_XDECREF(v);
+        Py_XDECREF(tb);
+        return;
+    }
+    PyErr_Restore(t, v, tb);
+}
+
+/* _notify1, under the mutex: wake the first of *waiters*, if any.  A
+   greenlet of this OS thread is scheduled here; anything else (an OS
+   waiter, another OS thread's greenlet) goes to _locks._wake. */
+static int
+notify1(PyObject *waiters)
+{
+    PyObject *w, *r;
+    int n = nonempty(waiters);
+    if (n <= 0)
+        return n;
+    w = Py_IS_TYPE(waiters, deque_type)
+        ? PyObject_Vectorcall(deque_popleft, &waiters, 1, NULL)
+        : PyObject_CallMethod(waiters, "popleft", NULL);
+    if (w == NULL)
+        return -1;
+    if (Waiter_Check(w)) {
+        Waiter *cw = (Waiter *)w;
+        cw->notified = 1;
+        if (cw->hub != Py_None) {
+            PyObject *ti = PyObject_GetAttr(cw->hub, str_thread_ident);
+            unsigned long ident;
+            if (ti == NULL)
+                goto fail;
+            ident = PyLong_AsUnsignedLong(ti);
+            Py_DECREF(ti);
+            if (ident == (unsigned long)-1 && PyErr_Occurred())
+                goto fail;
+            if (ident == PyThread_get_thread_ident()) {
+                if (!cw->done) {
+                    r = PyObject_CallMethodOneArg(cw->hub, str_schedule,
+                                                  cw->g);
+                    if (r == NULL)
+                        goto fail;
+                    Py_DECREF(r);
+                }
+                Py_DECREF(w);
+                return 0;
+            }
+        }
+    }
+    else if (PyObject_SetAttrString(w, "notified", Py_True) < 0)
+        goto fail;
+    r = PyObject_CallOneArg(py_wake, w);
+    if (r == NULL)
+        goto fail;
+    Py_DECREF(r);
+    Py_DECREF(w);
+    return 0;
+fail:
+    Py_DECREF(w);
+    return -1;
+}
+
+/* With *mutex* held: notify1(waiters). */
+static int
+notify1_locked(PyObject *mutex, PyObject *waiters)
+{
+    int r;
+    if (mx_acquire(mutex) < 0)
+        return -1;
+    r = notify1(waiters);
+    if (r < 0) {
+        mx_release_keep(mutex);
+        return -1;
+    }
+    return mx_release(mutex);
+}
+
+/* The running greenlet and its hub, when a wait of it parks there
+   (_make_waiter's greenlet waiter): 1, *g and *hub new references;
+   0 when Python's wait must take it (an OS waiter: no hub, a closed one,
+   the hub's own greenlets, finalization); -1 on error. */
+static int
+green_context(PyObject **g_out, PyObject **hub_out)
+{
+    PyObject *hub, *g, *o;
+    int cmp;
+    if (hub_local == NULL)
+        return 0;
+    hub = PyObject_GetAttr(hub_local, str_hub);
+    if (hub == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+            return -1;
+        PyErr_Clear();
+        return 0;
+    }
+    if (hub == Py_None || s2_finalizing()) {
+        Py_DECREF(hub);
+        return 0;
+    }
+    o = PyObject_GetAttr(hub, str_closed);
+    if (o == NULL)
+        goto fail;
+    cmp = PyObject_IsTrue(o);
+    Py_DECREF(o);
+    if (cmp != 0) {
+        if (cmp < 0)
+            goto fail;
+        Py_DECREF(hub);
+        return 0;
+    }
+    g = (PyObject *)PyGreenlet_GetCurrent();
+    if (g == NULL)
+        goto fail;
+    o = PyObject_GetAttr(hub, str_greenlet);
+    if (o == NULL) {
+        Py_DECREF(g);
+        goto fail;
+    }
+    cmp = (o == g);
+    Py_DECREF(o);
+    if (!cmp) {
+        o = PyObject_GetAttr(hub, str_waker);
+        if (o == NULL) {
+            Py_DECREF(g);
+            goto fail;
+        }
+        cmp = (o == g);
+        Py_DECREF(o);
+    }
+    if (cmp) {
+        Py_DECREF(g);
+        Py_DECREF(hub);
+        return 0;
+    }
+    *g_out = g;
+    *hub_out = hub;
+    return 1;
+fail:
+    Py_DECREF(hub);
+    return -1;
+}
+
+/* hub._external += delta */
+static int
+add_external(PyObject *hub, long delta)
+{
+    PyObject *n = PyObject_GetAttr(hub, str_external), *m;
+    if (n == NULL)
+        return -1;
+    if (PyLong_CheckExact(n)) {
+        long v = PyLong_AsLong(n);
+        m = (v == -1 && PyErr_Occurred()) ? NULL : PyLong_FromLong(v + delta);
+    }
+    else {
+        PyObject *d = PyLong_FromLong(delta);
+        m = d == NULL ? NULL : PyNumber_Add(n, d);
+        Py_XDECREF(d);
+    }
+    Py_DECREF(n);
+    if (m == NULL)
+        return -1;
+    if (PyObject_SetAttr(hub, str_external, m) < 0) {
+        Py_DECREF(m);
+        return -1;
+    }
+    Py_DECREF(m);
+    return 0;
+}
+
+/* Park the running greenlet, waiting as *w*, until it is scheduled:
+   _wait_for's inline hub.begin_external/suspend/end_external.  0, or -1
+   with the exception the wait ended with. */
+static int
+park(PyObject *hub, Waiter *w)
+{
+    PyObject *waker, *r;
+    int dead;
+    waker = PyObject_GetAttr(hub, str_waker);
+    if (waker == NULL)
+        return -1;
+    if (PyGreenlet_Check(waker))
+        dead = PyGreenlet_STARTED((PyGreenlet *)waker)
+            && !PyGreenlet_ACTIVE((PyGreenlet *)waker);
+    else {
+        PyObject *d = PyObject_GetAttr(waker, str_dead);
+        dead = d == NULL ? -1 : PyObject_IsTrue(d);
+        Py_XDECREF(d);
+    }
+    Py_DECREF(waker);
+    if (dead < 0)
+        return -1;
+    if (dead) {
+        r = PyObject_CallMethodNoArgs(hub, str_restart_waker);
+        if (r == NULL)
+            return -1;
+        Py_DECREF(r);
+    }
+    if (add_external(hub, 1) < 0)
+        return -1;
+    r = PyObject_CallMethodNoArgs(hub, str_switch_to_hub);
+    w->done = 1;
+    {
+        PyObject *t, *v, *tb;
+        PyErr_Fetch(&t, &v, &tb);
+        if (add_external(hub, -1) < 0) {
+            Py_XDECREF(r);
+            r = NULL;
+            Py_XDECREF(t);
+            Py_XDECREF(v);
+            Py_XDECREF(tb);
+        }
+        else
+            PyErr_Restore(t, v, tb);
+    }
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* _cancel: *w* stops waiting (out of the list if still there; if it was
+   notified and *pass_on*, the next waiter is woken instead).  Keeps the
+   exception being raised, if any; -1 if the cancel itself failed. */
+static int
+cancel(PyObject *mutex, PyObject *waiters, Waiter *w, int pass_on)
+{
+    PyObject *t, *v, *tb, *r;
+    int rc = 0;
+    if (w->notified && !pass_on)
+        return 0;       /* off the list already, nobody looks at it */
+    PyErr_Fetch(&t, &v, &tb);
+    if (mx_acquire(mutex) < 0) {
+        rc = -1;
+        goto out;
+    }
+    if (w->notified) {
+        w->notified = 0;
+        if (pass_on && notify1(waiters) < 0)
+            rc = -1;
+    }
+    else {
+        r = PyObject_CallMethodOneArg(waiters, str_remove, (PyObject *)w);
+        if (r != NULL)
+            Py_DECREF(r);
+        else if (PyErr_ExceptionMatches(PyExc_ValueError))
+            PyErr_Clear();
+        else
+            rc = -1;
+    }
+    if (rc < 0)
+        mx_release_keep(mutex);
+    else if (mx_release(mutex) < 0)
+        rc = -1;
+out:
+    if (rc < 0) {       /* the new error wins */
+        Py_XDECREF(t);
+        Py_XDECREF(v);
+        Py_XDECREF(tb);
+        return -1;
+    }
+    PyErr_Restore(t, v, tb);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------
+ * QueueBase
+ */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *slots;     /* _slots: room tokens (a deque), None: unbounded */
+    PyObject *tasks;     /* _tasks: one None per unfinished task (deque) */
+    PyObject *append;    /* _append: the items' bound append */
+    PyObject *take;      /* _take: the items' bound popleft (or pop) */
+    PyObject *getters;   /* _getters: waiters for an item (deque) */
+    PyObject *putters;   /* _putters: waiters for room (deque) */
+    char fast;           /* _fast: the plain put/get may run here */
+} QueueBase;
+
+static int
+qb_traverse(QueueBase *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->slots);
+    Py_VISIT(self->tasks);
+    Py_VISIT(self->append);
+    Py_VISIT(self->take);
+    Py_VISIT(self->getters);
+    Py_VISIT(self->putters);
+    return 0;
+}
+
+static int
+qb_clear(QueueBase *self)
+{
+    self->fast = 0;
+    Py_CLEAR(self->slots);
+    Py_CLEAR(self->tasks);
+    Py_CLEAR(self->append);
+    Py_CLEAR(self->take);
+    Py_CLEAR(self->getters);
+    Py_CLEAR(self->putters);
+    return 0;
+}
+
+static void
+qb_dealloc(QueueBase *self)
+{
+    PyObject_GC_UnTrack(self);
+    qb_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+to_python(PyObject *self, PyObject *name, PyObject *const *args,
+          Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *meth = PyObject_GetAttr(self, name);
+    PyObject *res;
+    if (meth == NULL)
+        return NULL;
+    res = PyObject_Vectorcall(meth, args, nargs, kwnames);
+    Py_DECREF(meth);
+    return res;
+}
+
+static int
+has_room_tokens(QueueBase *self)
+{
+    return self->slots != NULL && self->slots != Py_None;
+}
+
+/* Wake the first waiter of *waiters* under the queue's mutex (the put's
+   and get's "a getter/putter waits": _notify1 with the mutex). */
+static int
+wake_first(QueueBase *self, PyObject *waiters)
+{
+    PyObject *mutex = PyObject_GetAttr((PyObject *)self, str_mutex);
+    int r;
+    if (mutex == NULL)
+        return -1;
+    r = notify1_locked(mutex, waiters);
+    Py_DECREF(mutex);
+    return r;
+}
+
+/* The rest of a get that took *item*: its room token back, a putter
+   woken (0, or -1). */
+static int
+after_take(QueueBase *self)
+{
+    int waiting;
+    if (!has_room_tokens(self))
+        return 0;
+    if (call1_void(self->slots, str_append, Py_None) < 0)
+        return -1;
+    waiting = nonempty(self->putters);
+    if (waiting <= 0)
+        return waiting;
+    return wake_first(self, self->putters);
+}
+
+/* The rest of a put that has room: counted, appended, a getter woken. */
+static int
+after_room(QueueBase *self, PyObject *item)
+{
+    PyObject *r;
+    int waiting;
+    /* Counted first: a get and task_done may come before the end. */
+    if (call1_void(self->tasks, str_append, Py_None) < 0)
+        return -1;
+    r = PyObject_CallOneArg(self->append, item);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    waiting = nonempty(self->getters);
+    if (waiting <= 0)
+        return waiting;
+    return wake_first(self, self->getters);
+}
+
+/* One try of a waiting get (_get_atomic): a new reference to the item,
+   to `miss`, or NULL on error. */
+static PyObject *
+get_attempt(QueueBase *self)
+{
+    PyObject *items, *item;
+    if (!self->fast || self->take == NULL)
+        /* maxsize was reassigned meanwhile: Python's locked path. */
+        return PyObject_CallMethodNoArgs((PyObject *)self, str_get_atomic);
+    items = bound_self(self->take);
+    if (items != NULL) {
+        int n = nonempty(items);
+        if (n < 0)
+            return NULL;
+        if (!n)
+            goto missed;    /* (the common miss, without an exception) */
+    }
+    item = PyObject_CallNoArgs(self->take);
+    if (item == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_IndexError))
+            return NULL;
+        PyErr_Clear();      /* another OS thread took it meanwhile */
+        goto missed;
+    }
+    if (after_take(self) < 0) {
+        Py_DECREF(item);
+        return NULL;
+    }
+    return item;
+missed:
+    Py_INCREF(miss);
+    return miss;
+}
+
+/* One try of a waiting put (_put_attempt): Py_True (a room token taken),
+   `done` (the locked path put it), `miss`, or NULL on error. */
+static PyObject *
+put_attempt(QueueBase *self, PyObject *item)
+{
+    PyObject *r;
+    int n;
+    if (!self->fast || !has_room_tokens(self))
+        return PyObject_CallMethodOneArg((PyObject *)self, str_put_attempt,
+                                         item);
+    n = nonempty(self->slots);
+    if (n < 0)
+        return NULL;
+    if (n) {
+        r = call0(self->slots, str_pop);
+        if (r != NULL) {
+            Py_DECREF(r);
+            Py_RETURN_TRUE;
+        }
+        if (!PyErr_ExceptionMatches(PyExc_IndexError))
+            return NULL;
+        PyErr_Clear();      /* another OS thread took it meanwhile */
+    }
+    Py_INCREF(miss);
+    return miss;
+}
+
+/* _wait_for(self.mutex, waiters, attempt, None) for a plain put (*item*)
+   or get (*item* NULL) by a greenlet waiter (*g* in *hub*); then the
+   rest of the put.  Returns the get's item, None for a put, or NULL. */
+static PyObject *
+qb_wait(QueueBase *self, PyObject *item, PyObject *g, PyObject *hub)
+{
+    PyObject *waiters = item != NULL ? self->putters : self->getters;
+    PyObject *mutex, *got = NULL;
+    Waiter *w;
+    mutex = PyObject_GetAttr((PyObject *)self, str_mutex);
+    if (mutex == NULL)
+        return NULL;
+    Py_INCREF(waiters);
+    w = waiter_make(&WaiterType, g, hub, Py_None);
+    if (w == NULL)
+        goto out;
+    for (;;) {
+        if (mx_acquire(mutex) < 0)
+            goto out;
+        if (call1_void(waiters, str_append, (PyObject *)w) < 0) {
+            mx_release_keep(mutex);
+            goto out;
+        }
+        if (mx_release(mutex) < 0)
+            goto fail_queued;
+        got = item != NULL ? put_attempt(self, item) : get_attempt(self);
+        if (got == NULL)
+            goto fail_queued;
+        if (got != miss) {
+            if (cancel(mutex, waiters, w, 0) < 0)
+                Py_CLEAR(got);
+            break;
+        }
+        Py_CLEAR(got);
+        if (park(hub, w) < 0)
+            goto fail_queued;
+        if (cancel(mutex, waiters, w, 0) < 0)
+            goto out;
+        /* woken: what it waited for is most likely there */
+        got = item != NULL ? put_attempt(self, item) : get_attempt(self);
+        if (got == NULL || got != miss)
+            break;
+        Py_CLEAR(got);
+        /* A waiter serves one wait (a late wake-up finds it done). */
+        Py_DECREF(w);
+        w = waiter_make(&WaiterType, g, hub, Py_None);
+        if (w == NULL)
+            goto out;
+    }
+    if (got != NULL && item != NULL) {
+        if (got == done)            /* the locked path put it */
+            Py_SETREF(got, Py_NewRef(Py_None));
+        else {
+            Py_SETREF(got, Py_NewRef(Py_None));
+            if (after_room(self, item) < 0)
+                Py_CLEAR(got);
+        }
+    }
+    goto out;
+fail_queued:
+    cancel(mutex, waiters, w, 1);
+out:
+    Py_XDECREF(w);
+    Py_DECREF(waiters);
+    Py_DECREF(mutex);
+    return got;
+}
+
+/* A put or get that must wait: here for the plain wait of a greenlet
+   waiter, Python's _put_wait/_get_wait for anything else. */
+static PyObject *
+must_wait(QueueBase *self, PyObject *item)
+{
+    PyObject *g, *hub, *r;
+    int c = (self->fast && self->getters != NULL && self->putters != NULL)
+        ? green_context(&g, &hub) : 0;
+    if (c < 0)
+        return NULL;
+    if (!c) {
+        if (item != NULL) {
+            PyObject *a[4] = {(PyObject *)self, item, Py_True, Py_None};
+            return PyObject_VectorcallMethod(str_put_wait, a, 4, NULL);
+        }
+        else {
+            PyObject *a[3] = {(PyObject *)self, Py_True, Py_None};
+            return PyObject_VectorcallMethod(str_get_wait, a, 3, NULL);
+        }
+    }
+    r = qb_wait(self, item, g, hub);
+    Py_DECREF(g);
+    Py_DECREF(hub);
+    return r;
+}
+
+PyDoc_STRVAR(put_doc,
+"put(item, block=True, timeout=None)\n\n"
+"Add *item*, waiting for room if *block* (at most *timeout* seconds);\n"
+"``queue.Full`` when there is none.");
+
+static PyObject *
+qb_put(QueueBase *self, PyObject *const *args, Py_ssize_t nargs,
+       PyObject *kwnames)
+{
+    if (!self->fast || nargs != 1 || kwnames != NULL || self->tasks == NULL
+            || self->append == NULL || self->getters == NULL)
+        return to_python((PyObject *)self, str_put_py, args, nargs, kwnames);
+    if (has_room_tokens(self)) {
+        PyObject *r;
+        int room = nonempty(self->slots);
+        if (room < 0)
+            return NULL;
+        if (!room)      /* full: wait (put's own wait) */
+            return must_wait(self, args[0]);
+        r = call0(self->slots, str_pop);
+        if (r == NULL)
+            return NULL;
+        Py_DECREF(r);
+    }
+    if (after_room(self, args[0]) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(get_doc,
+"get(block=True, timeout=None)\n\n"
+"Remove and return an item, waiting for one if *block* (at most\n"
+"*timeout* seconds); ``queue.Empty`` when there is none.");
+
+static PyObject *
+qb_get(QueueBase *self, PyObject *const *args, Py_ssize_t nargs,
+       PyObject *kwnames)
+{
+    PyObject *item, *items;
+    if (!self->fast || nargs != 0 || kwnames != NULL || self->take == NULL
+            || self->putters == NULL)
+        return to_python((PyObject *)self, str_get_py, args, nargs, kwnames);
+    items = bound_self(self->take);
+    if (items != NULL) {
+        int n = nonempty(items);
+        if (n < 0)
+            return NULL;
+        if (!n)         /* empty: wait (get's own wait) */
+            return must_wait(self, NULL);
+    }
+    item = PyObject_CallNoArgs(self->take);
+    if (item == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_IndexError))
+            return NULL;
+        PyErr_Clear();  /* empty (another OS thread took it) */
+        return must_wait(self, NULL);
+    }
+    if (after_take(self) < 0) {
+        Py_DECREF(item);
+        return NULL;
+    }
+    return item;
+}
+
+static PyMethodDef qb_methods[] = {
+    {"_c_put", (PyCFunction)(void (*)(void))qb_put,
+     METH_FASTCALL | METH_KEYWORDS, put_doc},
+    {"_c_get", (PyCFunction)(void (*)(void))qb_get,
+     METH_FASTCALL | METH_KEYWORDS, get_doc},
+    {NULL}
+};
+
+static PyMemberDef qb_members[] = {
+    {"_slots", T_OBJECT, offsetof(QueueBase, slots), 0, NULL},
+    {"_tasks", T_OBJECT, offsetof(QueueBase, tasks), 0, NULL},
+    {"_append", T_OBJECT, offsetof(QueueBase, append), 0, NULL},
+    {"_take", T_OBJECT, offsetof(QueueBase, take), 0, NULL},
+    {"_getters", T_OBJECT, offsetof(QueueBase, getters), 0, NULL},
+    {"_putters", T_OBJECT, offsetof(QueueBase, putters), 0, NULL},
+    {"_fast", T_BOOL, offsetof(QueueBase, fast), 0, NULL},
+    {NULL}
+};
+
+static PyTypeObject QueueBaseType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "socket2._green_speedups.QueueBase",
+    .tp_basicsize = sizeof(QueueBase),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The fields socket2.green.queue.Queue keeps in C, and its "
+              "compiled put and get.",
+    .tp_new = PyType_GenericNew,
+    .tp_traverse = (traverseproc)qb_traverse,
+    .tp_clear = (inquiry)qb_clear,
+    .tp_dealloc = (destructor)qb_dealloc,
+    .tp_methods = qb_methods,
+    .tp_members = qb_members,
+};
+
+/* ---------------------------------------------------------------------
+ * Module
+ */
+
+PyDoc_STRVAR(configure_doc,
+"configure(hub_local, wake, miss, done)\n\n"
+"Hand over what the compiled waits use: the hub module's thread-local\n"
+"(its ``hub``), socket2.green._locks._wake, and socket2.green.queue's\n"
+"_MISS and _DONE markers.");
+
+static PyObject *
+configure(PyObject *mod, PyObject *args)
+{
+    PyObject *l, *wk, *m, *d;
+    if (!PyArg_ParseTuple(args, "OOOO:configure", &l, &wk, &m, &d))
+        return NULL;
+    Py_INCREF(l);
+    Py_XSETREF(hub_local, l);
+    Py_INCREF(wk);
+    Py_XSETREF(py_wake, wk);
+    Py_INCREF(m);
+    Py_XSETREF(miss, m);
+    Py_INCREF(d);
+    Py_XSETREF(done, d);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"configure", configure, METH_VARARGS, configure_doc},
+    {NULL}
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "socket2._green_speedups",
+    "The compiled half of socket2.green: the waiter of its locks and "
+    "queues, and the queue's put, get and plain waits "
+    "(socket2/ffi/green_speedups.c).", -1, module_methods,
+};
+
+static int
+intern(PyObject **p, const char *s)
+{
+    *p = PyUnicode_InternFromString(s);
+    return *p == NULL ? -1 : 0;
+}
+
+static PyObject *
+method_of(PyObject *type, const char *name)
+{
+    return PyObject_GetAttrString(type, name);
+}
+
+PyMODINIT_FUNC
+PyInit__green_speedups(void)
+{
+    PyObject *m;
+    if (intern(&str_put_py, "_put_py") || intern(&str_get_py, "_get_py")
+            || intern(&str_put_wait, "_put_wait")
+            || intern(&str_get_wait, "_get_wait")
+            || intern(&str_pop, "pop") || intern(&str_append, "append")
+            || intern(&str_remove, "remove") || intern(&str_mutex, "mutex")
+            || intern(&str_hub, "hub") || intern(&str_closed, "_closed")
+            || intern(&str_greenlet, "greenlet")
+            || intern(&str_waker, "_waker") || intern(&str_dead, "dead")
+            || intern(&str_restart_waker, "_restart_waker")
+            || intern(&str_external, "_external")
+            || intern(&str_switch_to_hub, "_switch_to_hub")
+            || intern(&str_thread_ident, "thread_ident")
+            || intern(&str_schedule, "schedule")
+            || intern(&str_acquire, "acquire")
+            || intern(&str_release, "release")
+            || intern(&str_put_attempt, "_put_attempt")
+            || intern(&str_get_atomic, "_get_atomic"))
+        return NULL;
+    PyGreenlet_Import();
+    if (_PyGreenlet_API == NULL)
+        return NULL;
+    {
+        PyObject *collections = PyImport_ImportModule("collections");
+        PyObject *d = collections == NULL ? NULL
+            : PyObject_GetAttrString(collections, "deque");
+        Py_XDECREF(collections);
+        if (d == NULL || !PyType_Check(d)) {
+            Py_XDECREF(d);
+            return NULL;
+        }
+        deque_type = (PyTypeObject *)d;     /* kept for good */
+        deque_pop = method_of(d, "pop");
+        deque_popleft = method_of(d, "popleft");
+        deque_append = method_of(d, "append");
+        if (deque_pop == NULL || deque_popleft == NULL
+                || deque_append == NULL)
+            return NULL;
+    }
+    {
+        PyObject *thread = PyImport_ImportModule("_thread");
+        PyObject *t = thread == NULL ? NULL
+            : PyObject_GetAttrString(thread, "LockType");
+        Py_XDECREF(thread);
+        if (t == NULL || !PyType_Check(t)) {
+            Py_XDECREF(t);
+            return NULL;
+        }
+        lock_type = (PyTypeObject *)t;      /* kept for good */
+        lock_acquire = method_of(t, "acquire");
+        lock_release = method_of(t, "release");
+        if (lock_acquire == NULL || lock_release == NULL)
+            return NULL;
+    }
+    if (PyType_Ready(&QueueBaseType) < 0 || PyType_Ready(&WaiterType) < 0)
+        return NULL;
+    m = PyModule_Create(&module_def);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&QueueBaseType);
+    if (PyModule_AddObject(m, "QueueBase", (PyObject *)&QueueBaseType) < 0) {
+        Py_DECREF(&QueueBaseType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&WaiterType);
+    if (PyModule_AddObject(m, "Waiter", (PyObject *)&WaiterType) < 0) {
+        Py_DECREF(&WaiterType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
