@@ -625,3 +625,86 @@ def test_review_locals_of_an_os_thread_that_waited_go_when_it_ends(tmp_path):
         print(json.dumps({"alive": sum(r() is not None for r in refs)}))
     """)
     assert res == {"alive": 0}
+
+
+def test_lock_fast_paths_and_what_they_hand_to_python(tmp_path):
+    """The uncontended acquire/release of Lock and RLock (compiled:
+    green_speedups.c's SemBase/RLockBase; pure: _locks.py): ownership
+    from a socket2 thread, the root greenlet, a plain greenlet of the
+    user's and a real OS thread; the argument forms the compiled acquire
+    hands to Python; mutual exclusion between socket2 threads and OS
+    threads; Condition over an RLock held twice."""
+    res, _ = run_program(tmp_path, """
+        import json, threading
+        import greenlet
+        from socket2 import _hotpath, monkey
+        out = {"compiled": _hotpath.COMPILED}
+        L, R = threading.Lock(), threading.RLock()
+        out["c_methods"] = [type(L).__enter__.__name__,
+                            type(R).__enter__.__name__]
+        # Argument forms: positional bool, int, keywords, timeout.
+        L.acquire()
+        out["lock_forms"] = [L.acquire(False), L.acquire(0),
+                             L.acquire(blocking=False),
+                             L.acquire(True, 0.01), L.locked()]
+        L.release()
+        out["lock_free"] = [L.acquire(1), L.locked()]
+        L.release()
+        # RLock ownership per context.
+        def plain():
+            with R:
+                with R:
+                    return [R._is_owned(), R._recursion_count()]
+        out["plain_greenlet"] = greenlet.greenlet(plain).switch()
+        with R:
+            inner = []
+            g = greenlet.greenlet(lambda: inner.append(
+                [R.acquire(False), R.acquire(timeout=0.01)]))
+            g.switch()
+            out["other_greenlet"] = inner[0]
+            try:
+                greenlet.greenlet(R.release).switch()
+            except RuntimeError as e:
+                out["release_by_other"] = str(e)
+        out["released"] = [R._is_owned(), R.acquire(blocking=False)]
+        R.release()
+        try:
+            R.release()
+        except RuntimeError as e:
+            out["release_free"] = str(e)
+        # Condition over an RLock held twice: wait drops both levels.
+        c = threading.Condition(threading.RLock())
+        with c:
+            with c:
+                threading.Timer(0.02, lambda: [c.acquire(), c.notify(),
+                                               c.release()]).start()
+                out["cond"] = [c.wait(2), c._lock._recursion_count()]
+        # Mutual exclusion: 2 socket2 threads and 2 OS threads.
+        OS = monkey.original("threading", "Thread")
+        for lock in (threading.Lock(), threading.RLock()):
+            box = [0, 0]
+            def work():
+                for _ in range(3000):
+                    with lock:
+                        v = box[0]
+                        box[1] = max(box[1], 1)
+                        box[0] = v + 1
+            ts = [threading.Thread(target=work) for _ in range(2)] + \\
+                [OS(target=work) for _ in range(2)]
+            [t.start() for t in ts]; [t.join() for t in ts]
+            out.setdefault("counts", []).append(box[0])
+        print(json.dumps(out))
+    """)
+    if res["compiled"]:
+        assert res["c_methods"] == ["_c_lock_enter", "_c_enter"]
+    else:
+        assert res["c_methods"] == ["__enter__", "__enter__"]
+    assert res["lock_forms"] == [False, False, False, False, True]
+    assert res["lock_free"] == [True, True]
+    assert res["plain_greenlet"] == [True, 2]
+    assert res["other_greenlet"] == [False, False]
+    assert res["release_by_other"] == "cannot release un-acquired lock"
+    assert res["released"] == [False, True]
+    assert res["release_free"] == "cannot release un-acquired lock"
+    assert res["cond"] == [True, 2]
+    assert res["counts"] == [12000, 12000]

@@ -864,21 +864,468 @@ static PyTypeObject QueueBaseType = {
 };
 
 /* ---------------------------------------------------------------------
+ * SemBase and RLockBase: the uncontended paths of the patched locks
+ *
+ * socket2/green/_locks.py is the reference (_Sem, LockType, RLock).  Its
+ * fast paths take the lock's mutex (a real _thread.RLock) around a look
+ * at the count even though each is a few bytecodes: another OS thread
+ * may be in the middle of a slow path under that mutex.  The same holds
+ * here (C code holding the GIL does not stop a Python slow path that the
+ * GIL left between two bytecodes), so these take the mutex too; what
+ * they save is the interpreter.  A wait or a wake-up goes to the Python
+ * methods of the same object (_acquire, _release).
+ */
+
+static PyTypeObject *rlock_type;
+static PyObject *rlock_acquire, *rlock_release, *minus_one, *py_get_ident;
+static PyObject *str_s2_thread, *str_acquire_slow, *str_release_slow;
+static PyObject *str_py_acquire, *str_unacquired;
+
+#define rmx_acquire(m) mx_call2((m), rlock_acquire, str_acquire)
+#define rmx_release(m) mx_call2((m), rlock_release, str_release)
+
+static int
+mx_call2(PyObject *m, PyObject *desc, PyObject *name)
+{
+    PyObject *r;
+    if (m == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "lock used before __init__");
+        return -1;
+    }
+    r = Py_IS_TYPE(m, rlock_type) ? PyObject_Vectorcall(desc, &m, 1, NULL)
+                                  : PyObject_CallMethodNoArgs(m, name);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *mutex;      /* _mutex: a real _thread.RLock */
+    Py_ssize_t value;     /* _value: free permits */
+    PyObject *waiters;    /* _waiters: the queued Waiters (a deque) */
+    PyObject *weakrefs;
+} SemBase;
+
+static PyTypeObject SemBaseType;
+
+static int
+sb_traverse(SemBase *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->mutex);
+    Py_VISIT(self->waiters);
+    return 0;
+}
+
+static int
+sb_clear(SemBase *self)
+{
+    Py_CLEAR(self->mutex);
+    Py_CLEAR(self->waiters);
+    return 0;
+}
+
+static void
+sb_dealloc(SemBase *self)
+{
+    PyObject_GC_UnTrack(self);
+    if (self->weakrefs != NULL)
+        PyObject_ClearWeakRefs((PyObject *)self);
+    sb_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Take a free permit of the lock (value 1) under its mutex: 1 taken,
+   0 none free, -1 error. */
+static int
+sb_take(SemBase *self)
+{
+    int got;
+    if (rmx_acquire(self->mutex) < 0)
+        return -1;
+    got = self->value != 0;
+    if (got)
+        self->value = 0;
+    if (rmx_release(self->mutex) < 0)
+        return -1;
+    return got;
+}
+
+/* The blocking acquire: a permit now, else _Sem._acquire's wait. */
+static PyObject *
+sb_acquire_blocking(SemBase *self)
+{
+    int got = sb_take(self);
+    if (got < 0)
+        return NULL;
+    if (got)
+        Py_RETURN_TRUE;
+    {
+        PyObject *a[3] = {(PyObject *)self, Py_True, minus_one};
+        return PyObject_VectorcallMethod(str_acquire_slow, a, 3, NULL);
+    }
+}
+
+/* LockType's release: the permit back, or _Sem._release(1) when it must
+   wake a waiter or raise (released while unlocked). */
+static PyObject *
+sb_unlock(SemBase *self)
+{
+    int slow;
+    if (rmx_acquire(self->mutex) < 0)
+        return NULL;
+    slow = self->value != 0;
+    if (!slow && self->waiters != NULL) {
+        slow = nonempty(self->waiters);
+        if (slow < 0) {
+            mx_release_keep(self->mutex);
+            return NULL;
+        }
+    }
+    if (!slow)
+        self->value = 1;
+    if (rmx_release(self->mutex) < 0)
+        return NULL;
+    if (slow) {
+        PyObject *one = PyLong_FromLong(1), *r;
+        PyObject *a[2] = {(PyObject *)self, one};
+        if (one == NULL)
+            return NULL;
+        r = PyObject_VectorcallMethod(str_release_slow, a, 2, NULL);
+        Py_DECREF(one);
+        if (r == NULL)
+            return NULL;
+        Py_DECREF(r);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+sb_enter(SemBase *self, PyObject *unused)
+{
+    return sb_acquire_blocking(self);
+}
+
+static PyObject *
+sb_exit(SemBase *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return sb_unlock(self);
+}
+
+static PyObject *
+sb_release(SemBase *self, PyObject *unused)
+{
+    return sb_unlock(self);
+}
+
+/* acquire(blocking=True, timeout=-1): here for acquire(), acquire(True)
+   and acquire(False); anything else (a timeout, keywords) is
+   LockType._py_acquire's, which checks the arguments. */
+static PyObject *
+sb_acquire(SemBase *self, PyObject *const *args, Py_ssize_t nargs,
+           PyObject *kwnames)
+{
+    if (kwnames == NULL && nargs <= 1) {
+        if (nargs == 0 || args[0] == Py_True)
+            return sb_acquire_blocking(self);
+        if (args[0] == Py_False) {
+            int got = sb_take(self);
+            if (got < 0)
+                return NULL;
+            return PyBool_FromLong(got);
+        }
+    }
+    return to_python((PyObject *)self, str_py_acquire, args, nargs, kwnames);
+}
+
+static PyMethodDef sb_methods[] = {
+    {"_c_lock_acquire", (PyCFunction)(void (*)(void))sb_acquire,
+     METH_FASTCALL | METH_KEYWORDS,
+     "acquire(blocking=True, timeout=-1)\n\nTake the lock; False when "
+     "it gives up (see LockType)."},
+    {"_c_lock_release", (PyCFunction)sb_release, METH_NOARGS,
+     "release()\n\nUnlock; the first waiter, in whatever thread, gets "
+     "the lock."},
+    {"_c_lock_enter", (PyCFunction)sb_enter, METH_NOARGS, NULL},
+    {"_c_lock_exit", (PyCFunction)(void (*)(void))sb_exit, METH_FASTCALL,
+     NULL},
+    {NULL}
+};
+
+static PyMemberDef sb_members[] = {
+    {"_mutex", T_OBJECT, offsetof(SemBase, mutex), 0, NULL},
+    {"_value", T_PYSSIZET, offsetof(SemBase, value), 0, NULL},
+    {"_waiters", T_OBJECT, offsetof(SemBase, waiters), 0, NULL},
+    {NULL}
+};
+
+static PyTypeObject SemBaseType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "socket2._green_speedups.SemBase",
+    .tp_basicsize = sizeof(SemBase),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The fields of socket2.green._locks._Sem in C, and "
+              "LockType's uncontended acquire and release.",
+    .tp_new = PyType_GenericNew,
+    .tp_traverse = (traverseproc)sb_traverse,
+    .tp_clear = (inquiry)sb_clear,
+    .tp_dealloc = (destructor)sb_dealloc,
+    .tp_weaklistoffset = offsetof(SemBase, weakrefs),
+    .tp_methods = sb_methods,
+    .tp_members = sb_members,
+};
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *block;      /* _block: its LockType */
+    PyObject *mutex;      /* _mutex: the block's mutex */
+    PyObject *owner;      /* _owner: the holder's ident (NULL/None: free) */
+    Py_ssize_t count;     /* _count: levels held */
+    PyObject *weakrefs;
+} RLockBase;
+
+/* The running thread's ident (socket2.green._locks.get_ident): id() of a
+   socket2 thread's greenlet, the OS thread's ident for a root greenlet,
+   get_ident() itself for anything else.  A new reference, or NULL. */
+static PyObject *
+current_ident(void)
+{
+    PyObject *g = (PyObject *)PyGreenlet_GetCurrent(), *d, *p;
+    int has;
+    if (g == NULL)
+        return NULL;
+    d = PyObject_GenericGetDict(g, NULL);
+    if (d == NULL) {
+        Py_DECREF(g);
+        return NULL;
+    }
+    has = PyDict_Contains(d, str_s2_thread);
+    Py_DECREF(d);
+    if (has) {
+        Py_DECREF(g);
+        return has < 0 ? NULL : PyLong_FromVoidPtr(g);
+    }
+    p = (PyObject *)PyGreenlet_GetParent((PyGreenlet *)g);
+    Py_DECREF(g);
+    if (p == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        return PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+    }
+    Py_DECREF(p);
+    if (py_get_ident == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "not configured");
+        return NULL;
+    }
+    return PyObject_CallNoArgs(py_get_ident);
+}
+
+/* Whether *me* owns the RLock: 1, 0, -1. */
+static int
+rl_owned_by(RLockBase *self, PyObject *me)
+{
+    if (self->owner == NULL || self->owner == Py_None)
+        return 0;
+    if (self->owner == me)
+        return 1;
+    return PyObject_RichCompareBool(self->owner, me, Py_EQ);
+}
+
+static int
+rl_traverse(RLockBase *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->block);
+    Py_VISIT(self->mutex);
+    Py_VISIT(self->owner);
+    return 0;
+}
+
+static int
+rl_clear(RLockBase *self)
+{
+    Py_CLEAR(self->block);
+    Py_CLEAR(self->mutex);
+    Py_CLEAR(self->owner);
+    return 0;
+}
+
+static void
+rl_dealloc(RLockBase *self)
+{
+    PyObject_GC_UnTrack(self);
+    if (self->weakrefs != NULL)
+        PyObject_ClearWeakRefs((PyObject *)self);
+    rl_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Its LockType, or NULL with an error. */
+static SemBase *
+rl_block(RLockBase *self)
+{
+    if (self->block == NULL || !PyObject_TypeCheck(self->block, &SemBaseType)) {
+        PyErr_SetString(PyExc_RuntimeError, self->block == NULL
+                        ? "RLock used before __init__"
+                        : "RLock._block is not a socket2 lock");
+        return NULL;
+    }
+    return (SemBase *)self->block;
+}
+
+/* Take the RLock (blocking), or one more level of it. */
+static PyObject *
+rl_acquire_blocking(RLockBase *self)
+{
+    PyObject *me = current_ident(), *r;
+    int own;
+    if (me == NULL)
+        return NULL;
+    own = rl_owned_by(self, me);
+    if (own) {
+        Py_DECREF(me);
+        if (own < 0)
+            return NULL;
+        self->count++;
+        Py_RETURN_TRUE;
+    }
+    if (rl_block(self) == NULL) {
+        Py_DECREF(me);
+        return NULL;
+    }
+    r = sb_acquire_blocking(rl_block(self));
+    if (r == NULL) {
+        Py_DECREF(me);
+        return NULL;
+    }
+    Py_DECREF(r);
+    Py_XSETREF(self->owner, me);
+    self->count = 1;
+    Py_RETURN_TRUE;
+}
+
+/* Drop one level; the last one unlocks (RuntimeError if not held by the
+   caller). */
+static PyObject *
+rl_unlock(RLockBase *self)
+{
+    PyObject *me = current_ident();
+    int own;
+    if (me == NULL)
+        return NULL;
+    own = rl_owned_by(self, me);
+    Py_DECREF(me);
+    if (own <= 0) {
+        if (own == 0)
+            PyErr_SetObject(PyExc_RuntimeError, str_unacquired);
+        return NULL;
+    }
+    if (rl_block(self) == NULL)
+        return NULL;
+    if (--self->count == 0) {
+        Py_INCREF(Py_None);
+        Py_XSETREF(self->owner, Py_None);
+        return sb_unlock(rl_block(self));
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+rl_enter(RLockBase *self, PyObject *unused)
+{
+    return rl_acquire_blocking(self);
+}
+
+static PyObject *
+rl_exit(RLockBase *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return rl_unlock(self);
+}
+
+static PyObject *
+rl_release(RLockBase *self, PyObject *unused)
+{
+    return rl_unlock(self);
+}
+
+static PyObject *
+rl_acquire(RLockBase *self, PyObject *const *args, Py_ssize_t nargs,
+           PyObject *kwnames)
+{
+    if (kwnames == NULL && (nargs == 0 || (nargs == 1 && args[0] == Py_True)))
+        return rl_acquire_blocking(self);
+    return to_python((PyObject *)self, str_py_acquire, args, nargs, kwnames);
+}
+
+static PyObject *
+rl_is_owned(RLockBase *self, PyObject *unused)
+{
+    PyObject *me = current_ident();
+    int own;
+    if (me == NULL)
+        return NULL;
+    own = rl_owned_by(self, me);
+    Py_DECREF(me);
+    if (own < 0)
+        return NULL;
+    return PyBool_FromLong(own);
+}
+
+static PyMethodDef rl_methods[] = {
+    {"_c_acquire", (PyCFunction)(void (*)(void))rl_acquire,
+     METH_FASTCALL | METH_KEYWORDS,
+     "acquire(blocking=True, timeout=-1)\n\nTake the lock, or count one "
+     "more level if the caller holds it."},
+    {"_c_release", (PyCFunction)rl_release, METH_NOARGS,
+     "release()\n\nDrop one level; the last one unlocks."},
+    {"_c_enter", (PyCFunction)rl_enter, METH_NOARGS, NULL},
+    {"_c_exit", (PyCFunction)(void (*)(void))rl_exit, METH_FASTCALL, NULL},
+    {"_c_is_owned", (PyCFunction)rl_is_owned, METH_NOARGS, NULL},
+    {NULL}
+};
+
+static PyMemberDef rl_members[] = {
+    {"_block", T_OBJECT, offsetof(RLockBase, block), 0, NULL},
+    {"_mutex", T_OBJECT, offsetof(RLockBase, mutex), 0, NULL},
+    {"_owner", T_OBJECT, offsetof(RLockBase, owner), 0, NULL},
+    {"_count", T_PYSSIZET, offsetof(RLockBase, count), 0, NULL},
+    {NULL}
+};
+
+static PyTypeObject RLockBaseType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "socket2._green_speedups.RLockBase",
+    .tp_basicsize = sizeof(RLockBase),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The fields of socket2.green._locks.RLock in C, and its "
+              "uncontended acquire and release.",
+    .tp_new = PyType_GenericNew,
+    .tp_traverse = (traverseproc)rl_traverse,
+    .tp_clear = (inquiry)rl_clear,
+    .tp_dealloc = (destructor)rl_dealloc,
+    .tp_weaklistoffset = offsetof(RLockBase, weakrefs),
+    .tp_methods = rl_methods,
+    .tp_members = rl_members,
+};
+
+/* ---------------------------------------------------------------------
  * Module
  */
 
 PyDoc_STRVAR(configure_doc,
-"configure(hub_local, wake, miss, done)\n\n"
-"Hand over what the compiled waits use: the hub module's thread-local\n"
-"(its ``hub``), socket2.green._locks._wake, and socket2.green.queue's\n"
-"_MISS and _DONE markers.");
+"configure(hub_local, wake, get_ident, miss, done)\n\n"
+"Hand over what the compiled paths use: the hub module's thread-local\n"
+"(its ``hub``), socket2.green._locks._wake and get_ident, and\n"
+"socket2.green.queue's _MISS and _DONE markers.");
 
 static PyObject *
 configure(PyObject *mod, PyObject *args)
 {
-    PyObject *l, *wk, *m, *d;
-    if (!PyArg_ParseTuple(args, "OOOO:configure", &l, &wk, &m, &d))
+    PyObject *l, *wk, *gi, *m, *d;
+    if (!PyArg_ParseTuple(args, "OOOOO:configure", &l, &wk, &gi, &m, &d))
         return NULL;
+    Py_INCREF(gi);
+    Py_XSETREF(py_get_ident, gi);
     Py_INCREF(l);
     Py_XSETREF(hub_local, l);
     Py_INCREF(wk);
@@ -935,7 +1382,15 @@ PyInit__green_speedups(void)
             || intern(&str_acquire, "acquire")
             || intern(&str_release, "release")
             || intern(&str_put_attempt, "_put_attempt")
-            || intern(&str_get_atomic, "_get_atomic"))
+            || intern(&str_get_atomic, "_get_atomic")
+            || intern(&str_s2_thread, "_s2_thread")
+            || intern(&str_acquire_slow, "_acquire")
+            || intern(&str_release_slow, "_release")
+            || intern(&str_py_acquire, "_py_acquire")
+            || intern(&str_unacquired, "cannot release un-acquired lock"))
+        return NULL;
+    minus_one = PyLong_FromLong(-1);
+    if (minus_one == NULL)
         return NULL;
     PyGreenlet_Import();
     if (_PyGreenlet_API == NULL)
@@ -972,7 +1427,24 @@ PyInit__green_speedups(void)
         if (lock_acquire == NULL || lock_release == NULL)
             return NULL;
     }
-    if (PyType_Ready(&QueueBaseType) < 0 || PyType_Ready(&WaiterType) < 0)
+    {
+        PyObject *thread = PyImport_ImportModule("_thread");
+        PyObject *t = thread == NULL ? NULL
+            : PyObject_GetAttrString(thread, "RLock");
+        Py_XDECREF(thread);
+        if (t == NULL || !PyType_Check(t)) {
+            Py_XDECREF(t);
+            return NULL;
+        }
+        rlock_type = (PyTypeObject *)t;     /* kept for good */
+        rlock_acquire = method_of(t, "acquire");
+        rlock_release = method_of(t, "release");
+        if (rlock_acquire == NULL || rlock_release == NULL)
+            return NULL;
+    }
+    if (PyType_Ready(&QueueBaseType) < 0 || PyType_Ready(&WaiterType) < 0
+            || PyType_Ready(&SemBaseType) < 0
+            || PyType_Ready(&RLockBaseType) < 0)
         return NULL;
     m = PyModule_Create(&module_def);
     if (m == NULL)
@@ -983,9 +1455,11 @@ PyInit__green_speedups(void)
         Py_DECREF(m);
         return NULL;
     }
-    Py_INCREF(&WaiterType);
-    if (PyModule_AddObject(m, "Waiter", (PyObject *)&WaiterType) < 0) {
-        Py_DECREF(&WaiterType);
+    if (PyModule_AddObjectRef(m, "Waiter", (PyObject *)&WaiterType) < 0
+            || PyModule_AddObjectRef(m, "SemBase",
+                                     (PyObject *)&SemBaseType) < 0
+            || PyModule_AddObjectRef(m, "RLockBase",
+                                     (PyObject *)&RLockBaseType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -36,9 +36,14 @@ class _Dicts(dict):
 
 
 def _drop(used, key):
-    """A socket2 thread ended: its dicts go from every local it used."""
-    for dicts in list(used.values()):
-        dicts.pop(key, None)
+    """A socket2 thread ended: its dicts go from every local it used.
+    (*used* is a WeakValueDictionary, read through its ``data``: a root
+    greenlet's hook may run late in the interpreter's finalization, when
+    the weakref module's own helpers are gone.)"""
+    for ref in list(used.data.values()):
+        dicts = ref()
+        if dicts is not None:
+            dicts.pop(key, None)
 
 
 class _local:

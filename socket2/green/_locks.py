@@ -64,7 +64,7 @@ from collections import deque
 
 from greenlet import getcurrent
 
-from .. import _hotpath
+from .. import _hotpath, hub as _hub_module
 from ..errors import TimeoutError as _S2Timeout
 from ..hub import _existing_hub, clock
 
@@ -137,11 +137,14 @@ class _Waiter:
         self.done = False       # set by the waiter once it stops waiting
 
 
+_speedups = None
 if _hotpath.COMPILED:
-    try:        # the same record in C (socket2/ffi/green_speedups.c)
-        from .._green_speedups import Waiter as _Waiter  # noqa: F811
+    try:    # socket2/ffi/green_speedups.c: the waiter, the locks' fast paths
+        from .. import _green_speedups as _speedups
     except ImportError:     # a source tree whose extension is not built
         pass
+    else:
+        _Waiter = _speedups.Waiter      # noqa: F811 - the same record in C
 
 
 def _make_waiter():
@@ -189,12 +192,31 @@ def _timeout_arg(blocking, timeout):
     return timeout
 
 
-class _Sem:
+class _SemBase:
+    """_Sem's fields (in C with the compiled path: green_speedups.c's
+    SemBase, which also has LockType's uncontended acquire and release)."""
+
+    __slots__ = ("_mutex", "_value", "_waiters", "__weakref__")
+
+
+class _RLockBase:
+    """RLock's fields (in C with the compiled path: green_speedups.c's
+    RLockBase, which also has its uncontended acquire and release)."""
+
+    __slots__ = ("_block", "_mutex", "_owner", "_count", "__weakref__")
+
+
+if _speedups is not None:
+    _SemBase = _speedups.SemBase        # noqa: F811
+    _RLockBase = _speedups.RLockBase    # noqa: F811
+
+
+class _Sem(_SemBase):
     """A counting semaphore for greenlets and OS threads alike (hand-over
     and notification as the module docstring says); the base of
     :class:`LockType` and of the cooperative ``queue.SimpleQueue``."""
 
-    __slots__ = ("_mutex", "_value", "_waiters", "__weakref__")
+    __slots__ = ()
 
     # The mutex is reentrant: a finalizer or a signal handler may run in
     # the middle of an acquire and release (the standard SimpleQueue's put
@@ -417,12 +439,12 @@ class LockType(_Sem):
             "locked" if self._value == 0 else "unlocked", __name__, id(self))
 
 
-class RLock:
+class RLock(_RLockBase):
     """A reentrant lock owned by a socket2 thread (or OS thread): the
     standard library's semantics (recursion, owner checks, ``False`` from
     an ``acquire`` that gives up) over :class:`LockType`."""
 
-    __slots__ = ("_block", "_mutex", "_owner", "_count", "__weakref__")
+    __slots__ = ()
 
     def __init__(self):
         self._block = LockType()
@@ -530,3 +552,23 @@ class RLock:
         return "<%s %s.RLock object owner=%r count=%d at %#x>" % (
             "locked" if self._block.locked() else "unlocked", __name__,
             self._owner, self._count, id(self))
+
+
+# What the compiled paths need, and the methods they replace (the Python
+# ones stay as _py_acquire: the compiled acquire hands them every call
+# with a timeout or keywords).
+_MISS = object()     # what a queue's attempt returns when it could not
+_DONE = object()     # ... and when it did the whole operation itself
+LockType._py_acquire = LockType.acquire
+RLock._py_acquire = RLock.acquire
+if _speedups is not None:
+    _speedups.configure(_hub_module._local, _wake, get_ident, _MISS, _DONE)
+    LockType.acquire = LockType.acquire_lock = _SemBase._c_lock_acquire
+    LockType.release = LockType.release_lock = _SemBase._c_lock_release
+    LockType.__enter__ = _SemBase._c_lock_enter
+    LockType.__exit__ = _SemBase._c_lock_exit
+    RLock.acquire = _RLockBase._c_acquire
+    RLock.release = _RLockBase._c_release
+    RLock.__enter__ = _RLockBase._c_enter
+    RLock.__exit__ = _RLockBase._c_exit
+    RLock._is_owned = _RLockBase._c_is_owned

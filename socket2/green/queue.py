@@ -39,8 +39,8 @@ import types
 from .. import _hotpath
 from ..errors import TimeoutError as _S2Timeout
 from ..hub import clock as _clock
-from ._locks import (_Sem, _Waiter, _make_waiter, _real_allocate_lock,
-                     _real_get_ident, _wake)
+from ._locks import (_DONE, _MISS, _Sem, _Waiter, _make_waiter,
+                     _real_allocate_lock, _real_get_ident, _wake)
 
 __implements__ = ["SimpleQueue", "Queue", "LifoQueue", "PriorityQueue"]
 __all__ = list(__queue__.__all__)
@@ -48,8 +48,6 @@ __all__ = list(__queue__.__all__)
 
 # -- waiting (module docstring) --------------------------------------------------
 
-_MISS = object()     # what an attempt returns when it could not be done
-_DONE = object()     # ... when it did the whole operation itself
 
 
 def _block(w, end):
@@ -237,10 +235,8 @@ if _hotpath.COMPILED:
         from .. import _green_speedups
     except ImportError:     # a source tree whose extension is not built
         pass
-    else:
-        from .. import hub as _hub_module
+    else:   # (configured by _locks)
         _QueueBase = _green_speedups.QueueBase  # noqa: F811
-        _green_speedups.configure(_hub_module._local, _wake, _MISS, _DONE)
 
 
 class Queue(_QueueBase):
