@@ -153,16 +153,32 @@ static PyTypeObject WaiterType = {
  * Helpers: deques, the queue's mutex, the hub
  */
 
-/* o.method() / o.method(arg): a deque's own method through its
-   descriptor (no lookup per call), anything else's by name. */
+/* o.method() / o.method(arg): a deque's own method called straight
+   through its C function (no lookup, no argument handling: the
+   descriptor's method table says its calling convention, checked at
+   import), anything else's by name. */
 static PyTypeObject *deque_type;
 static PyObject *deque_pop, *deque_popleft, *deque_append;
+static PyCFunction deque_pop_f, deque_popleft_f, deque_append_f;
+
+/* The C function of method descriptor *d* if it takes *flags*, else
+   NULL (then the descriptor is called the usual way). */
+static PyCFunction
+c_function_of(PyObject *d, int flags)
+{
+    PyMethodDef *def;
+    if (!Py_IS_TYPE(d, &PyMethodDescr_Type))
+        return NULL;
+    def = ((PyMethodDescrObject *)d)->d_method;
+    return (def->ml_flags & ~METH_COEXIST) == flags ? def->ml_meth : NULL;
+}
 
 static PyObject *
 call0(PyObject *o, PyObject *name)
 {
     if (Py_IS_TYPE(o, deque_type) && name == str_pop)
-        return PyObject_Vectorcall(deque_pop, &o, 1, NULL);
+        return deque_pop_f != NULL ? deque_pop_f(o, NULL)
+            : PyObject_Vectorcall(deque_pop, &o, 1, NULL);
     return PyObject_CallMethodNoArgs(o, name);
 }
 
@@ -171,9 +187,26 @@ call1(PyObject *o, PyObject *name, PyObject *arg)
 {
     if (Py_IS_TYPE(o, deque_type) && name == str_append) {
         PyObject *b[2] = {o, arg};
-        return PyObject_Vectorcall(deque_append, b, 2, NULL);
+        return deque_append_f != NULL ? deque_append_f(o, arg)
+            : PyObject_Vectorcall(deque_append, b, 2, NULL);
     }
     return PyObject_CallMethodOneArg(o, name, arg);
+}
+
+/* A bound method (the items' append, popleft or pop) called with
+   *arg* (NULL: none), straight through its C function when it is a
+   built-in one taking that. */
+static PyObject *
+call_bound(PyObject *m, PyObject *arg)
+{
+    if (PyCFunction_Check(m)) {
+        int flags = PyCFunction_GET_FLAGS(m) & ~METH_COEXIST;
+        if (arg == NULL && flags == METH_NOARGS)
+            return PyCFunction_GET_FUNCTION(m)(PyCFunction_GET_SELF(m), NULL);
+        if (arg != NULL && flags == METH_O)
+            return PyCFunction_GET_FUNCTION(m)(PyCFunction_GET_SELF(m), arg);
+    }
+    return arg == NULL ? PyObject_CallNoArgs(m) : PyObject_CallOneArg(m, arg);
 }
 
 static int
@@ -190,7 +223,10 @@ call1_void(PyObject *o, PyObject *name, PyObject *arg)
 static int
 nonempty(PyObject *o)
 {
-    Py_ssize_t n = PyObject_Size(o);
+    Py_ssize_t n;
+    if (Py_IS_TYPE(o, deque_type))
+        return Py_SIZE(o) > 0;      /* (a deque's length is its ob_size) */
+    n = PyObject_Size(o);
     return n < 0 ? -1 : n > 0;
 }
 
@@ -249,9 +285,10 @@ notify1(PyObject *waiters)
     int n = nonempty(waiters);
     if (n <= 0)
         return n;
-    w = Py_IS_TYPE(waiters, deque_type)
-        ? PyObject_Vectorcall(deque_popleft, &waiters, 1, NULL)
-        : PyObject_CallMethod(waiters, "popleft", NULL);
+    w = !Py_IS_TYPE(waiters, deque_type)
+        ? PyObject_CallMethod(waiters, "popleft", NULL)
+        : deque_popleft_f != NULL ? deque_popleft_f(waiters, NULL)
+        : PyObject_Vectorcall(deque_popleft, &waiters, 1, NULL);
     if (w == NULL)
         return -1;
     if (Waiter_Check(w)) {
@@ -600,7 +637,7 @@ after_room(QueueBase *self, PyObject *item)
     /* Counted first: a get and task_done may come before the end. */
     if (call1_void(self->tasks, str_append, Py_None) < 0)
         return -1;
-    r = PyObject_CallOneArg(self->append, item);
+    r = call_bound(self->append, item);
     if (r == NULL)
         return -1;
     Py_DECREF(r);
@@ -627,7 +664,7 @@ get_attempt(QueueBase *self)
         if (!n)
             goto missed;    /* (the common miss, without an exception) */
     }
-    item = PyObject_CallNoArgs(self->take);
+    item = call_bound(self->take, NULL);
     if (item == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_IndexError))
             return NULL;
@@ -778,15 +815,16 @@ qb_put(QueueBase *self, PyObject *const *args, Py_ssize_t nargs,
             || self->append == NULL || self->getters == NULL)
         return to_python((PyObject *)self, str_put_py, args, nargs, kwnames);
     if (has_room_tokens(self)) {
-        PyObject *r;
-        int room = nonempty(self->slots);
-        if (room < 0)
-            return NULL;
-        if (!room)      /* full: wait (put's own wait) */
+        /* A room token; none (IndexError): full, wait (put's own wait).
+           (No look at the size first: a full queue's put waits anyway,
+           which costs far more than the exception.) */
+        PyObject *r = call0(self->slots, str_pop);
+        if (r == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_IndexError))
+                return NULL;
+            PyErr_Clear();
             return must_wait(self, args[0]);
-        r = call0(self->slots, str_pop);
-        if (r == NULL)
-            return NULL;
+        }
         Py_DECREF(r);
     }
     if (after_room(self, args[0]) < 0)
@@ -803,23 +841,17 @@ static PyObject *
 qb_get(QueueBase *self, PyObject *const *args, Py_ssize_t nargs,
        PyObject *kwnames)
 {
-    PyObject *item, *items;
+    PyObject *item;
     if (!self->fast || nargs != 0 || kwnames != NULL || self->take == NULL
             || self->putters == NULL)
         return to_python((PyObject *)self, str_get_py, args, nargs, kwnames);
-    items = bound_self(self->take);
-    if (items != NULL) {
-        int n = nonempty(items);
-        if (n < 0)
-            return NULL;
-        if (!n)         /* empty: wait (get's own wait) */
-            return must_wait(self, NULL);
-    }
-    item = PyObject_CallNoArgs(self->take);
+    item = call_bound(self->take, NULL);
     if (item == NULL) {
+        /* Empty (IndexError): wait (get's own wait; as in put, no look
+           at the size first). */
         if (!PyErr_ExceptionMatches(PyExc_IndexError))
             return NULL;
-        PyErr_Clear();  /* empty (another OS thread took it) */
+        PyErr_Clear();
         return must_wait(self, NULL);
     }
     if (after_take(self) < 0) {
@@ -1411,6 +1443,9 @@ PyInit__green_speedups(void)
         if (deque_pop == NULL || deque_popleft == NULL
                 || deque_append == NULL)
             return NULL;
+        deque_pop_f = c_function_of(deque_pop, METH_NOARGS);
+        deque_popleft_f = c_function_of(deque_popleft, METH_NOARGS);
+        deque_append_f = c_function_of(deque_append, METH_O);
     }
     {
         PyObject *thread = PyImport_ImportModule("_thread");
