@@ -816,7 +816,12 @@ class Hub:
             if self._closed:
                 return
             self._closed = True
-            self.poller.close()
+        # Outside the lock: a wakeup() from another OS thread that was
+        # under way has finished (it held the lock), and none starts once
+        # _closed is set.  Closing may run Python code (the waiters of
+        # the poller's descriptors are told), which must not be able to
+        # leave this lock held.
+        self.poller.close()
         self._orphan_calls()
 
     def _orphan_calls(self):

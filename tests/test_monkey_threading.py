@@ -708,3 +708,49 @@ def test_lock_fast_paths_and_what_they_hand_to_python(tmp_path):
     assert res["release_free"] == "cannot release un-acquired lock"
     assert res["cond"] == [True, 2]
     assert res["counts"] == [12000, 12000]
+
+
+def test_review_exit_after_hubs_in_os_threads_shared_locks(tmp_path):
+    # review: two OS threads with a hub each, a bare OS thread and the main
+    # program's threads shared a Lock, an RLock, a Condition and a
+    # Queue(1); after every join, the exit hung about one run in two (pure
+    # Python): the main hub's close at finalization waited for a lock an
+    # ended OS thread held.  Eight runs, each must exit.
+    code = """
+        import json, queue, threading, time
+        import socket2
+        from socket2 import monkey
+        OS = monkey.original("threading", "Thread")
+        L, R = threading.Lock(), threading.RLock()
+        C = threading.Condition(threading.RLock())
+        q = queue.Queue(1)
+        box = [0]
+        def work(tag):
+            for i in range(800):
+                with L:
+                    if i % 7 == 0:
+                        time.sleep(0)
+                    box[0] += 1
+                with R:
+                    with R:
+                        pass
+                with C:
+                    C.notify()
+                    if i % 11 == 0:
+                        C.wait(0.001)
+                q.put(i)
+                q.get()
+        def with_hub():
+            ts = [socket2.newthread(work, j) for j in range(3)]
+            [t.join() for t in ts]
+        ths = [OS(target=with_hub) for _ in range(2)] + [OS(target=work,
+                                                            args=("bare",))]
+        main = [socket2.newthread(work, j) for j in range(2)]
+        [t.start() for t in ths]
+        [t.join() for t in main]
+        [t.join() for t in ths]
+        print(json.dumps(box[0]))
+    """
+    for _ in range(8):
+        res, _ = run_program(tmp_path, code, timeout=30)
+        assert res == 9 * 800

@@ -64,7 +64,7 @@ from collections import deque
 
 from greenlet import getcurrent
 
-from .. import _hotpath, hub as _hub_module
+from .. import _hotpath
 from ..errors import TimeoutError as _S2Timeout
 from ..hub import _existing_hub, clock
 
@@ -562,7 +562,8 @@ _DONE = object()     # ... and when it did the whole operation itself
 LockType._py_acquire = LockType.acquire
 RLock._py_acquire = RLock.acquire
 if _speedups is not None:
-    _speedups.configure(_hub_module._local, _wake, get_ident, _MISS, _DONE)
+    from ..hub import _local as _hub_local
+    _speedups.configure(_hub_local, _wake, get_ident, _MISS, _DONE)
     LockType.acquire = LockType.acquire_lock = _SemBase._c_lock_acquire
     LockType.release = LockType.release_lock = _SemBase._c_lock_release
     LockType.__enter__ = _SemBase._c_lock_enter
