@@ -8,7 +8,9 @@
 ``patch_all()`` instead (run it with an interpreter that has gevent), for
 the side-by-side counts; ``--json`` keeps every module's result (tests
 run, the ids that failed, seconds).  A module that the interpreter's
-``test`` package lacks is reported and not counted as a failure.
+``test`` package lacks is taken from the distribution's copy for the
+same Python version when there is one (Debian's libpython3.X-testsuite),
+else reported and not counted as a failure.
 
 Each module runs in a fresh interpreter, patched before the test module
 is imported.  The failures that cooperative threads cannot avoid are
@@ -79,7 +81,9 @@ PATCHES = {
 
 
 def expected():
-    """{test id: (kind, reason)} from the list (kind: xfail or skip)."""
+    """{test id: (kind, reason)} from the list (kind: xfail, skip, or
+    skip-copy: skipped when the module is the distribution's copy, see
+    find_module)."""
     out = {}
     with open(LIST) as f:
         for line in f:
@@ -87,23 +91,56 @@ def expected():
             if not line or line.startswith("#"):
                 continue
             kind, test, reason = line.split(None, 2)
-            if kind not in ("xfail", "skip"):
+            if kind not in ("xfail", "skip", "skip-copy"):
                 raise ValueError("%s: unknown kind %r" % (LIST, kind))
             out[test] = (kind, reason)
     return out
 
 
-def run_module(name, timeout, known, lib="socket2"):
+def find_module(name):
+    """Where test module *name* is: "" in the interpreter's own test
+    package, else the path of the distribution's copy for the same
+    Python version (Debian's libpython3.X-testsuite, which some builds'
+    test packages lack modules of: this pyenv 3.11 has no
+    test_concurrent_futures), else None."""
+    if importlib.util.find_spec("test." + name) is not None:
+        return ""
+    base = "/usr/lib/python%d.%d/test" % sys.version_info[:2]
+    for path in (os.path.join(base, name + ".py"),
+                 os.path.join(base, name, "__init__.py")):
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def run_module(name, timeout, known, lib="socket2", path=""):
     skips = [t for t, (kind, _) in known.items()
-             if kind == "skip" and t.startswith(name + ".")]
+             if (kind == "skip" or kind == "skip-copy" and path)
+             and t.startswith(name + ".")]
     child = CHILD.replace("PATCH", PATCHES[lib], 1)
+    env = dict(os.environ)
     with tempfile.TemporaryDirectory() as d:
         out = os.path.join(d, "result.json")
+        if path:
+            # The distribution's copy, found as test.NAME by the child and
+            # by the processes it spawns: a ``test`` package first on the
+            # path whose modules come from the interpreter's own test
+            # package, then from the distribution's directory.
+            overlay = os.path.join(d, "overlay", "test")
+            os.makedirs(overlay)
+            own = os.path.join(os.path.dirname(os.__file__), "test")
+            with open(os.path.join(overlay, "__init__.py"), "w") as f:
+                f.write("__path__[:] = %r\n" % [
+                    own, os.path.dirname(path.replace(
+                        os.sep + "__init__.py", ""))])
+            env["PYTHONPATH"] = os.pathsep.join(
+                [os.path.dirname(overlay)]
+                + [p for p in [env.get("PYTHONPATH")] if p])
         try:
             proc = subprocess.run([sys.executable, "-c", child, name,
                                    str(timeout), out] + skips,
                                   capture_output=True, text=True,
-                                  timeout=timeout + 60, cwd=d)
+                                  timeout=timeout + 60, cwd=d, env=env)
         except subprocess.TimeoutExpired as e:
             return None, "killed after %ss\n%s" % (
                 timeout + 60, (e.stderr or b"")[-4000:])
@@ -129,16 +166,19 @@ def main(argv=None):
     failed = False
     results = {}
     for name in args.modules:
-        if importlib.util.find_spec("test." + name) is None:
-            # Some builds leave modules out of the test package (this
-            # one's pyenv 3.11 has no test_concurrent_futures): said, not
-            # counted as a failure.
-            print("%s: not in this interpreter's test package, not run"
-                  % name)
+        path = find_module(name)
+        if path is None:
+            # Said, not counted as a failure (find_module).
+            print("%s: not in this interpreter's test package, not run "
+                  "(Debian: apt-get install libpython%d.%d-testsuite)"
+                  % ((name,) + sys.version_info[:2]))
             results[name] = "missing"
             continue
+        if path:
+            print("%s: from %s (the interpreter's test package lacks it)"
+                  % (name, path))
         t0 = time.monotonic()
-        res, err = run_module(name, args.timeout, known, args.lib)
+        res, err = run_module(name, args.timeout, known, args.lib, path)
         if res is not None:
             res["seconds"] = round(time.monotonic() - t0, 1)
         results[name] = res
