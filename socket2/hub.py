@@ -812,10 +812,14 @@ class Hub:
         """Close the hub's poller (idempotent).  Later ``call_threadsafe``
         calls return False.  A hub made by :func:`get_hub` is closed when
         its OS thread ends."""
-        with self._calls_lock:
+        if not self._lock_calls():
+            return
+        try:
             if self._closed:
                 return
             self._closed = True
+        finally:
+            self._calls_lock.release()
         # Outside the lock: a wakeup() from another OS thread that was
         # under way has finished (it held the lock), and none starts once
         # _closed is set.  Closing may run Python code (the waiters of
@@ -823,6 +827,18 @@ class Hub:
         # leave this lock held.
         self.poller.close()
         self._orphan_calls()
+
+    def _lock_calls(self):
+        """Take ``_calls_lock`` to close; False (and the hub marked closed,
+        nothing else done) at the interpreter's exit when another thread
+        holds it: a daemon thread that was inside call_threadsafe() when
+        the exit began keeps it for good (daemon threads stop where they
+        are), and waiting would hang the exit.  The process is ending, its
+        descriptors with it."""
+        if self._calls_lock.acquire(not _finalizing()):
+            return True
+        self._closed = True
+        return False
 
     def _orphan_calls(self):
         """The hub closed with calls from other OS threads not run: run
@@ -844,8 +860,9 @@ class Hub:
         self._root.__dict__.clear()
         if getattr(self.poller, "shared", False):
             # Other OS threads' hubs wait on this poller's set: it stays.
-            with self._calls_lock:
+            if self._lock_calls():
                 self._closed = True
+                self._calls_lock.release()
             self._orphan_calls()
             return
         try:

@@ -260,6 +260,41 @@ def test_no_crash_at_exit_with_hubs_in_daemon_threads(poller, tmp_path):
         "signal); first: %r" % (len(bad), runs, bad[0])
 
 
+_CALLS_AT_EXIT = """
+import threading, time
+import socket2, socket2.hub as H
+hubs = []
+def owner():
+    hubs.append(H.get_hub())
+    while True:
+        socket2.sleep(1)
+def hammer():
+    while not hubs:
+        time.sleep(0.001)
+    while True:
+        hubs[0].call_threadsafe(int)
+threading.Thread(target=owner, daemon=True).start()
+threading.Thread(target=hammer, daemon=True).start()
+time.sleep(0.05)
+print("ok")
+"""
+
+
+def test_exit_while_a_daemon_thread_calls_into_another_threads_hub(
+        tmp_path):
+    # review: a daemon OS thread with a hub, a second daemon thread calling
+    # its call_threadsafe() in a loop, and the main program ends: the exit
+    # hung in most runs.  The caller, stopped by the exit inside
+    # call_threadsafe (a daemon thread stops where it is), kept the hub's
+    # lock, and the hub's close at finalization waited for it.
+    prog = tmp_path / "calls_at_exit.py"
+    prog.write_text(_CALLS_AT_EXIT)
+    for _ in range(6):
+        out = subprocess.run([sys.executable, str(prog)],
+                             capture_output=True, text=True, timeout=30)
+        assert (out.returncode, out.stdout) == (0, "ok\n"), out.stderr
+
+
 # -- E: a lookup cancelled while its worker runs frees its list -------------
 
 
