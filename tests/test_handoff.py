@@ -400,8 +400,14 @@ def test_an_exception_reaching_the_hub_mid_batch_loses_no_event(pairs):
         done.wait(timeout=30)
     assert g.dead
     if hub.poller.name in ("epoll", "poll"):
-        # The rest of the batch, kept for the hub's next turn.
-        assert len(hub._forwarded) == n
+        # The rest of the batch, kept for the hub's next turn: the
+        # readers' events not delivered yet, and what is left of the
+        # raiser's own (its write readiness).  How many depends on how
+        # the kernel grouped the events into polls (usually n; n + 1 seen
+        # under load, when every reader's event came in the same poll).
+        kept = [token >> 3 for token in hub._forwarded]
+        assert kept and set(kept) <= {s._fd for s in p.servers}
+        assert len(kept) <= n + 1
     assert done.wait(timeout=30)
     assert sorted(name for name, _ in log) == ["r%d" % i for i in range(n)]
     p.close()

@@ -330,3 +330,30 @@ def test_plain_waits_killed_woken_and_passed_on(tmp_path):
     assert res["getters_left"] == 0
     assert res["bounded"] == [1, "first", 0, 0]
     assert res["cross"] == [1000, True, 0, 0]
+
+
+def test_review_a_container_that_replaces_itself_during_a_put(tmp_path):
+    # review: the compiled put called the items' bound append without a
+    # reference of its own; an append (here a generator's send) that
+    # replaced q.queue while it ran dropped the last reference to itself
+    # and ran on freed memory (a crash under PYTHONMALLOC=debug).
+    res, _ = run_program(tmp_path, """
+        import collections, json, queue
+        q = queue.Queue()
+        ran = []
+        def sink():
+            while True:
+                x = yield
+                q.queue = collections.deque([x])   # drops this generator
+                big = [object() for _ in range(1000)]   # reuse the memory
+                ran.append(len(big))
+        g = sink(); next(g)
+        class Box:
+            pass
+        b = Box(); b.append = g.send; b.popleft = lambda: None
+        q.queue = b
+        del g, b
+        q.put("item")
+        print(json.dumps([ran, q.get(timeout=1)]))
+    """, env={"PYTHONMALLOC": "debug"})
+    assert res == [[1000], "item"]

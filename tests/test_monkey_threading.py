@@ -28,17 +28,18 @@ NOISE = ("Exception ignored", "Traceback", "Fatal Python error",
 
 
 def run_program(tmp_path, code, *args, monkey=True, timeout=60,
-                quiet=True):
+                quiet=True, env=None):
     """Run *code* (through ``python -m socket2.monkey`` unless *monkey* is
-    False) and return (its last stdout line as JSON, stderr).  With
-    *quiet*, stderr must hold no traceback, warning or 'Exception
-    ignored' (the exit must be clean)."""
+    False; *env*: variables to add) and return (its last stdout line as
+    JSON, stderr).  With *quiet*, stderr must hold no traceback, warning
+    or 'Exception ignored' (the exit must be clean)."""
     script = tmp_path / "prog.py"
     script.write_text(textwrap.dedent(code))
     argv = [sys.executable] + (["-m", "socket2.monkey"] if monkey else []) \
         + [str(script)] + [str(a) for a in args]
     out = subprocess.run(argv, capture_output=True, text=True,
-                         timeout=timeout, cwd=str(tmp_path))
+                         timeout=timeout, cwd=str(tmp_path),
+                         env=None if env is None else dict(os.environ, **env))
     assert out.returncode == 0, out.stderr[-3000:]
     if quiet:
         assert not any(n in out.stderr for n in NOISE), out.stderr[-3000:]

@@ -173,24 +173,37 @@ c_function_of(PyObject *d, int flags)
     return (def->ml_flags & ~METH_COEXIST) == flags ? def->ml_meth : NULL;
 }
 
+/* Each holds its own reference to what it calls for the length of the
+   call: the queue's fields are borrowed, and the call may run Python
+   code (a finalizer, a user's container) that replaces them. */
 static PyObject *
 call0(PyObject *o, PyObject *name)
 {
+    PyObject *r;
+    Py_INCREF(o);
     if (Py_IS_TYPE(o, deque_type) && name == str_pop)
-        return deque_pop_f != NULL ? deque_pop_f(o, NULL)
+        r = deque_pop_f != NULL ? deque_pop_f(o, NULL)
             : PyObject_Vectorcall(deque_pop, &o, 1, NULL);
-    return PyObject_CallMethodNoArgs(o, name);
+    else
+        r = PyObject_CallMethodNoArgs(o, name);
+    Py_DECREF(o);
+    return r;
 }
 
 static PyObject *
 call1(PyObject *o, PyObject *name, PyObject *arg)
 {
+    PyObject *r;
+    Py_INCREF(o);
     if (Py_IS_TYPE(o, deque_type) && name == str_append) {
         PyObject *b[2] = {o, arg};
-        return deque_append_f != NULL ? deque_append_f(o, arg)
+        r = deque_append_f != NULL ? deque_append_f(o, arg)
             : PyObject_Vectorcall(deque_append, b, 2, NULL);
     }
-    return PyObject_CallMethodOneArg(o, name, arg);
+    else
+        r = PyObject_CallMethodOneArg(o, name, arg);
+    Py_DECREF(o);
+    return r;
 }
 
 /* A bound method (the items' append, popleft or pop) called with
@@ -199,14 +212,16 @@ call1(PyObject *o, PyObject *name, PyObject *arg)
 static PyObject *
 call_bound(PyObject *m, PyObject *arg)
 {
-    if (PyCFunction_Check(m)) {
-        int flags = PyCFunction_GET_FLAGS(m) & ~METH_COEXIST;
-        if (arg == NULL && flags == METH_NOARGS)
-            return PyCFunction_GET_FUNCTION(m)(PyCFunction_GET_SELF(m), NULL);
-        if (arg != NULL && flags == METH_O)
-            return PyCFunction_GET_FUNCTION(m)(PyCFunction_GET_SELF(m), arg);
-    }
-    return arg == NULL ? PyObject_CallNoArgs(m) : PyObject_CallOneArg(m, arg);
+    PyObject *r;
+    Py_INCREF(m);
+    if (PyCFunction_Check(m)
+            && (PyCFunction_GET_FLAGS(m) & ~METH_COEXIST)
+               == (arg == NULL ? METH_NOARGS : METH_O))
+        r = PyCFunction_GET_FUNCTION(m)(PyCFunction_GET_SELF(m), arg);
+    else
+        r = arg == NULL ? PyObject_CallNoArgs(m) : PyObject_CallOneArg(m, arg);
+    Py_DECREF(m);
+    return r;
 }
 
 static int
@@ -973,14 +988,19 @@ sb_dealloc(SemBase *self)
 static int
 sb_take(SemBase *self)
 {
-    int got;
-    if (rmx_acquire(self->mutex) < 0)
-        return -1;
+    /* (Its own reference: a contended acquire lets other threads run.) */
+    PyObject *m = self->mutex;
+    int got = -1;
+    Py_XINCREF(m);
+    if (rmx_acquire(m) < 0)
+        goto out;
     got = self->value != 0;
     if (got)
         self->value = 0;
-    if (rmx_release(self->mutex) < 0)
-        return -1;
+    if (rmx_release(m) < 0)
+        got = -1;
+out:
+    Py_XDECREF(m);
     return got;
 }
 
@@ -1004,21 +1024,29 @@ sb_acquire_blocking(SemBase *self)
 static PyObject *
 sb_unlock(SemBase *self)
 {
+    PyObject *m = self->mutex;     /* (its own reference, as in sb_take) */
     int slow;
-    if (rmx_acquire(self->mutex) < 0)
+    Py_XINCREF(m);
+    if (rmx_acquire(m) < 0) {
+        Py_XDECREF(m);
         return NULL;
+    }
     slow = self->value != 0;
     if (!slow && self->waiters != NULL) {
         slow = nonempty(self->waiters);
         if (slow < 0) {
-            mx_release_keep(self->mutex);
+            mx_release_keep(m);
+            Py_DECREF(m);
             return NULL;
         }
     }
     if (!slow)
         self->value = 1;
-    if (rmx_release(self->mutex) < 0)
+    if (rmx_release(m) < 0) {
+        Py_DECREF(m);
         return NULL;
+    }
+    Py_DECREF(m);
     if (slow) {
         PyObject *one = PyLong_FromLong(1), *r;
         PyObject *a[2] = {(PyObject *)self, one};
