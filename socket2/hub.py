@@ -631,11 +631,15 @@ class Hub:
         """From any OS thread: hand a finished job back to this hub (a
         closed hub drops it)."""
         item = (job, value, exc)
-        with self._calls_lock:
+        if not self._lock_calls():
+            return
+        try:
             if self._closed:
                 return
             self._completed.append(item)
             self.poller.wakeup()
+        finally:
+            self._calls_lock.release()
 
     def call_threadsafe(self, func, *args, orphaned=None):
         """From any OS thread: run ``func(*args)`` in this hub's OS thread
@@ -646,19 +650,27 @@ class Hub:
         ran, ``orphaned(*args)`` (when given) runs instead, in the closing
         thread: what must happen anyway (a descriptor's release)."""
         item = (func, args, orphaned)
-        with self._calls_lock:
+        if not self._lock_calls():
+            return False
+        try:
             if self._closed:
                 return False
             self._calls.append(item)
             self.poller.wakeup()
+        finally:
+            self._calls_lock.release()
         return True
 
     def _poke(self):
         """From any OS thread: make this hub's poll return (not after
         close(): the wakeup descriptor's number may be another file's)."""
-        with self._calls_lock:
+        if not self._lock_calls():
+            return
+        try:
             if not self._closed:
                 self.poller.wakeup()
+        finally:
+            self._calls_lock.release()
 
     def _start_waker(self):
         """Create the waker (once; every hub has one from the start)."""
@@ -829,12 +841,14 @@ class Hub:
         self._orphan_calls()
 
     def _lock_calls(self):
-        """Take ``_calls_lock`` to close; False (and the hub marked closed,
-        nothing else done) at the interpreter's exit when another thread
-        holds it: a daemon thread that was inside call_threadsafe() when
-        the exit began keeps it for good (daemon threads stop where they
-        are), and waiting would hang the exit.  The process is ending, its
-        descriptors with it."""
+        """Take ``_calls_lock`` (for close(), call_threadsafe() ...); False,
+        and the hub marked closed, nothing else done, at the interpreter's
+        exit when another thread holds it: a daemon thread that was inside
+        call_threadsafe() when the exit began keeps it for good (daemon
+        threads stop where they are), and waiting would hang the exit (a
+        hub's close, or a finalizer's call_threadsafe: an unclosed
+        socket's release).  The process is ending, its descriptors with
+        it; to callers the hub is closed."""
         if self._calls_lock.acquire(not _finalizing()):
             return True
         self._closed = True

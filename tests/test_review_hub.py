@@ -261,11 +261,15 @@ def test_no_crash_at_exit_with_hubs_in_daemon_threads(poller, tmp_path):
 
 
 _CALLS_AT_EXIT = """
-import threading, time
+import sys, threading, time, types
 import socket2, socket2.hub as H
 hubs = []
+holder = sys.modules["holder"] = types.ModuleType("holder")
 def owner():
     hubs.append(H.get_hub())
+    # An unclosed socket of this hub, kept by a module: the exit frees it,
+    # and its release calls into the hub from the finalizing thread.
+    holder.s = socket2.udp()
     while True:
         socket2.sleep(1)
 def hammer():
@@ -276,6 +280,7 @@ def hammer():
 threading.Thread(target=owner, daemon=True).start()
 threading.Thread(target=hammer, daemon=True).start()
 time.sleep(0.05)
+del holder
 print("ok")
 """
 
@@ -286,7 +291,9 @@ def test_exit_while_a_daemon_thread_calls_into_another_threads_hub(
     # its call_threadsafe() in a loop, and the main program ends: the exit
     # hung in most runs.  The caller, stopped by the exit inside
     # call_threadsafe (a daemon thread stops where it is), kept the hub's
-    # lock, and the hub's close at finalization waited for it.
+    # lock, and the hub's close at finalization waited for it; so did an
+    # unclosed socket's release (a call_threadsafe from the finalizer),
+    # found by the next review.
     prog = tmp_path / "calls_at_exit.py"
     prog.write_text(_CALLS_AT_EXIT)
     for _ in range(6):
