@@ -9,8 +9,8 @@
 the side-by-side counts; ``--json`` keeps every module's result (tests
 run, the ids that failed, seconds).  A module that the interpreter's
 ``test`` package lacks is taken from the distribution's copy for the
-same Python version when there is one (Debian's libpython3.X-testsuite),
-else reported and not counted as a failure.
+same Python version when there is one (Debian's libpython3.X-testsuite);
+a module found in neither fails the run.
 
 Each module runs in a fresh interpreter, patched before the test module
 is imported.  The failures that cooperative threads cannot avoid are
@@ -103,7 +103,11 @@ def find_module(name):
     Python version (Debian's libpython3.X-testsuite, which some builds'
     test packages lack modules of: this pyenv 3.11 has no
     test_concurrent_futures), else None."""
-    if importlib.util.find_spec("test." + name) is not None:
+    try:
+        found = importlib.util.find_spec("test." + name) is not None
+    except (ImportError, ValueError):   # "test_x.py", a dotted typo...
+        found = False
+    if found:
         return ""
     base = "/usr/lib/python%d.%d/test" % sys.version_info[:2]
     for path in (os.path.join(base, name + ".py"),
@@ -168,11 +172,14 @@ def main(argv=None):
     for name in args.modules:
         path = find_module(name)
         if path is None:
-            # Said, not counted as a failure (find_module).
-            print("%s: not in this interpreter's test package, not run "
-                  "(Debian: apt-get install libpython%d.%d-testsuite)"
-                  % ((name,) + sys.version_info[:2]))
+            # A module asked for and not run fails the run: a misspelt
+            # name must not pass (find_module says where it looked).
+            print("%s: NOT RUN: neither in this interpreter's test package "
+                  "nor in /usr/lib/python%d.%d/test (Debian's "
+                  "libpython%d.%d-testsuite has the latter)"
+                  % ((name,) + sys.version_info[:2] * 2))
             results[name] = "missing"
+            failed = True
             continue
         if path:
             print("%s: from %s (the interpreter's test package lacks it)"
