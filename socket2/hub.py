@@ -834,9 +834,7 @@ class Hub:
             self._calls_lock.release()
         # Outside the lock: a wakeup() from another OS thread that was
         # under way has finished (it held the lock), and none starts once
-        # _closed is set.  Closing may run Python code (the waiters of
-        # the poller's descriptors are told), which must not be able to
-        # leave this lock held.
+        # _closed is set; the lock is held for a few bytecodes only.
         self.poller.close()
         self._orphan_calls()
 

@@ -56,6 +56,11 @@ module lock when ``logging`` was imported first, say.  They still work
 (they block the OS thread while held elsewhere, which for such short
 critical sections is harmless) but do not cooperate; ``patch_all`` warns
 about modules that copied the old names.
+
+Compiled, the waiter record and the uncontended acquire and release of
+:class:`LockType` and :class:`RLock` are C (``socket2/ffi/green_speedups.c``:
+the same steps, the mutex taken as here); this module is their reference
+and the pure-Python twin, and every wait and wake-up stays here.
 """
 import itertools
 import sys
