@@ -755,3 +755,44 @@ def test_review_exit_after_hubs_in_os_threads_shared_locks(tmp_path):
     for _ in range(8):
         res, _ = run_program(tmp_path, code, timeout=30)
         assert res == 9 * 800
+
+
+def test_review_a_waiter_whose_os_thread_ended_passes_the_wake_up_on(
+        tmp_path):
+    # review: an OS thread returned while one of its socket2 threads waited
+    # on a shared Queue and Lock (its hub closed, the waiter stayed first
+    # in the lists); a put and a release then went to that waiter, which
+    # never runs, and the live waiter behind it waited out its timeout
+    # (the lock free all along), or forever without one.
+    res, _ = run_program(tmp_path, """
+        import json, queue, threading, time
+        import socket2
+        from socket2 import monkey
+        OS = monkey.original("threading", "Thread")
+        q = queue.Queue()
+        lock = threading.Lock(); lock.acquire()
+        def abandoned():
+            socket2.newthread(q.get)
+            socket2.newthread(lock.acquire)
+            time.sleep(0.05)            # both park, then this thread ends
+        t = OS(target=abandoned); t.start(); t.join()
+        time.sleep(0.1)
+        out = {"left": [len(q._getters), len(lock._waiters)]}
+        got = {}
+        def live():
+            t0 = time.monotonic()
+            got["q"] = q.get(timeout=5)
+            got["lock"] = lock.acquire(timeout=5)
+            got["took"] = time.monotonic() - t0
+        o = OS(target=live); o.start()
+        time.sleep(0.2)
+        q.put("x")
+        time.sleep(0.05)
+        lock.release()
+        o.join()
+        out.update(got)
+        print(json.dumps(out))
+    """, quiet=False)
+    assert res["left"] == [1, 1]
+    assert res["q"] == "x" and res["lock"] is True
+    assert res["took"] < 2, res

@@ -292,12 +292,15 @@ mx_release_keep(PyObject *m)
 
 /* _notify1, under the mutex: wake the first of *waiters*, if any.  A
    greenlet of this OS thread is scheduled here; anything else (an OS
-   waiter, another OS thread's greenlet) goes to _locks._wake. */
+   waiter, another OS thread's greenlet) goes to _locks._wake, and a
+   waiter whose OS thread ended (_wake says False) passes it on. */
 static int
 notify1(PyObject *waiters)
 {
     PyObject *w, *r;
-    int n = nonempty(waiters);
+    int n, live;
+again:
+    n = nonempty(waiters);
     if (n <= 0)
         return n;
     w = !Py_IS_TYPE(waiters, deque_type)
@@ -336,8 +339,13 @@ notify1(PyObject *waiters)
     r = PyObject_CallOneArg(py_wake, w);
     if (r == NULL)
         goto fail;
+    live = PyObject_IsTrue(r);
     Py_DECREF(r);
     Py_DECREF(w);
+    if (live < 0)
+        return -1;
+    if (!live)
+        goto again;     /* its OS thread ended (_wake): the next one */
     return 0;
 fail:
     Py_DECREF(w);

@@ -171,16 +171,23 @@ def _deliver(w):
 
 
 def _wake(w):
-    """Resume *w* (given a permit, or notified), outside the mutex."""
+    """Resume *w* (given a permit, or notified), outside the mutex.
+    Returns False when *w* will never run again: its OS thread ended and
+    its hub is closed (a waiter left in the list by a thread that
+    returned while one of its greenlets waited).  The caller passes on
+    what *w* was given or told (_Sem._wake_all, queue's _notify)."""
     if w.os_lock is not None:
         w.os_lock.release()
-        return
+        return True
     hub = w.hub
     if hub.thread_ident == _real_get_ident():
         if not w.done:              # _deliver, inline
             hub.schedule(w.g)
-    else:
-        hub.call_threadsafe(_deliver, w)
+        return True
+    if hub.call_threadsafe(_deliver, w):
+        return True
+    w.done = True
+    return False
 
 
 def _timeout_arg(blocking, timeout):
@@ -298,9 +305,23 @@ class _Sem(_SemBase):
             else:
                 self._waiters.remove(w)
                 woken = ()
-        for other in woken:
-            _wake(other)
+        self._wake_all(woken)
         return False
+
+    def _wake_all(self, woken):
+        """Wake *woken* (outside the mutex); what a waiter that will never
+        run again was given or told (see _wake) goes to the next ones."""
+        while woken:
+            dead = [w for w in woken if not _wake(w)]
+            if not dead:
+                return
+            with self._mutex:
+                for w in dead:
+                    if w.given:
+                        w.given = False
+                        self._value += 1
+                    w.notified = False
+                woken = self._dispatch() if self._waiters else ()
 
     def _wait_green(self, w, timeout):
         hub = w.hub
@@ -352,8 +373,7 @@ class _Sem(_SemBase):
         if self._waiters:
             woken = self._dispatch()
             mutex.release()
-            for w in woken:
-                _wake(w)
+            self._wake_all(woken)
             return
         mutex.release()
 

@@ -140,24 +140,27 @@ def _notify1(waiters):
     """Under the mutex: wake the first of *waiters*, if any (_notify(w, 1)
     with _wake inline for a greenlet of this OS thread: every put and get
     that must wake a waiter comes here)."""
-    if waiters:
+    while waiters:
         w = waiters.popleft()
         w.notified = True
         hub = w.hub
         if hub is not None and hub.thread_ident == _real_get_ident():
             if not w.done:
                 hub.schedule(w.g)
-        else:
-            _wake(w)
+            return
+        if _wake(w):
+            return
+        # (A waiter whose OS thread ended, see _wake: the next one.)
 
 
 def _notify(waiters, n):
-    """Under the mutex: wake up to *n* of *waiters* (each looks again)."""
+    """Under the mutex: wake up to *n* of *waiters* (each looks again;
+    one whose OS thread ended does not count, see _wake)."""
     while n and waiters:
         w = waiters.popleft()
         w.notified = True
-        _wake(w)
-        n -= 1
+        if _wake(w):
+            n -= 1
 
 
 class _Condition:
