@@ -30,4 +30,5 @@ if build_kqueue.available():   # macOS/BSD, or Linux with libkqueue installed
 setup(cffi_modules=cffi_modules,
       ext_modules=[build_speedups.extension(HERE),
                    build_speedups.tls_extension(HERE),
-                   build_speedups.green_extension(HERE)])
+                   build_speedups.green_extension(HERE),
+                   build_speedups.http_extension(HERE)])

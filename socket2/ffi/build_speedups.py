@@ -16,6 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.join(HERE, "speedups.c")
 TLS_SOURCE = os.path.join(HERE, "tls_speedups.c")
 GREEN_SOURCE = os.path.join(HERE, "green_speedups.c")
+HTTP_SOURCE = os.path.join(HERE, "http_speedups.c")
 
 
 def greenlet_include():
@@ -54,3 +55,14 @@ def green_extension(setup_dir):
     return Extension("socket2._green_speedups",
                      [os.path.relpath(GREEN_SOURCE, setup_dir)],
                      include_dirs=[greenlet_include()])
+
+
+def http_extension(setup_dir):
+    """``socket2._http_speedups``: the WSGI server's request path in C
+    (http_speedups.c, which compiles http_parser.c in): a request head
+    parsed and its environ built in one call."""
+    from setuptools import Extension
+    return Extension("socket2._http_speedups",
+                     [os.path.relpath(HTTP_SOURCE, setup_dir)],
+                     depends=[os.path.relpath(
+                         os.path.join(HERE, "http_parser.c"), setup_dir)])

@@ -52,6 +52,10 @@ class RequestHead(_Head):
                  "content_length", "keep_alive", "expect_continue",
                  "expect_unknown", "upgrade", "end")
 
+    # The WSGI server's compiled reader returns heads whose environ is
+    # already built (socket2/ffi/http_speedups.c); a parsed head has none.
+    environ = None
+
     def __init__(self, method, target, version, headers, body,
                  content_length, keep_alive, expect_continue,
                  expect_unknown, upgrade, end):

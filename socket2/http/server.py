@@ -20,10 +20,9 @@ import time
 from ..hub import clock, current, newthread, sleep
 from ..serve import serve as _serve_connections
 from ..sync import Event
-from ._parser import HeadParser
 from ._reply import FileWrapper
 from .limits import Limits
-from .wsgi import Connection
+from .wsgi import Connection, HeadReader
 
 __all__ = ["serve"]
 
@@ -119,7 +118,7 @@ class _Server:
         self.app = app
         self.limits = limits
         self.access_log = access_log
-        self.parser = HeadParser(limits.max_request_line,
+        self.reader = HeadReader(limits.max_request_line,
                                  limits.max_header_bytes, limits.max_headers)
         # Every recv lands here, then is copied out before anything else
         # runs: connections of one serve() share one OS thread.

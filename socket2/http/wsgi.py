@@ -31,12 +31,13 @@ from greenlet import getcurrent
 
 from ..errors import Error, TimeoutError
 from ..hub import clock, get_hub
-from ._heads import BODY_NONE
+from . import _parser
+from ._heads import BODIES, BODY_NONE
 from ._input import EMPTY, Input
-from .errors import ProtocolError
+from .errors import ProtocolError, protocol_error
 from ._reply import FileWrapper, Reply, status_line
 
-__all__ = ["Connection", "FileWrapper"]
+__all__ = ["Connection", "FileWrapper", "HeadReader", "COMPILED"]
 
 # Header name (lowercased bytes, as the parser gives it) -> environ key, or
 # None for names the server drops: a name with "_" would collide with its
@@ -56,6 +57,69 @@ def _key(name):
         if len(_KEYS) < _KEYS_MAX and len(name) <= 64:
             _KEYS[name] = key
     return key
+
+
+class HeadReader:
+    """Reads a connection's request heads (one per serve(): it owns the
+    parser's arrays).  ``read(buf, pos, base, remote)`` returns the head
+    at ``buf[pos:]`` (None while incomplete; :class:`ProtocolError` when
+    invalid).
+
+    This is the Python twin: its heads carry ``environ = None`` and the
+    connection builds the environ (:meth:`Connection.environ`).  The
+    compiled one (``socket2/ffi/http_speedups.c``) returns heads whose
+    ``environ`` is already built, the same dict, from the base entries
+    *base* and ``remote = (REMOTE_ADDR, REMOTE_PORT)``."""
+
+    __slots__ = ("request",)
+
+    def __init__(self, max_line, max_header_bytes, max_headers, keys=None,
+                 key_fn=None):
+        self.request = _parser.HeadParser(max_line, max_header_bytes,
+                                          max_headers).request
+
+    def read(self, buf, pos, base, remote):
+        return self.request(buf, pos)
+
+
+def _peer_address(sock):
+    """``(REMOTE_ADDR, REMOTE_PORT)`` of a connection (empty for a unix
+    socket)."""
+    try:
+        peer = sock.getpeername()          # one system call, not two
+        port = peer.port()
+    except (Error, OSError, TypeError, AttributeError):
+        return ("", "")
+    if port is None:
+        return ("", "")      # a unix socket: no address, no port
+    return (peer.ip(), str(port))
+
+
+COMPILED = False
+if _parser.COMPILED:         # the compiled request path rides with the parser
+    try:
+        from .. import _http_speedups
+    except ImportError:      # a source tree (or an OS) that did not build it
+        _http_speedups = None
+    if _http_speedups is not None:
+        _http_speedups.configure(BODIES, protocol_error)
+
+        class HeadReader(_http_speedups.HeadReader):   # noqa: F811
+            __doc__ = HeadReader.__doc__
+            __slots__ = ()
+
+            def __init__(self, max_line, max_header_bytes, max_headers,
+                         keys=_KEYS, key_fn=_key):
+                super().__init__(max_line, max_header_bytes, max_headers,
+                                 keys, key_fn)
+
+        if hasattr(_http_speedups, "peer_address"):
+            _peer_py = _peer_address
+
+            def _peer_address(sock, _c=_http_speedups.peer_address):  # noqa
+                """(compiled: getpeername and inet_ntop in one C call)"""
+                return _c(sock.fileno()) or _peer_py(sock)
+        COMPILED = True
 
 
 class Connection:
@@ -80,11 +144,7 @@ class Connection:
         self.linger = False          # unread bytes may follow: see close()
         self.flush_timer = None      # writes held responses if an app parks
         self.flusher = None          # the thread that timer started
-        try:
-            peer = sock.getpeername()          # one system call, not two
-            self.remote = (peer.ip(), str(peer.port()))
-        except (Error, OSError, TypeError, AttributeError):
-            self.remote = ("", "")   # a unix socket has no address
+        self.remote = _peer_address(sock)
 
     # -- the loop --------------------------------------------------------------
 
@@ -130,13 +190,13 @@ class Connection:
         close (idle past keepalive_timeout, closed by the client, the
         server draining, or a bad request already answered)."""
         srv = self.srv
-        parse = srv.parser.request
+        read = srv.reader.read
         deadline = None
         while True:
             buf, pos = self.buf, self.pos
             if pos < len(buf):
                 try:
-                    head = parse(buf, pos)
+                    head = read(buf, pos, srv.environ, self.remote)
                 except ProtocolError as e:
                     self.flush()
                     self.linger = True
@@ -354,7 +414,9 @@ class Connection:
             self.linger = True
             self.refuse(413, "request body larger than max_body")
             return False
-        environ = self.environ(head)
+        environ = head.environ       # compiled: built with the head
+        if environ is None:
+            environ = self.environ(head)
         if environ is None:
             self.refuse(400, "request target is not origin-form, an "
                         "http(s) absolute URI, or * (RFC 9112 3.2)")
