@@ -21,6 +21,7 @@
 #include <Python.h>
 #include <structmember.h>
 #include <string.h>
+#include <time.h>
 
 #include "http_parser.c"
 
@@ -124,6 +125,7 @@ typedef struct {
     int version;
     char keep_alive, expect_continue, expect_unknown, upgrade;
     Py_ssize_t end;
+    int body_kind;                /* S2H_BODY_* */
 } HeadObject;
 
 static void
@@ -411,42 +413,25 @@ PyDoc_STRVAR(read_doc,
 "base (the server's shared entries) copied, with the request's entries\n"
 "and remote = (REMOTE_ADDR, REMOTE_PORT).");
 
-static PyObject *
-reader_read(ReaderObject *self, PyObject *const *args, Py_ssize_t nargs)
+/* Parse the head at buf[pos:] and build it (and its environ).  Returns
+ * a new Head; NULL with *rc = S2H_INCOMPLETE and no exception while it
+ * is incomplete; NULL with an exception set (*rc: the parser's error
+ * code, or 0 for a Python error). */
+static HeadObject *
+reader_parse(ReaderObject *self, PyObject *buf, Py_ssize_t pos,
+             PyObject *base, PyObject *remote, int *rc)
 {
-    PyObject *buf, *base, *remote, *method_str = NULL;
+    PyObject *method_str = NULL;
     HeadObject *h;
-    Py_ssize_t pos, n, ml, tl;
+    Py_ssize_t n = PyBytes_GET_SIZE(buf), ml, tl;
     const char *flat;
     const int64_t *out = self->ps.out;
     int r, body;
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError,
-                        "read() takes buf, pos, base and remote");
-        return NULL;
-    }
-    buf = args[0];
-    base = args[2];
-    remote = args[3];
-    if (!PyBytes_CheckExact(buf) || !PyDict_CheckExact(base)
-            || !PyTuple_CheckExact(remote) || PyTuple_GET_SIZE(remote) != 2) {
-        PyErr_SetString(PyExc_TypeError, "read(bytes, int, dict, "
-                        "(addr, port))");
-        return NULL;
-    }
-    pos = PyLong_AsSsize_t(args[1]);
-    if (pos == -1 && PyErr_Occurred())
-        return NULL;
-    n = PyBytes_GET_SIZE(buf);
-    if (pos < 0 || pos > n) {
-        PyErr_Format(PyExc_ValueError, "start %zd is outside the buffer",
-                     pos);
-        return NULL;
-    }
     r = s2h_parse_request(&self->ps, PyBytes_AS_STRING(buf), (size_t)pos,
                           (size_t)n);
+    *rc = r;
     if (r == S2H_INCOMPLETE)
-        Py_RETURN_NONE;
+        return NULL;
     if (r != S2H_COMPLETE) {
         PyObject *e = PyObject_CallFunction(protocol_error, "iL", r,
                                             (long long)out[S2H_ERRPOS]);
@@ -456,6 +441,7 @@ reader_read(ReaderObject *self, PyObject *const *args, Py_ssize_t nargs)
         }
         return NULL;
     }
+    *rc = 0;
     flat = self->ps.flat;
     /* flat: method NUL target, then NUL name NUL value per field (no NUL
      * after the last string: lengths come from out). */
@@ -481,6 +467,7 @@ reader_read(ReaderObject *self, PyObject *const *args, Py_ssize_t nargs)
     h->expect_unknown = (out[S2H_FLAGS] & S2H_F_EXPECT_OTHER) != 0;
     h->upgrade = (out[S2H_FLAGS] & S2H_F_UPGRADE) != 0;
     h->end = (Py_ssize_t)out[S2H_END];
+    h->body_kind = body;
     if (h->method == NULL)
         goto fail;
     h->target = PyBytes_FromStringAndSize(flat + ml + 1, tl);
@@ -528,11 +515,51 @@ reader_read(ReaderObject *self, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     Py_DECREF(method_str);
-    return (PyObject *)h;
+    return h;
 fail:
     Py_XDECREF(method_str);
     Py_DECREF(h);
     return NULL;
+}
+
+static int
+check_read_args(PyObject *buf, PyObject *pos_obj, PyObject *base,
+                PyObject *remote, Py_ssize_t *pos)
+{
+    if (!PyBytes_CheckExact(buf) || !PyDict_CheckExact(base)
+            || !PyTuple_CheckExact(remote) || PyTuple_GET_SIZE(remote) != 2) {
+        PyErr_SetString(PyExc_TypeError, "read(bytes, int, dict, "
+                        "(addr, port))");
+        return -1;
+    }
+    *pos = PyLong_AsSsize_t(pos_obj);
+    if (*pos == -1 && PyErr_Occurred())
+        return -1;
+    if (*pos < 0 || *pos > PyBytes_GET_SIZE(buf)) {
+        PyErr_Format(PyExc_ValueError, "start %zd is outside the buffer",
+                     *pos);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+reader_read(ReaderObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t pos;
+    HeadObject *h;
+    int rc;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError,
+                        "read() takes buf, pos, base and remote");
+        return NULL;
+    }
+    if (check_read_args(args[0], args[1], args[2], args[3], &pos) < 0)
+        return NULL;
+    h = reader_parse(self, args[0], pos, args[2], args[3], &rc);
+    if (h == NULL && rc == S2H_INCOMPLETE)
+        Py_RETURN_NONE;
+    return (PyObject *)h;
 }
 
 static PyMethodDef reader_methods[] = {
@@ -558,6 +585,851 @@ static PyTypeObject ReaderType = {
     .tp_doc = reader_doc,
     .tp_methods = reader_methods,
     .tp_init = (initproc)reader_init,
+    .tp_new = PyType_GenericNew,
+};
+
+/* -- the request loop -------------------------------------------------------
+ *
+ * ConnBase and ReplyBase hold the fields of wsgi.py's Connection and
+ * _reply.py's Reply (their Python subclasses have the methods);
+ * ConnBase._serve_simple() is Connection.run's loop for the plain
+ * request, step for step as next_head(), respond(), Reply.run(),
+ * _whole(), _head(), flush(), send(), _write() and receive() take it.
+ * Whatever is not plain is handed to those methods at the point where
+ * the two paths part:
+ *   - a head that is incomplete or invalid: _SLOW (next_head() parses
+ *     it again and waits, or refuses it);
+ *   - a head with a body, an Expect, a target that is not origin-form:
+ *     returned, for respond();
+ *   - start_response() with exc_info, or a call whose checks are not
+ *     cached yet: Reply._start_response();
+ *   - an application result that is not a list of one bytes: Reply
+ *     .finish(); an exception: Reply._raised();
+ *   - held pipelined answers being flushed by their timer, a write over
+ *     64 KiB: Connection.flush() / _write().
+ */
+
+static PyObject *reply_type;       /* _reply.Reply */
+static PyObject *empty_input;      /* _input.EMPTY */
+static PyObject *checked_cache;    /* _reply._CHECKED */
+static PyObject *error_class;      /* socket2.errors.Error */
+static PyObject *slow_marker;      /* wsgi._SLOW */
+static PyObject *s_environ_attr;
+static PyObject *s_wsgi_input, *s_start_response, *s_write, *s_recv,
+    *s_sendall, *s_draining, *s_date_line, *s_hold, *s_finish, *s_raised,
+    *s_after, *s_flush, *s_write_py, *s_whole, *s_start_py, *s_log_access;
+static PyObject *b_close_end, *b_keep_end, *b_end;
+
+#define QUEUE_MAX 65536             /* _reply._QUEUE_MAX */
+#define HELD_MAX 16                 /* answers held while pipelining */
+#define WRITE_ONE 65536             /* _write's one-sendall bound */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *srv, *reader, *app, *scratch;
+    double keepalive_timeout, header_timeout, send_timeout;
+    Py_ssize_t max_requests;      /* -1: no limit */
+    int access_log;
+    PyObject *clock;
+    time_t date_t;                /* the date line's second */
+    PyObject *date;
+} FastObject;
+
+static int
+fast_traverse(FastObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->srv);
+    Py_VISIT(self->reader);
+    Py_VISIT(self->app);
+    Py_VISIT(self->scratch);
+    Py_VISIT(self->clock);
+    Py_VISIT(self->date);
+    return 0;
+}
+
+static int
+fast_clear(FastObject *self)
+{
+    Py_CLEAR(self->srv);
+    Py_CLEAR(self->reader);
+    Py_CLEAR(self->app);
+    Py_CLEAR(self->scratch);
+    Py_CLEAR(self->clock);
+    Py_CLEAR(self->date);
+    return 0;
+}
+
+static void
+fast_dealloc(FastObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    fast_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int
+fast_init(FastObject *self, PyObject *args, PyObject *kw)
+{
+    static char *names[] = {"srv", "reader", "app", "scratch",
+                            "keepalive_timeout", "header_timeout",
+                            "send_timeout", "max_requests", "access_log",
+                            "clock", NULL};
+    PyObject *srv, *reader, *app, *scratch, *maxr, *clock;
+    double ka, ht, st;
+    int log;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO!dddOpO:FastConfig",
+                                     names, &srv, &reader, &app,
+                                     &PyByteArray_Type, &scratch, &ka, &ht,
+                                     &st, &maxr, &log, &clock))
+        return -1;
+    if (!PyObject_TypeCheck(reader, &ReaderType)) {
+        PyErr_SetString(PyExc_TypeError, "FastConfig: reader must be a "
+                        "HeadReader");
+        return -1;
+    }
+    if (maxr == Py_None) {
+        self->max_requests = -1;
+    } else {
+        self->max_requests = PyLong_AsSsize_t(maxr);
+        if (self->max_requests == -1 && PyErr_Occurred())
+            return -1;
+        if (self->max_requests < 0) {
+            PyErr_SetString(PyExc_ValueError, "FastConfig: max_requests "
+                            "must be None or >= 0");
+            return -1;
+        }
+    }
+#define SET(f, v) do { Py_INCREF(v); Py_XSETREF(self->f, v); } while (0)
+    SET(srv, srv);
+    SET(reader, reader);
+    SET(app, app);
+    SET(scratch, scratch);
+    SET(clock, clock);
+#undef SET
+    self->keepalive_timeout = ka;
+    self->header_timeout = ht;
+    self->send_timeout = st;
+    self->access_log = log;
+    self->date_t = (time_t)-1;
+    return 0;
+}
+
+PyDoc_STRVAR(fast_doc,
+"FastConfig(srv, reader, app, scratch, keepalive_timeout, header_timeout,\n"
+"           send_timeout, max_requests, access_log, clock)\n\n"
+"What the compiled request loop of one serve() needs: the server, its\n"
+"HeadReader, the application, the shared receive buffer, the limits\n"
+"it applies, whether an access log is written, and the clock.");
+
+static PyTypeObject FastType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "socket2._http_speedups.FastConfig",
+    .tp_basicsize = sizeof(FastObject),
+    .tp_dealloc = (destructor)fast_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = fast_doc,
+    .tp_traverse = (traverseproc)fast_traverse,
+    .tp_clear = (inquiry)fast_clear,
+    .tp_init = (initproc)fast_init,
+    .tp_new = PyType_GenericNew,
+};
+
+/* The Date line, made by srv.date_line() once a second. */
+static PyObject *
+date_line(FastObject *cfg)
+{
+    time_t now = time(NULL);
+    if (now != cfg->date_t || cfg->date == NULL) {
+        PyObject *d = PyObject_CallMethodNoArgs(cfg->srv, s_date_line);
+        if (d == NULL)
+            return NULL;
+        if (!PyBytes_CheckExact(d)) {
+            Py_DECREF(d);
+            PyErr_SetString(PyExc_TypeError, "date_line() must give bytes");
+            return NULL;
+        }
+        Py_XSETREF(cfg->date, d);
+        cfg->date_t = now;
+    }
+    return cfg->date;
+}
+
+/* -- ConnBase -- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *sock, *srv, *buf, *out, *remote, *deadline, *client_error,
+        *flush_timer, *flusher, *fast;
+    Py_ssize_t pos, served;
+    char idle, gone, linger;
+    PyObject *weakrefs;
+} ConnObject;
+
+static int
+conn_traverse(ConnObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->sock);
+    Py_VISIT(self->srv);
+    Py_VISIT(self->buf);
+    Py_VISIT(self->out);
+    Py_VISIT(self->remote);
+    Py_VISIT(self->deadline);
+    Py_VISIT(self->client_error);
+    Py_VISIT(self->flush_timer);
+    Py_VISIT(self->flusher);
+    Py_VISIT(self->fast);
+    return 0;
+}
+
+static int
+conn_clear(ConnObject *self)
+{
+    Py_CLEAR(self->sock);
+    Py_CLEAR(self->srv);
+    Py_CLEAR(self->buf);
+    Py_CLEAR(self->out);
+    Py_CLEAR(self->remote);
+    Py_CLEAR(self->deadline);
+    Py_CLEAR(self->client_error);
+    Py_CLEAR(self->flush_timer);
+    Py_CLEAR(self->flusher);
+    Py_CLEAR(self->fast);
+    return 0;
+}
+
+static void
+conn_dealloc(ConnObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    if (self->weakrefs != NULL)
+        PyObject_ClearWeakRefs((PyObject *)self);
+    conn_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+#define CONN_OBJ(name) \
+    {#name, T_OBJECT, offsetof(ConnObject, name), 0, NULL}
+static PyMemberDef conn_members[] = {
+    CONN_OBJ(sock), CONN_OBJ(srv), CONN_OBJ(buf), CONN_OBJ(out),
+    CONN_OBJ(remote), CONN_OBJ(deadline), CONN_OBJ(client_error),
+    CONN_OBJ(flush_timer), CONN_OBJ(flusher), CONN_OBJ(fast),
+    {"pos", T_PYSSIZET, offsetof(ConnObject, pos), 0, NULL},
+    {"served", T_PYSSIZET, offsetof(ConnObject, served), 0, NULL},
+    {"idle", T_BOOL, offsetof(ConnObject, idle), 0, NULL},
+    {"gone", T_BOOL, offsetof(ConnObject, gone), 0, NULL},
+    {"linger", T_BOOL, offsetof(ConnObject, linger), 0, NULL},
+    {NULL}
+};
+#undef CONN_OBJ
+
+/* -- ReplyBase -- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *conn, *environ, *body, *status, *length, *left;
+    int code, version;
+    Py_ssize_t sent;
+    char keep, head_sent, chunked, no_body, is_head, ended;
+} ReplyObject;
+
+static int
+reply_traverse(ReplyObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->conn);
+    Py_VISIT(self->environ);
+    Py_VISIT(self->body);
+    Py_VISIT(self->status);
+    Py_VISIT(self->length);
+    Py_VISIT(self->left);
+    return 0;
+}
+
+static int
+reply_clear(ReplyObject *self)
+{
+    Py_CLEAR(self->conn);
+    Py_CLEAR(self->environ);
+    Py_CLEAR(self->body);
+    Py_CLEAR(self->status);
+    Py_CLEAR(self->length);
+    Py_CLEAR(self->left);
+    return 0;
+}
+
+static void
+reply_dealloc(ReplyObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    reply_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+#define REPLY_OBJ(name) \
+    {#name, T_OBJECT, offsetof(ReplyObject, name), 0, NULL}
+#define REPLY_BOOL(name) \
+    {#name, T_BOOL, offsetof(ReplyObject, name), 0, NULL}
+static PyMemberDef reply_members[] = {
+    REPLY_OBJ(conn), REPLY_OBJ(environ), REPLY_OBJ(body), REPLY_OBJ(status),
+    REPLY_OBJ(length), REPLY_OBJ(left),
+    {"code", T_INT, offsetof(ReplyObject, code), 0, NULL},
+    {"version", T_INT, offsetof(ReplyObject, version), 0, NULL},
+    {"sent", T_PYSSIZET, offsetof(ReplyObject, sent), 0, NULL},
+    REPLY_BOOL(keep), REPLY_BOOL(head_sent), REPLY_BOOL(chunked),
+    REPLY_BOOL(no_body), REPLY_BOOL(is_head), REPLY_BOOL(ended),
+    {NULL}
+};
+#undef REPLY_OBJ
+#undef REPLY_BOOL
+
+/* start_response(status, headers, exc_info=None): a call whose (status,
+ * headers) were checked before (Reply._start_response caches them in
+ * _reply._CHECKED) is answered here; every other goes there. */
+static PyObject *
+reply_start_response(ReplyObject *self, PyObject *const *args,
+                     Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *key, *tup, *checked;
+    if (kwnames != NULL || nargs < 2 || nargs > 3
+            || (nargs == 3 && args[2] != Py_None)
+            || (self->status != NULL && self->status != Py_None)
+            || checked_cache == NULL || !PyList_CheckExact(args[1]))
+        goto slow;
+    tup = PyList_AsTuple(args[1]);
+    if (tup == NULL)
+        return NULL;
+    key = PyTuple_Pack(2, args[0], tup);
+    Py_DECREF(tup);
+    if (key == NULL)
+        return NULL;
+    checked = PyDict_GetItemWithError(checked_cache, key);
+    Py_DECREF(key);
+    if (checked == NULL) {
+        if (PyErr_Occurred()) {
+            if (!PyErr_ExceptionMatches(PyExc_TypeError))
+                return NULL;
+            PyErr_Clear();    /* unhashable: checked (and refused) there */
+        }
+        goto slow;
+    }
+    if (!PyTuple_CheckExact(checked) || PyTuple_GET_SIZE(checked) != 4)
+        goto slow;
+    {
+        PyObject *st = PyTuple_GET_ITEM(checked, 0);
+        long code = PyLong_AsLong(PyTuple_GET_ITEM(checked, 1));
+        PyObject *len = PyTuple_GET_ITEM(checked, 2);
+        int close = PyObject_IsTrue(PyTuple_GET_ITEM(checked, 3));
+        if ((code == -1 && PyErr_Occurred()) || close < 0)
+            return NULL;
+        Py_INCREF(st);
+        Py_XSETREF(self->status, st);
+        self->code = (int)code;
+        Py_INCREF(len);
+        Py_XSETREF(self->length, len);
+        if (close)
+            self->keep = 0;
+        if (code == 204 || code == 304)
+            self->no_body = 1;
+    }
+    return PyObject_GetAttr((PyObject *)self, s_write);
+slow:
+    {
+        PyObject *m = PyObject_GetAttr((PyObject *)self, s_start_py);
+        PyObject *r;
+        if (m == NULL)
+            return NULL;
+        r = PyObject_Vectorcall(m, args, (size_t)nargs, kwnames);
+        Py_DECREF(m);
+        return r;
+    }
+}
+
+static PyMethodDef reply_methods[] = {
+    {"start_response", (PyCFunction)(void (*)(void))reply_start_response,
+     METH_FASTCALL | METH_KEYWORDS,
+     "PEP 3333's start_response: returns the legacy ``write``."},
+    {NULL}
+};
+
+static PyTypeObject ReplyType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "socket2._http_speedups.ReplyBase",
+    .tp_basicsize = sizeof(ReplyObject),
+    .tp_dealloc = (destructor)reply_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "A reply's fields, and start_response (see _reply.py).",
+    .tp_traverse = (traverseproc)reply_traverse,
+    .tp_clear = (inquiry)reply_clear,
+    .tp_members = reply_members,
+    .tp_methods = reply_methods,
+    .tp_new = PyType_GenericNew,
+};
+
+/* -- the loop's steps -- */
+
+static int
+is_error(void)
+{
+    return PyErr_ExceptionMatches(error_class);
+}
+
+static int
+set_deadline(ConnObject *c, FastObject *cfg, double after)
+{
+    PyObject *now = PyObject_CallNoArgs(cfg->clock), *d;
+    double t;
+    if (now == NULL)
+        return -1;
+    t = PyFloat_AsDouble(now);
+    Py_DECREF(now);
+    if (t == -1.0 && PyErr_Occurred())
+        return -1;
+    d = PyFloat_FromDouble(t + after);
+    if (d == NULL)
+        return -1;
+    Py_XSETREF(c->deadline, d);
+    return 0;
+}
+
+static void
+clear_deadline(ConnObject *c)
+{
+    Py_INCREF(Py_None);
+    Py_XSETREF(c->deadline, Py_None);
+}
+
+/* Connection._write for a piece up to 64 KiB: one sendall within
+ * send_timeout (the sweeper's deadline). */
+static int
+conn_write(ConnObject *c, FastObject *cfg, PyObject *data)
+{
+    PyObject *r, *args[2];
+    if (PyBytes_GET_SIZE(data) > WRITE_ONE) {
+        r = PyObject_CallMethodOneArg((PyObject *)c, s_write_py, data);
+        if (r == NULL)
+            return -1;
+        Py_DECREF(r);
+        return 0;
+    }
+    if (set_deadline(c, cfg, cfg->send_timeout) < 0)
+        return -1;
+    args[0] = c->sock;
+    args[1] = data;
+    Py_INCREF(c->sock);
+    r = PyObject_VectorcallMethod(s_sendall, args,
+                                  2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    Py_DECREF(args[0]);
+    clear_deadline(c);
+    if (r == NULL) {
+        if (is_error())
+            c->gone = 1;
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+static int
+held_flush_pending(ConnObject *c)
+{
+    return (c->flush_timer != NULL && c->flush_timer != Py_None)
+        || (c->flusher != NULL && c->flusher != Py_None);
+}
+
+/* Connection.flush(). */
+static int
+conn_flush(ConnObject *c, FastObject *cfg)
+{
+    PyObject *data;
+    Py_ssize_t n = PyList_GET_SIZE(c->out);
+    int r;
+    if (held_flush_pending(c)) {
+        PyObject *x = PyObject_CallMethodNoArgs((PyObject *)c, s_flush);
+        if (x == NULL)
+            return -1;
+        Py_DECREF(x);
+        return 0;
+    }
+    if (n == 0)
+        return 0;
+    if (n == 1 && PyBytes_CheckExact(PyList_GET_ITEM(c->out, 0))) {
+        data = PyList_GET_ITEM(c->out, 0);
+        Py_INCREF(data);
+    } else {
+        Py_ssize_t i, total = 0;
+        char *p;
+        for (i = 0; i < n; i++) {
+            PyObject *x = PyList_GET_ITEM(c->out, i);
+            if (!PyBytes_CheckExact(x)) {      /* only Python puts these */
+                x = PyObject_CallMethodNoArgs((PyObject *)c, s_flush);
+                if (x == NULL)
+                    return -1;
+                Py_DECREF(x);
+                return 0;
+            }
+            total += PyBytes_GET_SIZE(x);
+        }
+        data = PyBytes_FromStringAndSize(NULL, total);
+        if (data == NULL)
+            return -1;
+        p = PyBytes_AS_STRING(data);
+        for (i = 0; i < n; i++) {
+            PyObject *x = PyList_GET_ITEM(c->out, i);
+            memcpy(p, PyBytes_AS_STRING(x), (size_t)PyBytes_GET_SIZE(x));
+            p += PyBytes_GET_SIZE(x);
+        }
+    }
+    if (PyList_SetSlice(c->out, 0, n, NULL) < 0) {
+        Py_DECREF(data);
+        return -1;
+    }
+    r = conn_write(c, cfg, data);
+    Py_DECREF(data);
+    return r;
+}
+
+/* Reply._whole + _head for a list of one bytes (the caller checked),
+ * then the pipelining decision: queue the answer, or write it (with
+ * those queued) now. */
+static int
+reply_whole(ReplyObject *rp, ConnObject *c, FastObject *cfg, PyObject *data,
+            int draining)
+{
+    PyObject *date, *out;
+    Py_ssize_t dlen = PyBytes_GET_SIZE(data), slen, total, w;
+    char cl[48];
+    Py_ssize_t cllen = 0;
+    PyObject *end;
+    char *p;
+    rp->head_sent = 1;
+    if (draining)
+        rp->keep = 0;
+    date = date_line(cfg);
+    if (date == NULL)
+        return -1;
+    if (rp->no_body) {
+        if (rp->is_head && (rp->length == NULL || rp->length == Py_None))
+            cllen = sprintf(cl, "Content-Length: %zd\r\n", dlen);
+    } else if (rp->length != NULL && rp->length != Py_None) {
+        Py_INCREF(rp->length);
+        Py_XSETREF(rp->left, rp->length);
+    } else {
+        PyObject *t = PyLong_FromSsize_t(dlen);
+        if (t == NULL)
+            return -1;
+        Py_XSETREF(rp->left, t);
+        cllen = sprintf(cl, "Content-Length: %zd\r\n", dlen);
+    }
+    end = !rp->keep ? b_close_end : rp->version == 10 ? b_keep_end : b_end;
+    if (rp->no_body) {
+        dlen = 0;
+    } else if (rp->left != NULL && rp->left != Py_None) {
+        Py_ssize_t left = PyLong_AsSsize_t(rp->left);
+        if (left == -1 && PyErr_Occurred())
+            return -1;
+        if (dlen != left) {
+            if (dlen > left)
+                dlen = left;
+            rp->keep = 0;
+        }
+    }
+    rp->sent = dlen;
+    slen = PyBytes_GET_SIZE(rp->status);
+    total = slen + PyBytes_GET_SIZE(date) + cllen + PyBytes_GET_SIZE(end)
+        + dlen;
+    out = PyBytes_FromStringAndSize(NULL, total);
+    if (out == NULL)
+        return -1;
+    p = PyBytes_AS_STRING(out);
+    memcpy(p, PyBytes_AS_STRING(rp->status), (size_t)slen);
+    w = slen;
+    memcpy(p + w, PyBytes_AS_STRING(date), (size_t)PyBytes_GET_SIZE(date));
+    w += PyBytes_GET_SIZE(date);
+    memcpy(p + w, cl, (size_t)cllen);
+    w += cllen;
+    /* (a Connection line decided before the keep above changed: as
+     * _whole, whose head is made before the length check) */
+    memcpy(p + w, PyBytes_AS_STRING(end), (size_t)PyBytes_GET_SIZE(end));
+    w += PyBytes_GET_SIZE(end);
+    memcpy(p + w, PyBytes_AS_STRING(data), (size_t)dlen);
+    if (PyList_Append(c->out, out) < 0) {
+        Py_DECREF(out);
+        return -1;
+    }
+    Py_DECREF(out);
+    if (!rp->keep || c->pos >= PyBytes_GET_SIZE(c->buf)
+            || PyList_GET_SIZE(c->out) >= HELD_MAX || dlen > QUEUE_MAX)
+        return conn_flush(c, cfg);
+    return 0;
+}
+
+/* Reply.run for a reply made here; returns 1/0 (keep or not), -1 on an
+ * exception to propagate. */
+static int
+reply_run(ReplyObject *rp, ConnObject *c, FastObject *cfg)
+{
+    PyObject *sr, *result, *args[2], *r;
+    int keep;
+    sr = PyObject_GetAttr((PyObject *)rp, s_start_response);
+    if (sr == NULL)
+        return -1;
+    args[0] = rp->environ;
+    args[1] = sr;
+    result = PyObject_Vectorcall(cfg->app, args, 2, NULL);
+    Py_DECREF(sr);
+    if (result == NULL)
+        goto raised;
+    if (PyList_CheckExact(result) && !rp->head_sent
+            && PyList_GET_SIZE(result) == 1
+            && PyBytes_CheckExact(PyList_GET_ITEM(result, 0))
+            && rp->status != NULL && PyBytes_CheckExact(rp->status)) {
+        PyObject *data = PyList_GET_ITEM(result, 0);
+        PyObject *d = PyObject_GetAttr(cfg->srv, s_draining);
+        int draining, rc;
+        if (d == NULL) {
+            Py_DECREF(result);
+            goto raised;
+        }
+        draining = PyObject_IsTrue(d);
+        Py_DECREF(d);
+        Py_INCREF(data);
+        rc = draining < 0 ? -1 : reply_whole(rp, c, cfg, data, draining);
+        Py_DECREF(data);
+        Py_DECREF(result);
+        if (rc < 0)
+            goto raised;
+        rp->ended = 1;
+    } else {
+        r = PyObject_CallMethodOneArg((PyObject *)rp, s_finish, result);
+        Py_DECREF(result);
+        if (r == NULL)
+            return -1;
+        keep = PyObject_IsTrue(r);
+        Py_DECREF(r);
+        return keep;
+    }
+    if (cfg->access_log) {
+        PyObject *code = PyLong_FromLong(rp->code);
+        PyObject *sent = PyLong_FromSsize_t(rp->sent);
+        r = code && sent ? PyObject_CallMethodObjArgs(
+            cfg->srv, s_log_access, (PyObject *)c, rp->environ, code, sent,
+            NULL) : NULL;
+        Py_XDECREF(code);
+        Py_XDECREF(sent);
+        if (r == NULL)
+            return -1;
+        Py_DECREF(r);
+    }
+    return rp->keep;
+raised:
+    rp->ended = 1;
+    {
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_NormalizeException(&type, &value, &tb);
+        if (tb != NULL && value != NULL)
+            PyException_SetTraceback(value, tb);
+        Py_XDECREF(type);
+        Py_XDECREF(tb);
+        if (value == NULL)
+            return -1;
+        r = PyObject_CallMethodOneArg((PyObject *)rp, s_raised, value);
+        Py_DECREF(value);
+    }
+    if (r == NULL)
+        return -1;
+    keep = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return keep;
+}
+
+/* respond() for a plain head (environ built, no body, no Expect). */
+static int
+conn_respond(ConnObject *c, FastObject *cfg, HeadObject *h, int draining)
+{
+    ReplyObject *rp;
+    PyObject *env = h->environ;
+    int keep;
+    c->served++;
+    if (PyDict_SetItem(env, s_wsgi_input, empty_input) < 0)
+        return -1;
+    keep = h->keep_alive && !draining;
+    if (cfg->max_requests >= 0 && c->served >= cfg->max_requests)
+        keep = 0;
+    rp = (ReplyObject *)((PyTypeObject *)reply_type)->tp_alloc(
+        (PyTypeObject *)reply_type, 0);
+    if (rp == NULL)
+        return -1;
+    Py_INCREF(c);
+    rp->conn = (PyObject *)c;
+    Py_INCREF(env);
+    rp->environ = env;
+    Py_INCREF(empty_input);
+    rp->body = empty_input;
+    rp->keep = (char)keep;
+    rp->version = h->version;
+    rp->no_body = rp->is_head = h->method == method_bytes[1];
+    if (PyList_GET_SIZE(c->out) > 0) {
+        PyObject *x = PyObject_CallMethodNoArgs((PyObject *)c, s_hold);
+        if (x == NULL) {
+            Py_DECREF(rp);
+            return -1;
+        }
+        Py_DECREF(x);
+    }
+    keep = reply_run(rp, c, cfg);
+    if (keep >= 0 && c->client_error != NULL && c->client_error != Py_None) {
+        PyObject *k = PyBool_FromLong(keep);
+        PyObject *x = PyObject_CallMethodObjArgs(
+            (PyObject *)c, s_after, (PyObject *)rp, env, empty_input, k,
+            NULL);
+        Py_DECREF(k);
+        keep = x == NULL ? -1 : PyObject_IsTrue(x);
+        Py_XDECREF(x);
+    }
+    Py_DECREF(rp);
+    return keep;
+}
+
+PyDoc_STRVAR(serve_simple_doc,
+"_serve_simple() -> head, None or _SLOW\n\n"
+"Serve plain requests until one is not (see wsgi.Connection).");
+
+static PyObject *
+conn_serve_simple(ConnObject *c, PyObject *unused)
+{
+    FastObject *cfg = (FastObject *)c->fast;
+    if (cfg == NULL || !PyObject_TypeCheck((PyObject *)cfg, &FastType)
+            || c->buf == NULL || !PyBytes_CheckExact(c->buf)
+            || c->out == NULL || !PyList_CheckExact(c->out)
+            || c->remote == NULL || !PyTuple_CheckExact(c->remote)
+            || PyTuple_GET_SIZE(c->remote) != 2 || c->sock == NULL
+            || c->srv == NULL || reply_type == NULL) {
+        PyErr_SetString(PyExc_TypeError, "_serve_simple: the connection "
+                        "is not set up for the compiled loop");
+        return NULL;
+    }
+    for (;;) {
+        PyObject *d;
+        int draining, keep, rc;
+        if (c->pos < PyBytes_GET_SIZE(c->buf)) {
+            PyObject *base = PyObject_GetAttr(c->srv, s_environ_attr);
+            HeadObject *h;
+            if (base == NULL)
+                return NULL;
+            if (!PyDict_CheckExact(base)) {
+                Py_DECREF(base);
+                Py_INCREF(slow_marker);
+                return slow_marker;
+            }
+            h = reader_parse((ReaderObject *)cfg->reader, c->buf, c->pos,
+                             base, c->remote, &rc);
+            Py_DECREF(base);
+            if (h == NULL) {
+                if (rc == 0)
+                    return NULL;            /* a Python error */
+                PyErr_Clear();              /* next_head() refuses it */
+                Py_INCREF(slow_marker);
+                return slow_marker;
+            }
+            c->pos = h->end;
+            if (h->environ == Py_None || h->body_kind != S2H_BODY_NONE
+                    || h->expect_unknown || h->expect_continue)
+                return (PyObject *)h;       /* respond() */
+            d = PyObject_GetAttr(c->srv, s_draining);
+            if (d == NULL) {
+                Py_DECREF(h);
+                return NULL;
+            }
+            draining = PyObject_IsTrue(d);
+            Py_DECREF(d);
+            keep = draining < 0 ? -1 : conn_respond(c, cfg, h, draining);
+            Py_DECREF(h);
+            if (keep < 0)
+                return NULL;
+            if (!keep)
+                Py_RETURN_NONE;
+            continue;
+        }
+        /* The buffer is used up: write what is queued, then wait for
+         * the next request (next_head's idle branch and receive()). */
+        if (conn_flush(c, cfg) < 0)
+            return NULL;
+        d = PyObject_GetAttr(c->srv, s_draining);
+        if (d == NULL)
+            return NULL;
+        draining = PyObject_IsTrue(d);
+        Py_DECREF(d);
+        if (draining < 0)
+            return NULL;
+        if (draining)
+            Py_RETURN_NONE;
+        c->idle = 1;
+        if (set_deadline(c, cfg, c->served ? cfg->keepalive_timeout
+                                           : cfg->header_timeout) < 0) {
+            c->idle = 0;
+            return NULL;
+        }
+        {
+            PyObject *args[2], *r, *data;
+            Py_ssize_t n;
+            if (PyList_GET_SIZE(c->out) > 0 && conn_flush(c, cfg) < 0) {
+                c->idle = 0;
+                clear_deadline(c);
+                return NULL;
+            }
+            args[0] = c->sock;
+            args[1] = cfg->scratch;
+            Py_INCREF(args[0]);
+            r = PyObject_VectorcallMethod(
+                s_recv, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            Py_DECREF(args[0]);
+            c->idle = 0;
+            clear_deadline(c);
+            if (r == NULL) {
+                if (is_error())
+                    c->gone = 1;
+                return NULL;
+            }
+            n = PyLong_AsSsize_t(r);
+            Py_DECREF(r);
+            if (n == -1 && PyErr_Occurred())
+                return NULL;
+            if (n <= 0)
+                Py_RETURN_NONE;
+            if (n > PyByteArray_GET_SIZE(cfg->scratch)) {
+                PyErr_SetString(PyExc_RuntimeError, "recv() said more "
+                                "than the buffer holds");
+                return NULL;
+            }
+            data = PyBytes_FromStringAndSize(
+                PyByteArray_AS_STRING(cfg->scratch), n);
+            if (data == NULL)
+                return NULL;
+            Py_XSETREF(c->buf, data);
+            c->pos = 0;
+        }
+    }
+}
+
+static PyMethodDef conn_methods[] = {
+    {"_serve_simple", (PyCFunction)conn_serve_simple, METH_NOARGS,
+     serve_simple_doc},
+    {NULL}
+};
+
+static PyTypeObject ConnType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "socket2._http_speedups.ConnBase",
+    .tp_basicsize = sizeof(ConnObject),
+    .tp_dealloc = (destructor)conn_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "A connection's fields, and the compiled request loop "
+              "(see wsgi.py).",
+    .tp_traverse = (traverseproc)conn_traverse,
+    .tp_clear = (inquiry)conn_clear,
+    .tp_members = conn_members,
+    .tp_methods = conn_methods,
+    .tp_weaklistoffset = offsetof(ConnObject, weakrefs),
     .tp_new = PyType_GenericNew,
 };
 
@@ -611,9 +1483,31 @@ PyDoc_STRVAR(configure_doc,
 static PyObject *
 configure(PyObject *mod, PyObject *args)
 {
-    PyObject *b, *pe;
-    if (!PyArg_ParseTuple(args, "O!O:configure", &PyTuple_Type, &b, &pe))
+    PyObject *b, *pe, *rt = NULL, *em = NULL, *cc = NULL, *ec = NULL,
+        *sm = NULL;
+    if (!PyArg_ParseTuple(args, "O!O|O!OO!OO:configure", &PyTuple_Type, &b,
+                          &pe, &PyType_Type, &rt, &em, &PyDict_Type, &cc,
+                          &ec, &sm))
         return NULL;
+    if (rt != NULL) {
+        if (!PyType_IsSubtype((PyTypeObject *)rt, &ReplyType)) {
+            PyErr_SetString(PyExc_TypeError, "configure: the reply type "
+                            "must derive from ReplyBase");
+            return NULL;
+        }
+        if (em == NULL || cc == NULL || ec == NULL || sm == NULL) {
+            PyErr_SetString(PyExc_TypeError, "configure: the loop's "
+                            "objects come together");
+            return NULL;
+        }
+#define KEEP(var, v) do { Py_INCREF(v); Py_XSETREF(var, v); } while (0)
+        KEEP(reply_type, rt);
+        KEEP(empty_input, em);
+        KEEP(checked_cache, cc);
+        KEEP(error_class, ec);
+        KEEP(slow_marker, sm);
+#undef KEEP
+    }
     if (PyTuple_GET_SIZE(b) != 4) {
         PyErr_SetString(PyExc_ValueError, "configure: four body kinds");
         return NULL;
@@ -647,7 +1541,9 @@ PyInit__http_speedups(void)
     PyObject *m;
     int i;
     s2h_init();
-    if (PyType_Ready(&HeadType) < 0 || PyType_Ready(&ReaderType) < 0)
+    if (PyType_Ready(&HeadType) < 0 || PyType_Ready(&ReaderType) < 0
+            || PyType_Ready(&FastType) < 0 || PyType_Ready(&ConnType) < 0
+            || PyType_Ready(&ReplyType) < 0)
         return NULL;
 #define INTERN(var, s) if (!(var = PyUnicode_InternFromString(s))) return NULL
     INTERN(k_remote_addr, "REMOTE_ADDR");
@@ -666,6 +1562,28 @@ PyInit__http_speedups(void)
     INTERN(v_http11, "HTTP/1.1");
     INTERN(v_http10, "HTTP/1.0");
     INTERN(v_empty, "");
+    INTERN(s_wsgi_input, "wsgi.input");
+    INTERN(s_start_response, "start_response");
+    INTERN(s_write, "write");
+    INTERN(s_recv, "recv");
+    INTERN(s_sendall, "sendall");
+    INTERN(s_draining, "draining");
+    INTERN(s_date_line, "date_line");
+    INTERN(s_hold, "hold_while_app_runs");
+    INTERN(s_finish, "finish");
+    INTERN(s_raised, "_raised");
+    INTERN(s_after, "after");
+    INTERN(s_flush, "flush");
+    INTERN(s_write_py, "_write");
+    INTERN(s_whole, "_whole");
+    INTERN(s_start_py, "_start_response");
+    INTERN(s_log_access, "log_access");
+    INTERN(s_environ_attr, "environ");
+    if (!(b_close_end = PyBytes_FromString("Connection: close\r\n\r\n"))
+            || !(b_keep_end = PyBytes_FromString(
+                "Connection: keep-alive\r\n\r\n"))
+            || !(b_end = PyBytes_FromString("\r\n")))
+        return NULL;
     for (i = 0; i < NMETHODS; i++) {
         INTERN(method_strs[i], method_names[i]);
         method_bytes[i] = PyBytes_FromString(method_names[i]);
@@ -678,9 +1596,16 @@ PyInit__http_speedups(void)
         return NULL;
     Py_INCREF(&HeadType);
     Py_INCREF(&ReaderType);
+    Py_INCREF(&FastType);
+    Py_INCREF(&ConnType);
+    Py_INCREF(&ReplyType);
     if (PyModule_AddObject(m, "Head", (PyObject *)&HeadType) < 0
             || PyModule_AddObject(m, "HeadReader",
-                                  (PyObject *)&ReaderType) < 0) {
+                                  (PyObject *)&ReaderType) < 0
+            || PyModule_AddObject(m, "FastConfig", (PyObject *)&FastType) < 0
+            || PyModule_AddObject(m, "ConnBase", (PyObject *)&ConnType) < 0
+            || PyModule_AddObject(m, "ReplyBase",
+                                  (PyObject *)&ReplyType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

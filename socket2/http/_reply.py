@@ -27,8 +27,9 @@ from http import HTTPStatus
 from greenlet import GreenletExit
 
 from ..errors import Error
+from . import _parser
 
-__all__ = ["Reply", "FileWrapper", "status_line"]
+__all__ = ["Reply", "ReplyBase", "FileWrapper", "status_line"]
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
@@ -147,12 +148,37 @@ def _check(status, headers):
     return "".join(lines).encode("latin-1"), int(m.group(1)), length, close
 
 
-class Reply:
-    """The response of one request, written through its connection."""
+class ReplyBase:
+    """A reply's fields, and ``start_response``: the Python twin of the C
+    ``ReplyBase`` (socket2/ffi/http_speedups.c), whose ``start_response``
+    answers a call whose checks are cached by itself and hands every
+    other call to :meth:`Reply._start_response`."""
 
     __slots__ = ("conn", "environ", "body", "keep", "code", "status",
                  "length", "left", "head_sent", "chunked", "no_body", "sent",
                  "version", "is_head", "ended")
+
+    def start_response(self, status, headers, exc_info=None):
+        """PEP 3333's start_response: returns the legacy ``write``."""
+        return self._start_response(status, headers, exc_info)
+
+
+if _parser.COMPILED:         # the compiled request path rides with the parser
+    try:
+        from .._http_speedups import ReplyBase   # noqa: F811
+    except ImportError:      # a source tree (or an OS) that did not build it
+        pass
+
+
+class Reply(ReplyBase):
+    """The response of one request, written through its connection.
+
+    The compiled server creates its replies without ``__init__`` (the C
+    fills the same fields) and runs :meth:`run`'s common case itself: an
+    application that returns a list of one ``bytes``; anything else
+    continues here, in :meth:`finish` and :meth:`_raised`."""
+
+    __slots__ = ()
 
     def __init__(self, conn, head, environ, keep, body):
         self.conn = conn
@@ -172,8 +198,7 @@ class Reply:
 
     # -- what the application calls ----------------------------------------
 
-    def start_response(self, status, headers, exc_info=None):
-        """PEP 3333's start_response: returns the legacy ``write``."""
+    def _start_response(self, status, headers, exc_info=None):
         if exc_info is not None:
             try:
                 if self.head_sent:
@@ -183,11 +208,13 @@ class Reply:
         elif self.status is not None:
             raise AssertionError("start_response() called twice without "
                                  "exc_info")
-        try:
-            key = (status, tuple(headers))
-            checked = _CHECKED.get(key)
-        except TypeError:            # unhashable: checked (and refused)
-            key = checked = None
+        key = checked = None         # not a list: checked (and refused)
+        if type(headers) is list:
+            try:
+                key = (status, tuple(headers))
+                checked = _CHECKED.get(key)
+            except TypeError:        # unhashable: checked (and refused)
+                key = checked = None
         if checked is None:
             checked = _check(status, headers)
             if key is not None and len(checked[0]) <= 2048:
@@ -237,10 +264,17 @@ class Reply:
     def run(self, app):
         """Call the application and send its response; returns whether
         the connection may carry another request."""
-        conn = self.conn
+        try:
+            result = app(self.environ, self.start_response)
+        except BaseException as e:   # noqa: B902 - sorted in _raised
+            self.ended = True
+            return self._raised(e)
+        return self.finish(result)
+
+    def finish(self, result):
+        """Send the response of an application that returned *result*."""
         try:
             try:
-                result = app(self.environ, self.start_response)
                 try:
                     if type(result) is list and not self.head_sent:
                         self._whole(result)
@@ -257,17 +291,32 @@ class Reply:
                         close()
             finally:
                 self.ended = True
+        except BaseException as e:   # noqa: B902 - sorted in _raised
+            return self._raised(e)
+        conn = self.conn
+        conn.srv.log_access(conn, self.environ, self.code, self.sent)
+        return self.keep
+
+    def _raised(self, e):
+        """The application (or sending its response) raised *e*: a kill
+        or Ctrl-C goes on up; the client's failure or the server's close
+        ends the connection quietly; anything else is the application's
+        (reported, and a 500 if nothing was sent).  Returns whether the
+        connection may carry another request."""
+        conn = self.conn
+        try:
+            raise e                  # (the traceback report needs it)
         except (GreenletExit, KeyboardInterrupt):
             raise                    # a kill, or Ctrl-C: not the app's
-        except BaseException as e:   # noqa: B902 - SystemExit included
+        except BaseException:        # noqa: B902 - SystemExit included
             if conn.gone or conn.client_error is not None:
                 return False         # the client's failure, not the app's
             if isinstance(e, Error) and e.err == "closed" and \
                     conn.sock.closed:
                 return False         # the server closed it (drain, kill)
             return self._failed()
-        conn.srv.log_access(conn, self.environ, self.code, self.sent)
-        return self.keep
+        finally:
+            e = None                 # (no cycle through this frame)
 
     def _whole(self, result):
         """The body was a list: one write, head and body together."""

@@ -22,6 +22,7 @@ from ..serve import serve as _serve_connections
 from ..sync import Event
 from ._reply import FileWrapper
 from .limits import Limits
+from . import wsgi
 from .wsgi import Connection, HeadReader
 
 __all__ = ["serve"]
@@ -148,6 +149,13 @@ class _Server:
         }
         if tls:
             self.environ["HTTPS"] = "on"
+        # The compiled request loop's settings (wsgi.Connection).
+        self.fast = None if not wsgi.COMPILED else \
+            wsgi._http_speedups.FastConfig(
+                self, self.reader, app, self.scratch,
+                limits.keepalive_timeout, limits.header_timeout,
+                limits.send_timeout, limits.max_requests_per_connection,
+                access_log is not None, clock)
 
     def date(self):
         """The Date header's value (RFC 9110 6.6.1), made once a second."""

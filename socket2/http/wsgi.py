@@ -35,7 +35,7 @@ from . import _parser
 from ._heads import BODIES, BODY_NONE
 from ._input import EMPTY, Input
 from .errors import ProtocolError, protocol_error
-from ._reply import FileWrapper, Reply, status_line
+from ._reply import _CHECKED, FileWrapper, Reply, status_line
 
 __all__ = ["Connection", "FileWrapper", "HeadReader", "COMPILED"]
 
@@ -95,6 +95,9 @@ def _peer_address(sock):
     return (peer.ip(), str(port))
 
 
+# What the compiled loop returns when the next step is the Python loop's.
+_SLOW = object()
+
 COMPILED = False
 if _parser.COMPILED:         # the compiled request path rides with the parser
     try:
@@ -102,7 +105,8 @@ if _parser.COMPILED:         # the compiled request path rides with the parser
     except ImportError:      # a source tree (or an OS) that did not build it
         _http_speedups = None
     if _http_speedups is not None:
-        _http_speedups.configure(BODIES, protocol_error)
+        _http_speedups.configure(BODIES, protocol_error, Reply, EMPTY,
+                                 _CHECKED, Error, _SLOW)
 
         class HeadReader(_http_speedups.HeadReader):   # noqa: F811
             __doc__ = HeadReader.__doc__
@@ -122,13 +126,33 @@ if _parser.COMPILED:         # the compiled request path rides with the parser
         COMPILED = True
 
 
-class Connection:
-    """One client connection: its buffer, its pending output, and the
-    request loop (:meth:`run`)."""
+class ConnBase:
+    """A connection's fields: the Python twin of the C ``ConnBase``
+    (socket2/ffi/http_speedups.c), which adds ``_serve_simple()``: the
+    request loop of :class:`Connection` for the common request, in C."""
 
     __slots__ = ("sock", "srv", "buf", "pos", "out", "remote", "served",
                  "idle", "gone", "deadline", "client_error", "linger",
-                 "flush_timer", "flusher")
+                 "flush_timer", "flusher", "fast")
+
+
+if COMPILED:
+    ConnBase = _http_speedups.ConnBase          # noqa: F811
+
+
+class Connection(ConnBase):
+    """One client connection: its buffer, its pending output, and the
+    request loop (:meth:`run`).
+
+    Compiled, ``_serve_simple()`` (C) runs the loop while requests are
+    plain: an origin-form target, no body, an application returning a
+    list of one ``bytes`` whose ``start_response`` call was seen before.
+    It returns a head it parsed but leaves to :meth:`respond`, None when
+    the connection should close, or ``_SLOW`` for :meth:`next_head` to
+    take over (a head arriving in pieces, an invalid one).  Each step it
+    takes is the step of the Python methods here, in the same order."""
+
+    __slots__ = ()
 
     def __init__(self, sock, srv):
         self.sock = sock
@@ -144,6 +168,7 @@ class Connection:
         self.linger = False          # unread bytes may follow: see close()
         self.flush_timer = None      # writes held responses if an app parks
         self.flusher = None          # the thread that timer started
+        self.fast = srv.fast         # the compiled loop's settings, or None
         self.remote = _peer_address(sock)
 
     # -- the loop --------------------------------------------------------------
@@ -152,8 +177,14 @@ class Connection:
         """Serve requests until the connection ends (an error on it ends it
         quietly: a client that goes away is no server failure)."""
         try:
+            simple = self._serve_simple if self.fast is not None else None
             while True:
-                head = self.next_head()
+                if simple is not None:
+                    head = simple()
+                    if head is _SLOW:
+                        head = self.next_head()
+                else:
+                    head = self.next_head()
                 if head is None or not self.respond(head):
                     break
             self.flush()
@@ -431,6 +462,11 @@ class Connection:
         if self.out:
             self.hold_while_app_runs()
         keep = r.run(srv.app)
+        return self.after(r, environ, body, keep)
+
+    def after(self, r, environ, body, keep):
+        """A request's end (its reply *r* returned *keep*): whether the
+        connection may carry another one."""
         if self.client_error is not None:
             # The client failed its body (even if the app caught it).
             self.linger = not self.gone
