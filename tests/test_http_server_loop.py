@@ -202,6 +202,42 @@ def test_max_requests_and_access_log_on_the_plain_path():
                                    for x in lines)
 
 
+class _Tuple(tuple):
+    pass
+
+
+class _Str(str):
+    pass
+
+
+@pytest.mark.parametrize("odd", ["tuple", "name", "value", "status"])
+def test_subclasses_equal_to_checked_headers_are_still_refused(odd, capfd):
+    """start_response's check cache compares by equality: a tuple or str
+    subclass equal to an item already checked must still get its 500
+    (PEP 3333 asks for exact types), cold or after a plain request."""
+    def app(environ, start_response):
+        status, name, value = "200 OK", "Content-Type", "text/plain"
+        item = (name, value)
+        if environ["PATH_INFO"] == "/odd":
+            if odd == "tuple":
+                item = _Tuple(item)
+            elif odd == "name":
+                item = (_Str(name), value)
+            elif odd == "value":
+                item = (name, _Str(value))
+            else:
+                status = _Str(status)
+        start_response(status, [item])
+        return [b"x"]
+
+    with running(app) as lst:
+        cold = split(talk(lst, get("/odd")))
+        warm = split(talk(lst, get("/", close=False) + get("/odd")))
+    assert [r.status for r in cold] == [500]
+    assert [r.status for r in warm] == [200, 500]
+    capfd.readouterr()
+
+
 def test_replies_in_a_cycle_are_collected():
     """An application that keeps its start_response in the environ makes
     a reply -> environ -> reply cycle: the collector frees it."""

@@ -179,6 +179,17 @@ def test_bad_arguments_are_errors():
         reader.read(raw, -1, BASE, REMOTE)
     with pytest.raises(ValueError):
         _reader(0)
+    # The smallest limits Limits accepts are the reader's too.
+    for limits in ((1, 1, 0), (8190, 1, 0), (8190, 2, 1)):
+        assert _same(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+                     limits)[0] == "error"
+    # Never initialised: an error, not a crash.
+    bare = _http_speedups.HeadReader.__new__(_http_speedups.HeadReader)
+    with pytest.raises(TypeError):
+        bare.read(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 0, BASE, REMOTE)
+    with pytest.raises(TypeError):
+        _http_speedups.FastConfig(None, bare, None, bytearray(1), 1.0, 1.0,
+                                  1.0, None, False, None)
 
 
 @compiled

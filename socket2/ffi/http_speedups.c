@@ -206,10 +206,21 @@ reader_init(ReaderObject *self, PyObject *args, PyObject *kw)
                                      &max_line, &max_head, &max_fields,
                                      &PyDict_Type, &keys, &key_fn))
         return -1;
-    if (max_line < 1 || max_head < 2 || max_fields < 0
-            || max_line > (1 << 30) || max_head > (1 << 30)
-            || max_fields > (1 << 20)) {
-        PyErr_SetString(PyExc_ValueError, "HeadReader: limits out of range");
+    /* The ranges of _limits.check_limits, which the Python HeadReader
+     * applies with the parser it makes. */
+    if (max_line < 1 || max_line > (1 << 30)) {
+        PyErr_Format(PyExc_ValueError, "max_line must be an int in [1, %d], "
+                     "not %zd", 1 << 30, max_line);
+        return -1;
+    }
+    if (max_head < 1 || max_head > (1 << 30)) {
+        PyErr_Format(PyExc_ValueError, "max_header_bytes must be an int in "
+                     "[1, %d], not %zd", 1 << 30, max_head);
+        return -1;
+    }
+    if (max_fields < 0 || max_fields > 65535) {
+        PyErr_Format(PyExc_ValueError, "max_headers must be an int in "
+                     "[0, %d], not %d", 65535, max_fields);
         return -1;
     }
     PyMem_Free(self->ps.out);
@@ -554,6 +565,11 @@ reader_read(ReaderObject *self, PyObject *const *args, Py_ssize_t nargs)
                         "read() takes buf, pos, base and remote");
         return NULL;
     }
+    if (self->ps.out == NULL) {
+        PyErr_SetString(PyExc_TypeError, "HeadReader.__init__() was not "
+                        "called");
+        return NULL;
+    }
     if (check_read_args(args[0], args[1], args[2], args[3], &pos) < 0)
         return NULL;
     h = reader_parse(self, args[0], pos, args[2], args[3], &rc);
@@ -682,9 +698,10 @@ fast_init(FastObject *self, PyObject *args, PyObject *kw)
                                      &PyByteArray_Type, &scratch, &ka, &ht,
                                      &st, &maxr, &log, &clock))
         return -1;
-    if (!PyObject_TypeCheck(reader, &ReaderType)) {
+    if (!PyObject_TypeCheck(reader, &ReaderType)
+            || ((ReaderObject *)reader)->ps.out == NULL) {
         PyErr_SetString(PyExc_TypeError, "FastConfig: reader must be a "
-                        "HeadReader");
+                        "HeadReader (initialised)");
         return -1;
     }
     if (maxr == Py_None) {
@@ -892,8 +909,21 @@ reply_start_response(ReplyObject *self, PyObject *const *args,
     if (kwnames != NULL || nargs < 2 || nargs > 3
             || (nargs == 3 && args[2] != Py_None)
             || (self->status != NULL && self->status != Py_None)
-            || checked_cache == NULL || !PyList_CheckExact(args[1]))
+            || checked_cache == NULL || !PyUnicode_CheckExact(args[0])
+            || !PyList_CheckExact(args[1]))
         goto slow;
+    {
+        /* The cache compares by equality: a subclass of tuple or str
+         * equal to a checked item must still meet _check's exact types. */
+        Py_ssize_t i, n = PyList_GET_SIZE(args[1]);
+        for (i = 0; i < n; i++) {
+            PyObject *item = PyList_GET_ITEM(args[1], i);
+            if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2
+                    || !PyUnicode_CheckExact(PyTuple_GET_ITEM(item, 0))
+                    || !PyUnicode_CheckExact(PyTuple_GET_ITEM(item, 1)))
+                goto slow;
+        }
+    }
     tup = PyList_AsTuple(args[1]);
     if (tup == NULL)
         return NULL;

@@ -81,11 +81,11 @@ def status_line(code):
 
 
 def _name(name):
+    if type(name) is not str:        # (before the cache: it compares equal)
+        raise TypeError("response header names must be str, not %s"
+                        % type(name).__name__)
     low = _NAMES.get(name)
     if low is None:
-        if type(name) is not str:
-            raise TypeError("response header names must be str, not %s"
-                            % type(name).__name__)
         if _TOKEN.fullmatch(name) is None:
             raise ValueError("response header name %r is not a token "
                              "(RFC 9110 5.1)" % (name,))
@@ -209,11 +209,17 @@ class Reply(ReplyBase):
             raise AssertionError("start_response() called twice without "
                                  "exc_info")
         key = checked = None         # not a list: checked (and refused)
-        if type(headers) is list:
+        if type(headers) is list and type(status) is str:
             try:
                 key = (status, tuple(headers))
                 checked = _CHECKED.get(key)
             except TypeError:        # unhashable: checked (and refused)
+                key = checked = None
+            # The cache compares by equality: subclasses of tuple or str
+            # equal to checked items must still meet _check's exact types.
+            if checked is not None and not all(
+                    type(i) is tuple and type(i[0]) is str and
+                    type(i[1]) is str for i in headers):
                 key = checked = None
         if checked is None:
             checked = _check(status, headers)
