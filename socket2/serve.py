@@ -60,36 +60,37 @@ def serve(listener, handler, *args, tls=None, tls_timeout=10,
         silent_timeout = seconds_arg(silent_timeout, "silent_timeout")
         args = (handler, args)
         handler = _timed_connection
-    silent = _Silent()
-    while True:
-        try:
-            conn = listener.accept()
-        except Error as e:
-            if e.err == "closed":
-                silent.drop_all()
-                return
-            if e.err in _TRANSIENT:
-                if silent.drop_oldest():
-                    silent.report(e, "dropped the connection silent longest")
-                else:
-                    silent.report(e, "pausing accept")
-                    sleep(0.1)
-                continue
-            raise
-        silent.add(conn)
-        if tls is not None:
-            # Silent clients never start their thread: a timer drops them.
-            entry = hub._add_timer(clock() + tls_timeout, _drop_silent_tls,
-                                   conn)
-            start(conn, handler, args + (entry,), kwargs,
-                  on_cancel=_tls_cancelled)
-        elif silent_timeout is not None:
-            entry = hub._add_timer(clock() + silent_timeout, _drop_silent,
-                                   conn)
-            start(conn, handler, args + (entry,), kwargs,
-                  on_cancel=_timed_cancelled)
-        else:
-            start(conn, handler, args, kwargs)
+    silent = _Silent(hub, None if tls is not None else silent_timeout)
+    try:
+        while True:
+            try:
+                conn = listener.accept()
+            except Error as e:
+                if e.err == "closed":
+                    silent.drop_all()
+                    return
+                if e.err in _TRANSIENT:
+                    if silent.drop_oldest():
+                        silent.report(e, "dropped the connection silent "
+                                      "longest")
+                    else:
+                        silent.report(e, "pausing accept")
+                        sleep(0.1)
+                    continue
+                raise
+            silent.add(conn)
+            if tls is not None:
+                # Silent clients never start their thread: a timer drops
+                # them.
+                entry = hub._add_timer(clock() + tls_timeout,
+                                       _drop_silent_tls, conn)
+                start(conn, handler, args + (entry,), kwargs,
+                      on_cancel=_tls_cancelled)
+            else:
+                # (silent_timeout: _Silent's one timer drops the silent ones)
+                start(conn, handler, args, kwargs)
+    finally:
+        silent.stop()
 
 
 class _Silent:
@@ -99,18 +100,25 @@ class _Silent:
     thread started or it closed (pruned when the record doubles, so it
     stays within twice the connections alive)."""
 
-    __slots__ = ("_conns", "_limit", "_reported", "_quiet")
+    __slots__ = ("_conns", "_limit", "_reported", "_quiet", "_hub",
+                 "_timeout", "_timer")
 
     # Only a connection silent this long counts as silent: one accepted a
     # moment ago may have its request on the way (or already queued, its
     # thread not scheduled yet).
     GRACE = 1.0
 
-    def __init__(self):
+    def __init__(self, hub=None, timeout=None):
         self._conns = {}         # conn -> clock() of its accept, in order
         self._limit = 1024
         self._reported = None    # clock() of the last report
         self._quiet = 0          # reports held back since
+        # serve(silent_timeout=...): one timer for all of them, due when
+        # the oldest connection still silent runs out of time (they are
+        # in accept order), not one timer per connection.
+        self._hub = hub
+        self._timeout = timeout
+        self._timer = None
 
     @staticmethod
     def _waiting(conn):
@@ -119,11 +127,39 @@ class _Silent:
 
     def add(self, conn):
         conns = self._conns
-        conns[conn] = clock()
+        now = conns[conn] = clock()
         if len(conns) > self._limit:
             for c in [c for c in conns if not self._waiting(c)]:
                 del conns[c]
             self._limit = max(1024, 2 * len(conns))
+        if self._timeout is not None and self._timer is None:
+            self._timer = self._hub._add_timer(now + self._timeout,
+                                               self._expire, None)
+
+    def _expire(self, _):
+        """Timer: close every connection silent for silent_timeout since
+        its accept (its thread starts, sees it closed, and its handler
+        never runs); then wait for the next one that may be."""
+        self._timer = None
+        conns = self._conns
+        now = clock()
+        while conns:
+            conn, accepted = next(iter(conns.items()))
+            if not self._waiting(conn):
+                del conns[conn]      # started or closed: not silent
+                continue
+            due = accepted + self._timeout
+            if due > now:
+                self._timer = self._hub._add_timer(due, self._expire, None)
+                return
+            del conns[conn]
+            conn.close()
+
+    def stop(self):
+        """serve() returns: no timer left behind."""
+        if self._timer is not None:
+            self._hub._cancel_timer(self._timer)
+            self._timer = None
 
     def drop_oldest(self, grace=GRACE):
         """Kill the oldest unstarted connection thread accepted more than
@@ -166,20 +202,6 @@ def _tls_cancelled(conn, ctx, tls_timeout, handler, args, entry, **kwargs):
     conn.close()
 
 
-def _timed_cancelled(conn, handler, args, entry, **kwargs):
-    """As _tls_cancelled, for serve(silent_timeout=...)."""
-    conn._hub._cancel_timer(entry)
-    conn.close()
-
-
-def _drop_silent(conn):
-    """Timer: the connection sent nothing within silent_timeout seconds
-    of its accept."""
-    g = conn._w.rg
-    if g is not None and not g:       # its thread never started
-        conn.close()                  # starts the thread, which sees it
-
-
 def _drop_silent_tls(conn):
     """Timer: the connection sent nothing for tls_timeout seconds."""
     g = conn._w.rg
@@ -188,10 +210,9 @@ def _drop_silent_tls(conn):
         conn.close()
 
 
-def _timed_connection(conn, handler, args, entry, **kwargs):
-    """A connection's thread under serve(silent_timeout=...): the silence
-    timer stops, then the handler runs (unless the timer closed it)."""
-    conn._hub._cancel_timer(entry)
+def _timed_connection(conn, handler, args, **kwargs):
+    """A connection's thread under serve(silent_timeout=...): the handler
+    runs unless _Silent closed the connection as silent."""
     if conn.closed:
         return                        # silent past the timeout
     handler(conn, *args, **kwargs)

@@ -227,7 +227,7 @@ class _Socket(_hotpath.SocketBase):
         # release it; only then wake them (which may switch away).
         self._unregister_for_close(fd)
         lib.s2_close(fd)
-        if not wake:
+        if not wake or (rg is None and wg is None):
             return
         closed = Error("closed", "socket was closed while this thread was "
                        "waiting on it")
