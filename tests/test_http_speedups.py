@@ -227,7 +227,12 @@ def test_peer_address_of_real_sockets():
                 c.connect(host, lst.local_port)
                 with lst.accept() as s:
                     assert peer(s) == (host, str(c.local_port))
-    # A unix socket has no address: empty, as the Python twin says.
+
+
+@pytest.mark.unix
+def test_peer_address_of_a_unix_socket():
+    """A unix socket has no address: empty, compiled or not."""
+    peer = wsgi._peer_address
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "s")
         with socket2.tcp("unix") as lst:

@@ -121,7 +121,9 @@ typedef struct {
     PyObject *headers;            /* list of (name, value), or None */
     PyObject *body;               /* BODY_NONE / _LENGTH / _CHUNKED */
     PyObject *content_length;     /* int or None */
-    PyObject *environ;            /* dict, or None (built by wsgi.py) */
+    PyObject *envd;               /* .environ: dict, or None (wsgi.py
+                                     builds it); not `environ`, a macro
+                                     of Windows' stdlib.h */
     int version;
     char keep_alive, expect_continue, expect_unknown, upgrade;
     Py_ssize_t end;
@@ -136,7 +138,7 @@ head_dealloc(HeadObject *self)
     Py_XDECREF(self->headers);
     Py_XDECREF(self->body);
     Py_XDECREF(self->content_length);
-    Py_XDECREF(self->environ);
+    Py_XDECREF(self->envd);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -147,7 +149,7 @@ static PyMemberDef head_members[] = {
     {"body", T_OBJECT, offsetof(HeadObject, body), READONLY, NULL},
     {"content_length", T_OBJECT, offsetof(HeadObject, content_length),
      READONLY, NULL},
-    {"environ", T_OBJECT, offsetof(HeadObject, environ), READONLY, NULL},
+    {"environ", T_OBJECT, offsetof(HeadObject, envd), READONLY, NULL},
     {"version", T_INT, offsetof(HeadObject, version), READONLY, NULL},
     {"keep_alive", T_BOOL, offsetof(HeadObject, keep_alive), READONLY, NULL},
     {"expect_continue", T_BOOL, offsetof(HeadObject, expect_continue),
@@ -470,7 +472,7 @@ reader_parse(ReaderObject *self, PyObject *buf, Py_ssize_t pos,
     if (h == NULL)
         return NULL;
     h->target = h->headers = h->body = h->content_length = NULL;
-    h->environ = NULL;
+    h->envd = NULL;
     h->method = method_of(flat, ml, &method_str);
     h->version = (int)out[S2H_VERSION];
     h->keep_alive = (out[S2H_FLAGS] & S2H_F_KEEP_ALIVE) != 0;
@@ -497,10 +499,10 @@ reader_parse(ReaderObject *self, PyObject *buf, Py_ssize_t pos,
         Py_INCREF(Py_None);
     }
     if (tl > 0 && flat[ml + 1] == '/') {
-        h->environ = build_environ(self, out, flat, ml, tl, method_str,
+        h->envd = build_environ(self, out, flat, ml, tl, method_str,
                                    base, remote, h->version, body,
                                    out[S2H_LENGTH]);
-        if (h->environ == NULL)
+        if (h->envd == NULL)
             goto fail;
         h->headers = Py_None;
         Py_INCREF(Py_None);
@@ -508,7 +510,7 @@ reader_parse(ReaderObject *self, PyObject *buf, Py_ssize_t pos,
         /* '*' or absolute-form: the server builds this environ. */
         int i, nf = (int)out[S2H_NFIELDS];
         Py_ssize_t w = ml + 1 + tl;
-        h->environ = Py_None;
+        h->envd = Py_None;
         Py_INCREF(Py_None);
         h->headers = PyList_New(nf);
         if (h->headers == NULL)
@@ -843,7 +845,8 @@ static PyMemberDef conn_members[] = {
 
 typedef struct {
     PyObject_HEAD
-    PyObject *conn, *environ, *body, *status, *length, *left;
+    PyObject *conn, *envd, *body, *status, *length, *left;  /* envd:
+                                                    .environ */
     int code, version;
     Py_ssize_t sent;
     char keep, head_sent, chunked, no_body, is_head, ended;
@@ -853,7 +856,7 @@ static int
 reply_traverse(ReplyObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->conn);
-    Py_VISIT(self->environ);
+    Py_VISIT(self->envd);
     Py_VISIT(self->body);
     Py_VISIT(self->status);
     Py_VISIT(self->length);
@@ -865,7 +868,7 @@ static int
 reply_clear(ReplyObject *self)
 {
     Py_CLEAR(self->conn);
-    Py_CLEAR(self->environ);
+    Py_CLEAR(self->envd);
     Py_CLEAR(self->body);
     Py_CLEAR(self->status);
     Py_CLEAR(self->length);
@@ -886,7 +889,8 @@ reply_dealloc(ReplyObject *self)
 #define REPLY_BOOL(name) \
     {#name, T_BOOL, offsetof(ReplyObject, name), 0, NULL}
 static PyMemberDef reply_members[] = {
-    REPLY_OBJ(conn), REPLY_OBJ(environ), REPLY_OBJ(body), REPLY_OBJ(status),
+    REPLY_OBJ(conn), {"environ", T_OBJECT, offsetof(ReplyObject, envd), 0,
+                      NULL}, REPLY_OBJ(body), REPLY_OBJ(status),
     REPLY_OBJ(length), REPLY_OBJ(left),
     {"code", T_INT, offsetof(ReplyObject, code), 0, NULL},
     {"version", T_INT, offsetof(ReplyObject, version), 0, NULL},
@@ -1117,6 +1121,27 @@ conn_flush(ConnObject *c, FastObject *cfg)
     return r;
 }
 
+/* "Content-Length: N\r\n" into out (48 bytes); returns its length.
+ * (By hand: the Windows C runtimes disagree on printf's %zd.) */
+static Py_ssize_t
+length_line(char *out, Py_ssize_t n)
+{
+    static const char name[] = "Content-Length: ";
+    char digits[24];
+    int k = 0;
+    Py_ssize_t w = (Py_ssize_t)sizeof(name) - 1;
+    memcpy(out, name, (size_t)w);
+    do {
+        digits[k++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n > 0 && k < (int)sizeof(digits));
+    while (k > 0)
+        out[w++] = digits[--k];
+    out[w++] = '\r';
+    out[w++] = '\n';
+    return w;
+}
+
 /* Reply._whole + _head for a list of one bytes (the caller checked),
  * then the pipelining decision: queue the answer, or write it (with
  * those queued) now. */
@@ -1138,7 +1163,7 @@ reply_whole(ReplyObject *rp, ConnObject *c, FastObject *cfg, PyObject *data,
         return -1;
     if (rp->no_body) {
         if (rp->is_head && (rp->length == NULL || rp->length == Py_None))
-            cllen = sprintf(cl, "Content-Length: %zd\r\n", dlen);
+            cllen = length_line(cl, dlen);
     } else if (rp->length != NULL && rp->length != Py_None) {
         Py_INCREF(rp->length);
         Py_XSETREF(rp->left, rp->length);
@@ -1147,7 +1172,7 @@ reply_whole(ReplyObject *rp, ConnObject *c, FastObject *cfg, PyObject *data,
         if (t == NULL)
             return -1;
         Py_XSETREF(rp->left, t);
-        cllen = sprintf(cl, "Content-Length: %zd\r\n", dlen);
+        cllen = length_line(cl, dlen);
     }
     end = !rp->keep ? b_close_end : rp->version == 10 ? b_keep_end : b_end;
     if (rp->no_body) {
@@ -1202,7 +1227,7 @@ reply_run(ReplyObject *rp, ConnObject *c, FastObject *cfg)
     sr = PyObject_GetAttr((PyObject *)rp, s_start_response);
     if (sr == NULL)
         return -1;
-    args[0] = rp->environ;
+    args[0] = rp->envd;
     args[1] = sr;
     result = PyObject_Vectorcall(cfg->app, args, 2, NULL);
     Py_DECREF(sr);
@@ -1241,7 +1266,7 @@ reply_run(ReplyObject *rp, ConnObject *c, FastObject *cfg)
         PyObject *code = PyLong_FromLong(rp->code);
         PyObject *sent = PyLong_FromSsize_t(rp->sent);
         r = code && sent ? PyObject_CallMethodObjArgs(
-            cfg->srv, s_log_access, (PyObject *)c, rp->environ, code, sent,
+            cfg->srv, s_log_access, (PyObject *)c, rp->envd, code, sent,
             NULL) : NULL;
         Py_XDECREF(code);
         Py_XDECREF(sent);
@@ -1277,7 +1302,7 @@ static int
 conn_respond(ConnObject *c, FastObject *cfg, HeadObject *h, int draining)
 {
     ReplyObject *rp;
-    PyObject *env = h->environ;
+    PyObject *env = h->envd;
     int keep;
     c->served++;
     if (PyDict_SetItem(env, s_wsgi_input, empty_input) < 0)
@@ -1292,7 +1317,7 @@ conn_respond(ConnObject *c, FastObject *cfg, HeadObject *h, int draining)
     Py_INCREF(c);
     rp->conn = (PyObject *)c;
     Py_INCREF(env);
-    rp->environ = env;
+    rp->envd = env;
     Py_INCREF(empty_input);
     rp->body = empty_input;
     rp->keep = (char)keep;
@@ -1362,7 +1387,7 @@ conn_serve_simple(ConnObject *c, PyObject *unused)
                 return slow_marker;
             }
             c->pos = h->end;
-            if (h->environ == Py_None || h->body_kind != S2H_BODY_NONE
+            if (h->envd == Py_None || h->body_kind != S2H_BODY_NONE
                     || h->expect_unknown || h->expect_continue)
                 return (PyObject *)h;       /* respond() */
             d = PyObject_GetAttr(c->srv, s_draining);

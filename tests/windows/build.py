@@ -11,7 +11,8 @@ The C code is what setup.py would build on Windows: the same build scripts
 (``socket2/ffi/build_socket.py``, ``build_iocp.py``) with ``sys.platform``
 set to ``win32`` while they are loaded, their C emitted by cffi and compiled
 against PYROOT's headers and import library, and the hot path's extension
-(``socket2/ffi/speedups.c``).
+(``socket2/ffi/speedups.c``) and the WSGI server's
+(``socket2/ffi/http_speedups.c``).
 """
 import importlib.util
 import os
@@ -86,6 +87,14 @@ def build(pyroot, out):
     subprocess.run([CC, "-O2", "-shared", "-o", pyd, speedups.SOURCE,
                     "-I" + os.path.join(pyroot, "include"),
                     "-I" + speedups.greenlet_include(),
+                    "-L" + os.path.join(pyroot, "libs"), "-lpython" + tag],
+                   check=True)
+    print("built", os.path.relpath(pyd, out))
+    # The WSGI server's request loop (it compiles http_parser.c in).
+    pyd = os.path.join(out, "socket2",
+                       "_http_speedups.cp%s-win_amd64.pyd" % tag)
+    subprocess.run([CC, "-O2", "-shared", "-o", pyd, speedups.HTTP_SOURCE,
+                    "-I" + os.path.join(pyroot, "include"), "-I" + FFI_DIR,
                     "-L" + os.path.join(pyroot, "libs"), "-lpython" + tag],
                    check=True)
     print("built", os.path.relpath(pyd, out))
