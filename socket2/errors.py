@@ -128,11 +128,21 @@ def strerror(code):
     return msg
 
 
+_MADE = {}        # (code, what) -> (class, err, message): a peer that
+#                   resets every connection makes the same error each time
+
+
 def os_error(code, what):
     """Build the exception for OS error *code* raised while doing *what*."""
-    name = err_name(code)
-    cls = TimeoutError if name == "timeout" else Error
-    return cls(name, "%s: %s" % (what, strerror(code)), code)
+    made = _MADE.get((code, what))
+    if made is None:
+        name = err_name(code)
+        made = (TimeoutError if name == "timeout" else Error, name,
+                "%s: %s" % (what, strerror(code)))
+        if len(_MADE) < 4096:
+            _MADE[code, what] = made
+    cls, name, message = made
+    return cls(name, message, code)
 
 
 def closed_error(what="socket"):

@@ -1162,6 +1162,14 @@ class Thread:
     faster: greenlet checks a subclass's type at every switch.)
     """
 
+    # Its own fields in slots (a thread per connection: no dict to make
+    # and fill for each); other attributes still go in a __dict__, made
+    # when first used.
+    __slots__ = ("_g", "_hub", "_func", "_args", "_kwargs", "name",
+                 "_result", "_exc", "_joiners", "_finished", "_group",
+                 "_parked_in", "_on_cancel", "_cancelled", "__dict__",
+                 "__weakref__")
+
     def __init__(self, hub, func, args, kwargs, name=None):
         self._g = g = greenlet(self._run, hub.greenlet)
         g._s2_thread = self
