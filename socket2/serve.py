@@ -56,11 +56,13 @@ def serve(listener, handler, *args, tls=None, tls_timeout=10,
         tls_timeout = seconds_arg(tls_timeout, "tls_timeout")
         args = (tls, tls_timeout, handler, args)
         handler = _tls_connection
-    elif silent_timeout is not None:
-        silent_timeout = seconds_arg(silent_timeout, "silent_timeout")
-        args = (handler, args)
+    silent = _Silent(hub)
+    on_cancel = None
+    if tls is None and silent_timeout is not None:
+        silent._timeout = seconds_arg(silent_timeout, "silent_timeout")
+        args = (handler, args, silent)
         handler = _timed_connection
-    silent = _Silent(hub, None if tls is not None else silent_timeout)
+        on_cancel = _timed_cancelled
     try:
         while True:
             try:
@@ -88,7 +90,7 @@ def serve(listener, handler, *args, tls=None, tls_timeout=10,
                       on_cancel=_tls_cancelled)
             else:
                 # (silent_timeout: _Silent's one timer drops the silent ones)
-                start(conn, handler, args, kwargs)
+                start(conn, handler, args, kwargs, on_cancel=on_cancel)
     finally:
         silent.stop()
 
@@ -101,7 +103,7 @@ class _Silent:
     stays within twice the connections alive)."""
 
     __slots__ = ("_conns", "_limit", "_reported", "_quiet", "_hub",
-                 "_timeout", "_timer")
+                 "_timeout", "_timer", "ended")
 
     # Only a connection silent this long counts as silent: one accepted a
     # moment ago may have its request on the way (or already queued, its
@@ -119,6 +121,7 @@ class _Silent:
         self._hub = hub
         self._timeout = timeout
         self._timer = None
+        self.ended = False       # serve() returned (or was killed)
 
     @staticmethod
     def _waiting(conn):
@@ -156,10 +159,27 @@ class _Silent:
             conn.close()
 
     def stop(self):
-        """serve() returns: no timer left behind."""
-        if self._timer is not None:
-            self._hub._cancel_timer(self._timer)
-            self._timer = None
+        """serve() returns, or was killed: the connections still silent
+        keep their deadline (the timer goes on for them), and the timer
+        goes as soon as none is left (see settle)."""
+        self.ended = True
+        self.settle()
+
+    def settle(self):
+        """Once serve() ended: drop the timer when no connection it may
+        close is left.  Connections leave in accept order, so only the
+        front is looked at: if the oldest is still silent, the timer is
+        due for it anyway."""
+        if self._timer is None:
+            return
+        conns = self._conns
+        while conns:
+            conn = next(iter(conns))
+            if self._waiting(conn):
+                return
+            del conns[conn]
+        self._hub._cancel_timer(self._timer)
+        self._timer = None
 
     def drop_oldest(self, grace=GRACE):
         """Kill the oldest unstarted connection thread accepted more than
@@ -210,12 +230,22 @@ def _drop_silent_tls(conn):
         conn.close()
 
 
-def _timed_connection(conn, handler, args, **kwargs):
+def _timed_connection(conn, handler, args, silent, **kwargs):
     """A connection's thread under serve(silent_timeout=...): the handler
     runs unless _Silent closed the connection as silent."""
+    if silent.ended:
+        silent.settle()               # (it may have been the last one)
     if conn.closed:
         return                        # silent past the timeout
     handler(conn, *args, **kwargs)
+
+
+def _timed_cancelled(conn, handler, args, silent, **kwargs):
+    """The connection's thread was killed before it started: its handler
+    never runs; its socket is closed here."""
+    conn.close()
+    if silent.ended:
+        silent.settle()
 
 
 def _peer(conn):

@@ -272,3 +272,48 @@ def test_compiled_loop_is_the_one_running():
     with running(app) as lst:
         split(talk(lst, get("/", close=False) + get("/")))
     assert served == [wsgi.COMPILED] * 2
+
+
+@pytest.mark.parametrize("change", ["remote", "remote-list", "del-out",
+                                    "del-buf", "del-remote", "buf-none",
+                                    "fast", "del-sock", "del-environ"])
+def test_an_app_that_breaks_its_connection_ends_only_that_one(change,
+                                                              capfd):
+    """The application can reach its connection (start_response's
+    reply): fields changed or deleted while the loop runs end that
+    connection with an exception (the compiled loop checks them again
+    after every call into Python), never the process; the server goes
+    on serving."""
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/break":
+            conn = start_response.__self__.conn
+            if change == "remote":
+                conn.remote = ("127.0.0.1",)
+            elif change == "remote-list":
+                conn.remote = [1, 2]
+            elif change == "del-out":
+                del conn.out
+            elif change == "del-buf":
+                del conn.buf
+            elif change == "del-remote":
+                del conn.remote
+            elif change == "buf-none":
+                conn.buf = None
+            elif change == "fast":
+                conn.fast = None
+                conn.srv.fast = None
+            elif change == "del-sock":
+                del conn.sock
+            else:
+                del start_response.__self__.environ
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"hi"]
+
+    with running(app) as lst:
+        with connect(lst) as c:
+            c.sendall(get("/break", close=False) + get("/", close=False) +
+                      get("/"))
+            c.recvall(timeout=5)        # whatever it got before it ended
+        rs = split(talk(lst, get("/", close=False) + get("/")))
+        assert [r.body for r in rs] == [b"hi", b"hi"]
+    capfd.readouterr()

@@ -190,6 +190,17 @@ def test_bad_arguments_are_errors():
     with pytest.raises(TypeError):
         _http_speedups.FastConfig(None, bare, None, bytearray(1), 1.0, 1.0,
                                   1.0, None, False, None)
+    # Initialised twice: refused (a parse may be using its arrays).
+    with pytest.raises(TypeError):
+        _reader().__init__(8190, 32768, 100, wsgi._KEYS, wsgi._key)
+    # A connection whose FastConfig never ran __init__: an error.
+    conn = _http_speedups.ConnBase()
+    conn.sock, conn.srv, conn.out, conn.remote = object(), object(), [], \
+        ("", "")
+    conn.buf = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    conn.fast = _http_speedups.FastConfig.__new__(_http_speedups.FastConfig)
+    with pytest.raises(TypeError):
+        conn._serve_simple()
 
 
 @compiled

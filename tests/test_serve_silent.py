@@ -108,3 +108,28 @@ def test_serve_killed_or_closed_leaves_no_timer():
     buf = bytearray(4)
     assert c.recv(buf, timeout=5) == 0     # dropped: never spoke
     c.close()
+
+
+def test_killed_serve_still_closes_its_silent_connections():
+    """serve() killed: the connections it accepted that never spoke are
+    still closed at their own deadline, and the timer goes with the
+    last of them."""
+    from socket2.hub import get_hub
+    handled = []
+    lst, t = _server(handled, silent_timeout=T)
+    silent = socket2.tcp()
+    talker = socket2.tcp()
+    with silent, talker:
+        silent.connect("127.0.0.1", lst.local_port)
+        talker.connect("127.0.0.1", lst.local_port)
+        sleep(0.05)
+        start = clock()
+        t.kill()
+        lst.close()
+        talker.sendall(b"hello")          # its thread still serves it
+        assert talker.read(2, timeout=5) == b"ok"
+        took = _closed_at(silent, start)
+        assert took < T + 0.25, took
+    sleep(0.05)
+    assert get_hub().live_timers() == 0
+    assert handled == [b"hello"]

@@ -208,6 +208,12 @@ reader_init(ReaderObject *self, PyObject *args, PyObject *kw)
                                      &max_line, &max_head, &max_fields,
                                      &PyDict_Type, &keys, &key_fn))
         return -1;
+    if (self->ps.out != NULL) {
+        /* (its arrays may be in use by a parse that called back) */
+        PyErr_SetString(PyExc_TypeError, "HeadReader is already "
+                        "initialised");
+        return -1;
+    }
     /* The ranges of _limits.check_limits, which the Python HeadReader
      * applies with the parser it makes. */
     if (max_line < 1 || max_line > (1 << 30)) {
@@ -225,12 +231,14 @@ reader_init(ReaderObject *self, PyObject *args, PyObject *kw)
                      "[0, %d], not %d", 65535, max_fields);
         return -1;
     }
-    PyMem_Free(self->ps.out);
-    PyMem_Free(self->ps.flat);
     self->ps.out = PyMem_Calloc((size_t)(S2H_NOUT + 4 * max_fields),
                                 sizeof(int64_t));
     self->ps.flat = PyMem_Malloc((size_t)(max_line + max_head + 8));
     if (self->ps.out == NULL || self->ps.flat == NULL) {
+        PyMem_Free(self->ps.out);
+        PyMem_Free(self->ps.flat);
+        self->ps.out = NULL;
+        self->ps.flat = NULL;
         PyErr_NoMemory();
         return -1;
     }
@@ -700,6 +708,11 @@ fast_init(FastObject *self, PyObject *args, PyObject *kw)
                                      &PyByteArray_Type, &scratch, &ka, &ht,
                                      &st, &maxr, &log, &clock))
         return -1;
+    if (self->srv != NULL) {
+        PyErr_SetString(PyExc_TypeError, "FastConfig is already "
+                        "initialised");
+        return -1;
+    }
     if (!PyObject_TypeCheck(reader, &ReaderType)
             || ((ReaderObject *)reader)->ps.out == NULL) {
         PyErr_SetString(PyExc_TypeError, "FastConfig: reader must be a "
@@ -1031,12 +1044,38 @@ clear_deadline(ConnObject *c)
     Py_XSETREF(c->deadline, Py_None);
 }
 
+/* The connection's fields as the loop needs them.  Checked when the loop
+ * starts and again after anything that may have run Python code (the
+ * application can reach the connection: start_response.__self__.conn),
+ * so that a field changed or deleted meanwhile is a TypeError, never a
+ * crash. */
+static int
+conn_check(ConnObject *c, FastObject *cfg)
+{
+    if ((PyObject *)cfg != c->fast || cfg->reader == NULL
+            || cfg->srv == NULL || cfg->app == NULL || cfg->scratch == NULL
+            || cfg->clock == NULL
+            || c->buf == NULL || !PyBytes_CheckExact(c->buf)
+            || c->out == NULL || !PyList_CheckExact(c->out)
+            || c->remote == NULL || !PyTuple_CheckExact(c->remote)
+            || PyTuple_GET_SIZE(c->remote) != 2 || c->sock == NULL
+            || c->srv == NULL || reply_type == NULL) {
+        PyErr_SetString(PyExc_TypeError, "_serve_simple: the connection "
+                        "is not set up for the compiled loop (a field is "
+                        "missing or of the wrong type)");
+        return -1;
+    }
+    return 0;
+}
+
 /* Connection._write for a piece up to 64 KiB: one sendall within
  * send_timeout (the sweeper's deadline). */
 static int
 conn_write(ConnObject *c, FastObject *cfg, PyObject *data)
 {
     PyObject *r, *args[2];
+    if (conn_check(c, cfg) < 0)
+        return -1;
     if (PyBytes_GET_SIZE(data) > WRITE_ONE) {
         r = PyObject_CallMethodOneArg((PyObject *)c, s_write_py, data);
         if (r == NULL)
@@ -1074,8 +1113,11 @@ static int
 conn_flush(ConnObject *c, FastObject *cfg)
 {
     PyObject *data;
-    Py_ssize_t n = PyList_GET_SIZE(c->out);
+    Py_ssize_t n;
     int r;
+    if (conn_check(c, cfg) < 0)
+        return -1;
+    n = PyList_GET_SIZE(c->out);
     if (held_flush_pending(c)) {
         PyObject *x = PyObject_CallMethodNoArgs((PyObject *)c, s_flush);
         if (x == NULL)
@@ -1155,6 +1197,8 @@ reply_whole(ReplyObject *rp, ConnObject *c, FastObject *cfg, PyObject *data,
     Py_ssize_t cllen = 0;
     PyObject *end;
     char *p;
+    if (conn_check(c, cfg) < 0)
+        return -1;
     rp->head_sent = 1;
     if (draining)
         rp->keep = 0;
@@ -1227,7 +1271,7 @@ reply_run(ReplyObject *rp, ConnObject *c, FastObject *cfg)
     sr = PyObject_GetAttr((PyObject *)rp, s_start_response);
     if (sr == NULL)
         return -1;
-    args[0] = rp->envd;
+    args[0] = rp->envd;          /* (set by conn_respond, not yet Python's) */
     args[1] = sr;
     result = PyObject_Vectorcall(cfg->app, args, 2, NULL);
     Py_DECREF(sr);
@@ -1266,8 +1310,8 @@ reply_run(ReplyObject *rp, ConnObject *c, FastObject *cfg)
         PyObject *code = PyLong_FromLong(rp->code);
         PyObject *sent = PyLong_FromSsize_t(rp->sent);
         r = code && sent ? PyObject_CallMethodObjArgs(
-            cfg->srv, s_log_access, (PyObject *)c, rp->envd, code, sent,
-            NULL) : NULL;
+            cfg->srv, s_log_access, (PyObject *)c,
+            rp->envd ? rp->envd : Py_None, code, sent, NULL) : NULL;
         Py_XDECREF(code);
         Py_XDECREF(sent);
         if (r == NULL)
@@ -1310,6 +1354,8 @@ conn_respond(ConnObject *c, FastObject *cfg, HeadObject *h, int draining)
     keep = h->keep_alive && !draining;
     if (cfg->max_requests >= 0 && c->served >= cfg->max_requests)
         keep = 0;
+    if (conn_check(c, cfg) < 0)
+        return -1;
     rp = (ReplyObject *)((PyTypeObject *)reply_type)->tp_alloc(
         (PyTypeObject *)reply_type, 0);
     if (rp == NULL)
@@ -1349,23 +1395,32 @@ PyDoc_STRVAR(serve_simple_doc,
 "_serve_simple() -> head, None or _SLOW\n\n"
 "Serve plain requests until one is not (see wsgi.Connection).");
 
+static PyObject *serve_loop(ConnObject *c, FastObject *cfg);
+
 static PyObject *
 conn_serve_simple(ConnObject *c, PyObject *unused)
 {
     FastObject *cfg = (FastObject *)c->fast;
-    if (cfg == NULL || !PyObject_TypeCheck((PyObject *)cfg, &FastType)
-            || c->buf == NULL || !PyBytes_CheckExact(c->buf)
-            || c->out == NULL || !PyList_CheckExact(c->out)
-            || c->remote == NULL || !PyTuple_CheckExact(c->remote)
-            || PyTuple_GET_SIZE(c->remote) != 2 || c->sock == NULL
-            || c->srv == NULL || reply_type == NULL) {
+    PyObject *r;
+    if (cfg == NULL || !PyObject_TypeCheck((PyObject *)cfg, &FastType)) {
         PyErr_SetString(PyExc_TypeError, "_serve_simple: the connection "
-                        "is not set up for the compiled loop");
+                        "has no FastConfig");
         return NULL;
     }
+    Py_INCREF(cfg);              /* the application may replace c->fast */
+    r = serve_loop(c, cfg);
+    Py_DECREF(cfg);
+    return r;
+}
+
+static PyObject *
+serve_loop(ConnObject *c, FastObject *cfg)
+{
     for (;;) {
         PyObject *d;
         int draining, keep, rc;
+        if (conn_check(c, cfg) < 0)
+            return NULL;
         if (c->pos < PyBytes_GET_SIZE(c->buf)) {
             PyObject *base = PyObject_GetAttr(c->srv, s_environ_attr);
             HeadObject *h;
@@ -1427,7 +1482,9 @@ conn_serve_simple(ConnObject *c, PyObject *unused)
         {
             PyObject *args[2], *r, *data;
             Py_ssize_t n;
-            if (PyList_GET_SIZE(c->out) > 0 && conn_flush(c, cfg) < 0) {
+            if (conn_check(c, cfg) < 0
+                    || (PyList_GET_SIZE(c->out) > 0
+                        && conn_flush(c, cfg) < 0)) {
                 c->idle = 0;
                 clear_deadline(c);
                 return NULL;
