@@ -317,3 +317,65 @@ def test_an_app_that_breaks_its_connection_ends_only_that_one(change,
         rs = split(talk(lst, get("/", close=False) + get("/")))
         assert [r.body for r in rs] == [b"hi", b"hi"]
     capfd.readouterr()
+
+
+@pytest.mark.parametrize("hook", ["draining-drops-status",
+                                  "draining-empties-the-body",
+                                  "environ-drops-buf",
+                                  "sendall-drops-sock"])
+def test_python_code_run_by_the_loop_cannot_break_it(hook, capfd):
+    """Code the loop runs between its steps (srv.draining, srv.environ,
+    sock.sendall, all replaceable by an application) may drop or empty
+    what the loop was about to use: the loop holds its own references
+    and checks the fields again, so that connection ends (or goes on)
+    and the process lives."""
+    def app(environ, start_response):
+        body = [b"x" * 100000]
+        if environ["PATH_INFO"] == "/hook":
+            reply = start_response.__self__
+            conn = reply.conn
+            real_srv, real_sock = conn.srv, conn.sock
+
+            class Srv:
+                def __getattr__(self, name):
+                    return getattr(real_srv, name)
+
+                @property
+                def draining(self):
+                    if hook == "draining-drops-status":
+                        del reply.status
+                    elif hook == "draining-empties-the-body":
+                        body.clear()
+                    elif hook == "sendall-drops-sock" and conn.out == []:
+                        conn.out.append(b"")     # a second flush
+                    return False
+
+                @property
+                def environ(self):
+                    if hook == "environ-drops-buf":
+                        del conn.buf
+                    return real_srv.environ
+
+            class Sock:
+                def __getattr__(self, name):
+                    return getattr(real_sock, name)
+
+                def sendall(self, data, *args, **kwargs):
+                    r = real_sock.sendall(data, *args, **kwargs)
+                    if data == b"" and hook == "sendall-drops-sock":
+                        del conn.sock
+                    return r
+
+            conn.srv = Srv()
+            conn.sock = Sock()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return body
+
+    with running(app) as lst:
+        with connect(lst) as c:
+            c.sendall(get("/hook", close=False) + get("/", close=False) +
+                      get("/"))
+            c.recvall(timeout=5)
+        rs = split(talk(lst, get("/", close=False) + get("/")))
+        assert [len(r.body) for r in rs] == [100000, 100000]
+    capfd.readouterr()

@@ -1085,6 +1085,10 @@ conn_write(ConnObject *c, FastObject *cfg, PyObject *data)
     }
     if (set_deadline(c, cfg, cfg->send_timeout) < 0)
         return -1;
+    if (conn_check(c, cfg) < 0) {    /* (the old deadline's finalizer) */
+        clear_deadline(c);
+        return -1;
+    }
     args[0] = c->sock;
     args[1] = data;
     Py_INCREF(c->sock);
@@ -1189,7 +1193,7 @@ length_line(char *out, Py_ssize_t n)
  * those queued) now. */
 static int
 reply_whole(ReplyObject *rp, ConnObject *c, FastObject *cfg, PyObject *data,
-            int draining)
+            PyObject *status, int draining)
 {
     PyObject *date, *out;
     Py_ssize_t dlen = PyBytes_GET_SIZE(data), slen, total, w;
@@ -1197,14 +1201,28 @@ reply_whole(ReplyObject *rp, ConnObject *c, FastObject *cfg, PyObject *data,
     Py_ssize_t cllen = 0;
     PyObject *end;
     char *p;
-    if (conn_check(c, cfg) < 0)
-        return -1;
+    int rc;
     rp->head_sent = 1;
     if (draining)
         rp->keep = 0;
-    date = date_line(cfg);
+    date = date_line(cfg);       /* (may run Python: checked after) */
     if (date == NULL)
         return -1;
+    Py_INCREF(date);
+    if (conn_check(c, cfg) < 0) {
+        Py_DECREF(date);
+        return -1;
+    }
+    /* From here on no Python code runs until the append below. */
+    if ((rp->length != NULL && rp->length != Py_None
+         && !PyLong_CheckExact(rp->length))
+            || (rp->left != NULL && rp->left != Py_None
+                && !PyLong_CheckExact(rp->left))) {
+        Py_DECREF(date);
+        PyErr_SetString(PyExc_TypeError, "a reply's length must be an int "
+                        "or None");
+        return -1;
+    }
     if (rp->no_body) {
         if (rp->is_head && (rp->length == NULL || rp->length == Py_None))
             cllen = length_line(cl, dlen);
@@ -1213,8 +1231,10 @@ reply_whole(ReplyObject *rp, ConnObject *c, FastObject *cfg, PyObject *data,
         Py_XSETREF(rp->left, rp->length);
     } else {
         PyObject *t = PyLong_FromSsize_t(dlen);
-        if (t == NULL)
+        if (t == NULL) {
+            Py_DECREF(date);
             return -1;
+        }
         Py_XSETREF(rp->left, t);
         cllen = length_line(cl, dlen);
     }
@@ -1222,9 +1242,11 @@ reply_whole(ReplyObject *rp, ConnObject *c, FastObject *cfg, PyObject *data,
     if (rp->no_body) {
         dlen = 0;
     } else if (rp->left != NULL && rp->left != Py_None) {
-        Py_ssize_t left = PyLong_AsSsize_t(rp->left);
-        if (left == -1 && PyErr_Occurred())
+        Py_ssize_t left = PyLong_AsSsize_t(rp->left);   /* an exact int */
+        if (left == -1 && PyErr_Occurred()) {
+            Py_DECREF(date);
             return -1;
+        }
         if (dlen != left) {
             if (dlen > left)
                 dlen = left;
@@ -1232,14 +1254,16 @@ reply_whole(ReplyObject *rp, ConnObject *c, FastObject *cfg, PyObject *data,
         }
     }
     rp->sent = dlen;
-    slen = PyBytes_GET_SIZE(rp->status);
+    slen = PyBytes_GET_SIZE(status);
     total = slen + PyBytes_GET_SIZE(date) + cllen + PyBytes_GET_SIZE(end)
         + dlen;
     out = PyBytes_FromStringAndSize(NULL, total);
-    if (out == NULL)
+    if (out == NULL) {
+        Py_DECREF(date);
         return -1;
+    }
     p = PyBytes_AS_STRING(out);
-    memcpy(p, PyBytes_AS_STRING(rp->status), (size_t)slen);
+    memcpy(p, PyBytes_AS_STRING(status), (size_t)slen);
     w = slen;
     memcpy(p + w, PyBytes_AS_STRING(date), (size_t)PyBytes_GET_SIZE(date));
     w += PyBytes_GET_SIZE(date);
@@ -1250,11 +1274,11 @@ reply_whole(ReplyObject *rp, ConnObject *c, FastObject *cfg, PyObject *data,
     memcpy(p + w, PyBytes_AS_STRING(end), (size_t)PyBytes_GET_SIZE(end));
     w += PyBytes_GET_SIZE(end);
     memcpy(p + w, PyBytes_AS_STRING(data), (size_t)dlen);
-    if (PyList_Append(c->out, out) < 0) {
-        Py_DECREF(out);
-        return -1;
-    }
+    Py_DECREF(date);
+    rc = PyList_Append(c->out, out);
     Py_DECREF(out);
+    if (rc < 0)
+        return -1;
     if (!rp->keep || c->pos >= PyBytes_GET_SIZE(c->buf)
             || PyList_GET_SIZE(c->out) >= HELD_MAX || dlen > QUEUE_MAX)
         return conn_flush(c, cfg);
@@ -1273,7 +1297,9 @@ reply_run(ReplyObject *rp, ConnObject *c, FastObject *cfg)
         return -1;
     args[0] = rp->envd;          /* (set by conn_respond, not yet Python's) */
     args[1] = sr;
+    Py_INCREF(args[0]);          /* held: the application can drop fields */
     result = PyObject_Vectorcall(cfg->app, args, 2, NULL);
+    Py_DECREF(args[0]);
     Py_DECREF(sr);
     if (result == NULL)
         goto raised;
@@ -1281,17 +1307,20 @@ reply_run(ReplyObject *rp, ConnObject *c, FastObject *cfg)
             && PyList_GET_SIZE(result) == 1
             && PyBytes_CheckExact(PyList_GET_ITEM(result, 0))
             && rp->status != NULL && PyBytes_CheckExact(rp->status)) {
+        /* Our own references first: what follows may run Python code
+         * (srv.draining) that empties the list or drops the status. */
         PyObject *data = PyList_GET_ITEM(result, 0);
-        PyObject *d = PyObject_GetAttr(cfg->srv, s_draining);
+        PyObject *status = rp->status;
+        PyObject *d;
         int draining, rc;
-        if (d == NULL) {
-            Py_DECREF(result);
-            goto raised;
-        }
-        draining = PyObject_IsTrue(d);
-        Py_DECREF(d);
         Py_INCREF(data);
-        rc = draining < 0 ? -1 : reply_whole(rp, c, cfg, data, draining);
+        Py_INCREF(status);
+        d = PyObject_GetAttr(c->srv ? c->srv : cfg->srv, s_draining);
+        draining = d == NULL ? -1 : PyObject_IsTrue(d);
+        Py_XDECREF(d);
+        rc = draining < 0 ? -1
+            : reply_whole(rp, c, cfg, data, status, draining);
+        Py_DECREF(status);
         Py_DECREF(data);
         Py_DECREF(result);
         if (rc < 0)
@@ -1416,25 +1445,45 @@ conn_serve_simple(ConnObject *c, PyObject *unused)
 static PyObject *
 serve_loop(ConnObject *c, FastObject *cfg)
 {
+    /* Any call into Python (the application; another connection's
+     * application while this one waits; a finalizer run by replacing a
+     * field) may change this connection's fields: each step below
+     * checks them (conn_check) after such a call, or works on references
+     * of its own. */
     for (;;) {
-        PyObject *d;
+        PyObject *d, *srv;
         int draining, keep, rc;
         if (conn_check(c, cfg) < 0)
             return NULL;
+        srv = c->srv;
+        Py_INCREF(srv);
         if (c->pos < PyBytes_GET_SIZE(c->buf)) {
-            PyObject *base = PyObject_GetAttr(c->srv, s_environ_attr);
+            PyObject *base = PyObject_GetAttr(srv, s_environ_attr);
+            PyObject *buf, *remote;
             HeadObject *h;
-            if (base == NULL)
+            if (base == NULL) {
+                Py_DECREF(srv);
                 return NULL;
-            if (!PyDict_CheckExact(base)) {
+            }
+            if (!PyDict_CheckExact(base) || conn_check(c, cfg) < 0) {
                 Py_DECREF(base);
+                Py_DECREF(srv);
+                if (PyErr_Occurred())
+                    return NULL;
                 Py_INCREF(slow_marker);
                 return slow_marker;
             }
-            h = reader_parse((ReaderObject *)cfg->reader, c->buf, c->pos,
-                             base, c->remote, &rc);
+            buf = c->buf;
+            remote = c->remote;
+            Py_INCREF(buf);
+            Py_INCREF(remote);
+            h = reader_parse((ReaderObject *)cfg->reader, buf, c->pos, base,
+                             remote, &rc);
+            Py_DECREF(remote);
+            Py_DECREF(buf);
             Py_DECREF(base);
             if (h == NULL) {
+                Py_DECREF(srv);
                 if (rc == 0)
                     return NULL;            /* a Python error */
                 PyErr_Clear();              /* next_head() refuses it */
@@ -1443,15 +1492,14 @@ serve_loop(ConnObject *c, FastObject *cfg)
             }
             c->pos = h->end;
             if (h->envd == Py_None || h->body_kind != S2H_BODY_NONE
-                    || h->expect_unknown || h->expect_continue)
+                    || h->expect_unknown || h->expect_continue) {
+                Py_DECREF(srv);
                 return (PyObject *)h;       /* respond() */
-            d = PyObject_GetAttr(c->srv, s_draining);
-            if (d == NULL) {
-                Py_DECREF(h);
-                return NULL;
             }
-            draining = PyObject_IsTrue(d);
-            Py_DECREF(d);
+            d = PyObject_GetAttr(srv, s_draining);
+            Py_DECREF(srv);
+            draining = d == NULL ? -1 : PyObject_IsTrue(d);
+            Py_XDECREF(d);
             keep = draining < 0 ? -1 : conn_respond(c, cfg, h, draining);
             Py_DECREF(h);
             if (keep < 0)
@@ -1462,13 +1510,14 @@ serve_loop(ConnObject *c, FastObject *cfg)
         }
         /* The buffer is used up: write what is queued, then wait for
          * the next request (next_head's idle branch and receive()). */
-        if (conn_flush(c, cfg) < 0)
+        if (conn_flush(c, cfg) < 0) {
+            Py_DECREF(srv);
             return NULL;
-        d = PyObject_GetAttr(c->srv, s_draining);
-        if (d == NULL)
-            return NULL;
-        draining = PyObject_IsTrue(d);
-        Py_DECREF(d);
+        }
+        d = PyObject_GetAttr(srv, s_draining);
+        Py_DECREF(srv);
+        draining = d == NULL ? -1 : PyObject_IsTrue(d);
+        Py_XDECREF(d);
         if (draining < 0)
             return NULL;
         if (draining)
@@ -1484,7 +1533,8 @@ serve_loop(ConnObject *c, FastObject *cfg)
             Py_ssize_t n;
             if (conn_check(c, cfg) < 0
                     || (PyList_GET_SIZE(c->out) > 0
-                        && conn_flush(c, cfg) < 0)) {
+                        && conn_flush(c, cfg) < 0)
+                    || conn_check(c, cfg) < 0) {
                 c->idle = 0;
                 clear_deadline(c);
                 return NULL;
@@ -1496,21 +1546,23 @@ serve_loop(ConnObject *c, FastObject *cfg)
                 s_recv, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
             Py_DECREF(args[0]);
             c->idle = 0;
-            clear_deadline(c);
             if (r == NULL) {
-                if (is_error())
+                int gone = is_error();
+                clear_deadline(c);
+                if (gone)
                     c->gone = 1;
                 return NULL;
             }
-            n = PyLong_AsSsize_t(r);
+            n = PyNumber_Check(r) ? PyLong_AsSsize_t(r) : -2;
             Py_DECREF(r);
+            clear_deadline(c);
             if (n == -1 && PyErr_Occurred())
                 return NULL;
-            if (n <= 0)
+            if (n == 0)
                 Py_RETURN_NONE;
-            if (n > PyByteArray_GET_SIZE(cfg->scratch)) {
-                PyErr_SetString(PyExc_RuntimeError, "recv() said more "
-                                "than the buffer holds");
+            if (n < 0 || n > PyByteArray_GET_SIZE(cfg->scratch)) {
+                PyErr_SetString(PyExc_RuntimeError, "recv() gave a count "
+                                "outside the buffer");
                 return NULL;
             }
             data = PyBytes_FromStringAndSize(
