@@ -266,6 +266,20 @@ print(json.dumps({"out": out, "t": t}))
     assert res["out"] == [250] * N and res["t"] < BOUND, res
 
 
+def test_lookups_nested_in_a_worker_do_not_wait_for_another(tmp_path):
+    """The standard getfqdn (run in a worker OS thread) calls
+    gethostbyaddr, which is patched: a worker must make that lookup
+    itself.  Waiting for another worker deadlocked once every worker of
+    the pool did the same (seen with smtplib, which calls getfqdn)."""
+    res, _ = run_patched(tmp_path, CONCURRENT + """
+import socket
+socket2.thread_pool_size(2)
+out, t = concurrently(lambda i: socket.getfqdn())
+print(json.dumps({"n": len(out), "same": len(set(out)) == 1}))
+""")
+    assert res == {"n": N, "same": True}, res
+
+
 def test_concurrent_requests_example(tmp_path, http_port):
     _need("requests")
     urls = ["http://127.0.0.1:%d/slow?d=0.5" % http_port] * 10
