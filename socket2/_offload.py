@@ -184,10 +184,12 @@ def run(hub, fn, *args, deadline=None, kwargs=None):
     ``clock()`` value: ``TimeoutError``, the call is abandoned).  From the
     hub greenlet, or from a worker itself, just call it."""
     g = getcurrent()
-    if g is hub.greenlet or _get_ident() in _worker_idents:
+    if g is hub.greenlet or (deadline is None and
+                             _get_ident() in _worker_idents):
         # A worker that needs a lookup itself (the standard getfqdn calls
         # gethostbyaddr, patched) makes it there: waiting for another
-        # worker would deadlock once every worker does the same.
+        # worker would deadlock once every worker does the same.  (With
+        # a deadline it waits, as asked, for at most that long.)
         return fn(*args, **(kwargs or {}))
     job = _Job(hub, g, fn, args, kwargs or {})
     # Counted before another OS thread can complete it; every way out but

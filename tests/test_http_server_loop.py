@@ -379,3 +379,52 @@ def test_python_code_run_by_the_loop_cannot_break_it(hook, capfd):
         rs = split(talk(lst, get("/", close=False) + get("/")))
         assert [len(r.body) for r in rs] == [100000, 100000]
     capfd.readouterr()
+
+
+def test_hooks_that_drop_their_own_object_or_the_environ(capfd):
+    """A server wrapper whose attribute lookup drops the last reference
+    to itself, and an access-log lookup that drops the reply's environ:
+    the loop holds its own references across both."""
+    import io
+
+    def app(environ, start_response):
+        reply = start_response.__self__
+        conn = reply.conn
+        real = conn.srv
+        if environ["PATH_INFO"] == "/self":
+            class Srv:
+                def __getattribute__(self, name):
+                    if name == "draining":
+                        conn.srv = real          # the last reference
+                        raise AttributeError(name)
+                    return getattr(real, name)
+
+                def __getattr__(self, name):
+                    [bytearray(64) for _ in range(1000)]
+                    return getattr(real, name)
+
+            conn.srv = Srv()
+        elif environ["PATH_INFO"] == "/log":
+            reply.environ = dict(environ)        # the reply's only
+            base = type(real)
+
+            class Sub(base):
+                @property
+                def log_access(self):
+                    del reply.environ
+                    real.__class__ = base
+                    return base.log_access.__get__(self)
+
+            real.__class__ = Sub
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"hi"]
+
+    log = io.StringIO()
+    with running(app, access_log=log) as lst:
+        for path in ("/self", "/log"):
+            # (that connection may end: the Python loop needs the
+            # environ it lost; the compiled one holds its own)
+            talk(lst, get(path, close=False) + get("/"))
+            rs = split(talk(lst, get("/", close=False) + get("/")))
+            assert [r.body for r in rs] == [b"hi", b"hi"], path
+    capfd.readouterr()

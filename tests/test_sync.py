@@ -552,6 +552,32 @@ def test_nested_groups():
 # -- run_in_thread --------------------------------------------------------------
 
 
+def test_run_in_thread_from_a_worker_keeps_its_timeout():
+    """A worker OS thread may itself call run_in_thread: with a timeout
+    it waits for another worker for at most that long (without one, the
+    call runs in place: see _offload.run).  (In a process of its own:
+    the worker's hub keeps its descriptors until the worker ends.)"""
+    import subprocess
+    code = """if 1:
+        import time, socket2
+        def outer():
+            t0 = time.monotonic()
+            try:
+                socket2.run_in_thread(time.sleep, 2, timeout=0.2)
+            except socket2.TimeoutError:
+                return time.monotonic() - t0
+            return None
+        took = socket2.run_in_thread(outer)
+        assert took is not None and took < 1.5, took
+        assert socket2.run_in_thread(
+            lambda: socket2.run_in_thread(pow, 2, 5)) == 32
+        print("ok")
+    """
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
 def test_run_in_thread_result_exception_and_concurrency():
     assert socket2.run_in_thread(pow, 2, 10) == 1024
     assert socket2.run_in_thread(int, "ff", base=16) == 255

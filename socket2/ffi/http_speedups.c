@@ -958,15 +958,27 @@ reply_start_response(ReplyObject *self, PyObject *const *args,
         }
         goto slow;
     }
-    if (!PyTuple_CheckExact(checked) || PyTuple_GET_SIZE(checked) != 4)
+    /* What _check makes, exactly: anything else goes the slow way (and
+     * no hook of an odd entry's items can run here). */
+    if (!PyTuple_CheckExact(checked) || PyTuple_GET_SIZE(checked) != 4
+            || !PyBytes_CheckExact(PyTuple_GET_ITEM(checked, 0))
+            || !PyLong_CheckExact(PyTuple_GET_ITEM(checked, 1))
+            || !(PyTuple_GET_ITEM(checked, 2) == Py_None
+                 || PyLong_CheckExact(PyTuple_GET_ITEM(checked, 2)))
+            || !PyBool_Check(PyTuple_GET_ITEM(checked, 3)))
         goto slow;
     {
         PyObject *st = PyTuple_GET_ITEM(checked, 0);
         long code = PyLong_AsLong(PyTuple_GET_ITEM(checked, 1));
         PyObject *len = PyTuple_GET_ITEM(checked, 2);
-        int close = PyObject_IsTrue(PyTuple_GET_ITEM(checked, 3));
-        if ((code == -1 && PyErr_Occurred()) || close < 0)
+        int close = PyTuple_GET_ITEM(checked, 3) == Py_True;
+        if (code == -1 && PyErr_Occurred())
             return NULL;
+        if ((self->status != NULL && !PyBytes_CheckExact(self->status)
+             && self->status != Py_None)
+                || (self->length != NULL && self->length != Py_None
+                    && !PyLong_CheckExact(self->length)))
+            goto slow;   /* (replacing them could run a finalizer) */
         Py_INCREF(st);
         Py_XSETREF(self->status, st);
         self->code = (int)code;
@@ -1313,9 +1325,12 @@ reply_run(ReplyObject *rp, ConnObject *c, FastObject *cfg)
         PyObject *status = rp->status;
         PyObject *d;
         int draining, rc;
+        PyObject *srv = c->srv ? c->srv : cfg->srv;
         Py_INCREF(data);
         Py_INCREF(status);
-        d = PyObject_GetAttr(c->srv ? c->srv : cfg->srv, s_draining);
+        Py_INCREF(srv);              /* its own getattr may replace it */
+        d = PyObject_GetAttr(srv, s_draining);
+        Py_DECREF(srv);
         draining = d == NULL ? -1 : PyObject_IsTrue(d);
         Py_XDECREF(d);
         rc = draining < 0 ? -1
@@ -1338,9 +1353,12 @@ reply_run(ReplyObject *rp, ConnObject *c, FastObject *cfg)
     if (cfg->access_log) {
         PyObject *code = PyLong_FromLong(rp->code);
         PyObject *sent = PyLong_FromSsize_t(rp->sent);
+        PyObject *env = rp->envd ? rp->envd : Py_None;
+        Py_INCREF(env);              /* the method lookup may run code */
         r = code && sent ? PyObject_CallMethodObjArgs(
-            cfg->srv, s_log_access, (PyObject *)c,
-            rp->envd ? rp->envd : Py_None, code, sent, NULL) : NULL;
+            cfg->srv, s_log_access, (PyObject *)c, env, code, sent,
+            NULL) : NULL;
+        Py_DECREF(env);
         Py_XDECREF(code);
         Py_XDECREF(sent);
         if (r == NULL)
