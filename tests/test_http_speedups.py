@@ -253,3 +253,82 @@ def test_peer_address_of_a_unix_socket():
                 c.connect(path)
                 with lst.accept() as s:
                     assert peer(s) == ("", "")
+
+
+@compiled
+def test_read_is_not_reentrant():
+    """Building the environ may run Python code (a joined header meets a
+    base value's __add__); a read() from there would rewrite the arrays
+    the outer one walks: refused."""
+    reader = _reader()
+    inner = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+
+    class Joins:
+        def __add__(self, other):
+            reader.read(inner, 0, {}, REMOTE)
+            return "joined"
+
+    raw = b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n\r\n"
+    with pytest.raises(RuntimeError):
+        reader.read(raw, 0, {"HTTP_X_A": Joins()}, REMOTE)
+    assert reader.read(raw, 0, BASE, REMOTE).environ["HTTP_X_A"] == "1"
+
+
+# Run with -X dev (freed memory poisoned): a borrowed reference used
+# after Python code freed it crashes there.
+_DEV_PROGRAM = """if 1:
+    import gc, sys
+    from socket2 import _http_speedups as S
+    from socket2.http import _reply, wsgi
+    S.configure(wsgi.BODIES, wsgi.protocol_error, wsgi.Reply, wsgi.EMPTY,
+                _reply._CHECKED, wsgi.Error, wsgi._SLOW)
+    reader = S.HeadReader(8190, 32768, 100, wsgi._KEYS, wsgi._key)
+    # 1. A base value whose __add__ drops itself from the environ being
+    #    built: the join holds its own reference.
+    class Drops:
+        def __add__(self, other):
+            for d in gc.get_referrers(self):
+                if type(d) is dict and "HTTP_X_A" in d:
+                    del d["HTTP_X_A"]
+            return NotImplemented
+    base = {"HTTP_X_A": Drops()}
+    try:
+        reader.read(b"GET / HTTP/1.1\\r\\nHost: h\\r\\nX-A: 1\\r\\n\\r\\n",
+                    0, base, ("1", "2"))
+    except TypeError:
+        pass
+    # 2. A key in start_response's check cache whose __eq__ replaces the
+    #    cache being searched.
+    STATUS, HEADERS = "200 OK", [("Content-Length", "2")]
+    class Replaces:
+        def __hash__(self):
+            return hash((STATUS, tuple(HEADERS)))
+        def __eq__(self, other):
+            new = {}
+            S.configure(wsgi.BODIES, wsgi.protocol_error, wsgi.Reply,
+                        wsgi.EMPTY, new, wsgi.Error, wsgi._SLOW)
+            _reply._CHECKED = new
+            return False
+    cache = {Replaces(): None}
+    S.configure(wsgi.BODIES, wsgi.protocol_error, wsgi.Reply, wsgi.EMPTY,
+                cache, wsgi.Error, wsgi._SLOW)
+    del cache
+    reply = wsgi.Reply.__new__(wsgi.Reply)
+    try:
+        reply.start_response(STATUS, HEADERS)
+    except Exception:
+        pass
+    print("lived")
+"""
+
+
+@compiled
+def test_borrowed_references_survive_python_code_freeing_them():
+    import subprocess
+    import sys
+    env = dict(os.environ)
+    env.pop("SOCKET2_PURE_PYTHON", None)   # (the C types, in either pass)
+    out = subprocess.run([sys.executable, "-X", "dev", "-c", _DEV_PROGRAM],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0 and out.stdout.strip() == "lived", \
+        (out.returncode, out.stderr[-2000:])

@@ -184,6 +184,7 @@ typedef struct {
     s2h_parser ps;
     PyObject *keys;               /* wsgi._KEYS */
     PyObject *key_fn;             /* wsgi._key */
+    int busy;                     /* a parse is using ps's arrays */
 } ReaderObject;
 
 static void
@@ -387,6 +388,7 @@ build_environ(ReaderObject *self, const int64_t *out, const char *flat,
         }
         prev = PyDict_GetItemWithError(env, key);
         if (prev != NULL) {
+            Py_INCREF(prev);         /* joining may run Python code */
             /* (prev may be anything the caller's environ= put there:
              * joined as Python would, a TypeError for a non-str.) */
             PyObject *joined, *sep = NULL;
@@ -403,6 +405,7 @@ build_environ(ReaderObject *self, const int64_t *out, const char *flat,
                 joined = value;
                 Py_INCREF(joined);
             }
+            Py_DECREF(prev);
             Py_DECREF(value);
             value = joined;
         } else if (PyErr_Occurred()) {
@@ -438,9 +441,34 @@ PyDoc_STRVAR(read_doc,
  * a new Head; NULL with *rc = S2H_INCOMPLETE and no exception while it
  * is incomplete; NULL with an exception set (*rc: the parser's error
  * code, or 0 for a Python error). */
+static HeadObject *reader_parse_now(ReaderObject *self, PyObject *buf,
+                                    Py_ssize_t pos, PyObject *base,
+                                    PyObject *remote, int *rc);
+
+/* (Not re-entrant: building the environ may run Python code, which
+ * could call read() again and rewrite the arrays being walked.) */
 static HeadObject *
 reader_parse(ReaderObject *self, PyObject *buf, Py_ssize_t pos,
              PyObject *base, PyObject *remote, int *rc)
+{
+    HeadObject *h;
+    if (self->busy) {
+        *rc = 0;
+        PyErr_SetString(PyExc_RuntimeError, "HeadReader.read() called "
+                        "again while it runs (from code it called)");
+        return NULL;
+    }
+    self->busy = 1;
+    Py_INCREF(self);
+    h = reader_parse_now(self, buf, pos, base, remote, rc);
+    self->busy = 0;
+    Py_DECREF(self);
+    return h;
+}
+
+static HeadObject *
+reader_parse_now(ReaderObject *self, PyObject *buf, Py_ssize_t pos,
+                 PyObject *base, PyObject *remote, int *rc)
 {
     PyObject *method_str = NULL;
     HeadObject *h;
@@ -948,7 +976,15 @@ reply_start_response(ReplyObject *self, PyObject *const *args,
     Py_DECREF(tup);
     if (key == NULL)
         return NULL;
-    checked = PyDict_GetItemWithError(checked_cache, key);
+    {
+        /* The lookup may run a stored key's __eq__, which may replace
+         * the cache: hold it, and the entry found in it. */
+        PyObject *cache = checked_cache;
+        Py_INCREF(cache);
+        checked = PyDict_GetItemWithError(cache, key);
+        Py_XINCREF(checked);
+        Py_DECREF(cache);
+    }
     Py_DECREF(key);
     if (checked == NULL) {
         if (PyErr_Occurred()) {
@@ -965,25 +1001,32 @@ reply_start_response(ReplyObject *self, PyObject *const *args,
             || !PyLong_CheckExact(PyTuple_GET_ITEM(checked, 1))
             || !(PyTuple_GET_ITEM(checked, 2) == Py_None
                  || PyLong_CheckExact(PyTuple_GET_ITEM(checked, 2)))
-            || !PyBool_Check(PyTuple_GET_ITEM(checked, 3)))
+            || !PyBool_Check(PyTuple_GET_ITEM(checked, 3))) {
+        Py_DECREF(checked);
         goto slow;
+    }
     {
         PyObject *st = PyTuple_GET_ITEM(checked, 0);
         long code = PyLong_AsLong(PyTuple_GET_ITEM(checked, 1));
         PyObject *len = PyTuple_GET_ITEM(checked, 2);
         int close = PyTuple_GET_ITEM(checked, 3) == Py_True;
-        if (code == -1 && PyErr_Occurred())
+        if (code == -1 && PyErr_Occurred()) {
+            Py_DECREF(checked);
             return NULL;
+        }
         if ((self->status != NULL && !PyBytes_CheckExact(self->status)
              && self->status != Py_None)
                 || (self->length != NULL && self->length != Py_None
-                    && !PyLong_CheckExact(self->length)))
+                    && !PyLong_CheckExact(self->length))) {
+            Py_DECREF(checked);
             goto slow;   /* (replacing them could run a finalizer) */
+        }
         Py_INCREF(st);
         Py_XSETREF(self->status, st);
         self->code = (int)code;
         Py_INCREF(len);
         Py_XSETREF(self->length, len);
+        Py_DECREF(checked);
         if (close)
             self->keep = 0;
         if (code == 204 || code == 304)
