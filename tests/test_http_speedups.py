@@ -332,3 +332,20 @@ def test_borrowed_references_survive_python_code_freeing_them():
                          capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 0 and out.stdout.strip() == "lived", \
         (out.returncode, out.stderr[-2000:])
+
+
+@compiled
+def test_loop_survives_hooks_that_free_what_it_uses():
+    """tests/programs/http_loop_hooks.py under -X dev: a start_response
+    property deleting the environ, a collector finalizer deleting the
+    out list mid-allocation, an after() lookup replacing EMPTY."""
+    import subprocess
+    import sys
+    env = dict(os.environ)
+    env.pop("SOCKET2_PURE_PYTHON", None)
+    prog = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                        "programs", "http_loop_hooks.py")
+    out = subprocess.run([sys.executable, "-X", "dev", prog],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0 and out.stdout.strip() == "lived", \
+        (out.returncode, out.stderr[-2000:])

@@ -59,6 +59,7 @@ typedef struct {
     Py_ssize_t len;               /* 0: empty */
     char name[KEY_MAXLEN];
     PyObject *key;                /* str, or Py_None: the name is dropped */
+    PyObject *keys;               /* the key table it came from (held) */
 } key_slot;
 static key_slot key_cache[KEY_SLOTS];
 
@@ -81,7 +82,8 @@ env_key(PyObject *keys, PyObject *key_fn, const char *s, Py_ssize_t n)
     PyObject *name, *key;
     if (n <= KEY_MAXLEN) {
         slot = &key_cache[name_hash(s, n) % KEY_SLOTS];
-        if (slot->len == n && memcmp(slot->name, s, (size_t)n) == 0) {
+        if (slot->len == n && slot->keys == keys
+                && memcmp(slot->name, s, (size_t)n) == 0) {
             Py_INCREF(slot->key);
             return slot->key;
         }
@@ -104,10 +106,15 @@ env_key(PyObject *keys, PyObject *key_fn, const char *s, Py_ssize_t n)
         return NULL;
     }
     if (slot != NULL) {
+        PyObject *old_key = slot->key, *old_keys = slot->keys;
         Py_INCREF(key);
-        Py_XSETREF(slot->key, key);
+        Py_INCREF(keys);
+        slot->key = key;
+        slot->keys = keys;
         memcpy(slot->name, s, (size_t)n);
         slot->len = n;
+        Py_XDECREF(old_key);     /* (last: a finalizer sees a whole slot) */
+        Py_XDECREF(old_keys);
     }
     return key;
 }
@@ -1343,14 +1350,16 @@ reply_whole(ReplyObject *rp, ConnObject *c, FastObject *cfg, PyObject *data,
 /* Reply.run for a reply made here; returns 1/0 (keep or not), -1 on an
  * exception to propagate. */
 static int
-reply_run(ReplyObject *rp, ConnObject *c, FastObject *cfg)
+reply_run(ReplyObject *rp, ConnObject *c, FastObject *cfg, PyObject *env)
 {
     PyObject *sr, *result, *args[2], *r;
     int keep;
     sr = PyObject_GetAttr((PyObject *)rp, s_start_response);
     if (sr == NULL)
         return -1;
-    args[0] = rp->envd;          /* (set by conn_respond, not yet Python's) */
+    /* The reply's environ, read after that lookup (which may run code);
+     * the request's own if it was deleted. */
+    args[0] = rp->envd != NULL ? rp->envd : env;
     args[1] = sr;
     Py_INCREF(args[0]);          /* held: the application can drop fields */
     result = PyObject_Vectorcall(cfg->app, args, 2, NULL);
@@ -1459,6 +1468,11 @@ conn_respond(ConnObject *c, FastObject *cfg, HeadObject *h, int draining)
     rp->keep = (char)keep;
     rp->version = h->version;
     rp->no_body = rp->is_head = h->method == method_bytes[1];
+    /* (the allocation above may have run the collector's finalizers) */
+    if (conn_check(c, cfg) < 0) {
+        Py_DECREF(rp);
+        return -1;
+    }
     if (PyList_GET_SIZE(c->out) > 0) {
         PyObject *x = PyObject_CallMethodNoArgs((PyObject *)c, s_hold);
         if (x == NULL) {
@@ -1467,12 +1481,15 @@ conn_respond(ConnObject *c, FastObject *cfg, HeadObject *h, int draining)
         }
         Py_DECREF(x);
     }
-    keep = reply_run(rp, c, cfg);
+    keep = reply_run(rp, c, cfg, env);
     if (keep >= 0 && c->client_error != NULL && c->client_error != Py_None) {
         PyObject *k = PyBool_FromLong(keep);
-        PyObject *x = PyObject_CallMethodObjArgs(
-            (PyObject *)c, s_after, (PyObject *)rp, env, empty_input, k,
-            NULL);
+        PyObject *body = empty_input;
+        PyObject *x;
+        Py_INCREF(body);             /* the method lookup may run code */
+        x = PyObject_CallMethodObjArgs((PyObject *)c, s_after,
+                                       (PyObject *)rp, env, body, k, NULL);
+        Py_DECREF(body);
         Py_DECREF(k);
         keep = x == NULL ? -1 : PyObject_IsTrue(x);
         Py_XDECREF(x);
