@@ -336,9 +336,10 @@ def test_borrowed_references_survive_python_code_freeing_them():
 
 @compiled
 def test_loop_survives_hooks_that_free_what_it_uses():
-    """tests/programs/http_loop_hooks.py under -X dev: a start_response
-    property deleting the environ, a collector finalizer deleting the
-    out list mid-allocation, an after() lookup replacing EMPTY."""
+    """tests/programs/http_loop_hooks.py under -X dev: a negative reply
+    length, a start_response property deleting the environ, a collector
+    finalizer deleting the out list mid-allocation, an after() lookup
+    replacing EMPTY."""
     import subprocess
     import sys
     env = dict(os.environ)

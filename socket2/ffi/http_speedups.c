@@ -1250,6 +1250,22 @@ length_line(char *out, Py_ssize_t n)
     return w;
 }
 
+/* A reply's length (or what is left of it): None, or an exact int >= 0
+ * that fits a Py_ssize_t (an exact int: no hook runs to read it). */
+static int
+length_ok(PyObject *v)
+{
+    Py_ssize_t n;
+    if (v == NULL || v == Py_None)
+        return 1;
+    if (!PyLong_CheckExact(v))
+        return 0;
+    n = PyLong_AsSsize_t(v);
+    if (n == -1 && PyErr_Occurred())
+        return 0;
+    return n >= 0;
+}
+
 /* Reply._whole + _head for a list of one bytes (the caller checked),
  * then the pipelining decision: queue the answer, or write it (with
  * those queued) now. */
@@ -1276,13 +1292,11 @@ reply_whole(ReplyObject *rp, ConnObject *c, FastObject *cfg, PyObject *data,
         return -1;
     }
     /* From here on no Python code runs until the append below. */
-    if ((rp->length != NULL && rp->length != Py_None
-         && !PyLong_CheckExact(rp->length))
-            || (rp->left != NULL && rp->left != Py_None
-                && !PyLong_CheckExact(rp->left))) {
+    if (!length_ok(rp->length) || !length_ok(rp->left)) {
         Py_DECREF(date);
-        PyErr_SetString(PyExc_TypeError, "a reply's length must be an int "
-                        "or None");
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "a reply's length must be "
+                            "an int >= 0 or None");
         return -1;
     }
     if (rp->no_body) {

@@ -122,7 +122,20 @@ def after_lookup_replaces_the_empty_body():
         wsgi.EMPTY = _input.EMPTY = saved
 
 
-for case in (start_response_property_drops_the_environ,
+def negative_reply_length():
+    """The application sets its reply's length below zero."""
+    for n in (-5, -1, -100):
+        def app(environ, start_response, n=n):
+            start_response("200 OK", [])
+            start_response.__self__.length = n
+            return [b"hi"]
+
+        with running(app) as lst:
+            talk(lst, get("/"))
+
+
+for case in (negative_reply_length,
+             start_response_property_drops_the_environ,
              finalizer_drops_out_during_an_allocation,
              after_lookup_replaces_the_empty_body):
     case()
