@@ -389,6 +389,12 @@ class _FdEngine:
                 return                # ours is out; the peer's is not in
             except _WantWrite:
                 self.wait(1, deadline, False)
+            except ssl.SSLEOFError:
+                # The standard library's unwrap() reads once after ours is
+                # out; a peer that has already closed (without its own
+                # close_notify) ends that read.  Ours was sent: done.
+                self.done = True
+                return
             except (_SSLError, OSError, ValueError) as e:
                 raise _tls_error(e, "TLS shutdown") from None
 

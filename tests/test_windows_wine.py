@@ -29,10 +29,19 @@ def _wine():
 @pytest.mark.time_limit(1500)
 def test_suite_on_windows_under_wine():
     out = subprocess.run(["bash", os.path.join(HERE, "windows", "run.sh"),
-                          "-q", "-rs"],
+                          "-q", "-rsfE"],
                          env=dict(os.environ, PYTHON=sys.executable),
                          capture_output=True, text=True, timeout=1500)
-    tail = out.stdout[-6000:] + out.stderr[-3000:]
+    lines = out.stdout.splitlines()
+    # What failed first (pytest's -rfE lines and the first traceback),
+    # then the tail: a red run must say which Windows test failed.
+    failed = [l for l in lines if l.startswith(("FAILED ", "ERROR "))]
+    first = out.stdout.find("= FAILURES =")
+    if first < 0:
+        first = out.stdout.find("= ERRORS =")
+    trace = out.stdout[first:first + 6000] if first >= 0 else ""
+    tail = ("\n".join(failed) + "\n" + trace + "\n...\n"
+            + out.stdout[-3000:] + out.stderr[-3000:])
     assert out.returncode == 0, tail
     summary = [l for l in out.stdout.splitlines() if " passed" in l]
     assert summary and "failed" not in summary[-1] \
