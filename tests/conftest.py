@@ -3,6 +3,7 @@ threads left parked in the hub, and is stopped if it hangs."""
 import gc
 import os
 import signal
+import socket
 import time
 
 import pytest
@@ -38,9 +39,29 @@ def _open_fds():
 
 def _describe(fd):
     try:
-        return os.readlink("%s/%d" % (_FD_DIR, fd))
+        what = os.readlink("%s/%d" % (_FD_DIR, fd))
     except OSError:
         return "fd %d" % fd
+    if what.startswith("socket:"):
+        # Which socket: its addresses and whose it is (a server's
+        # connection, a client's) say which code forgot to close it.
+        try:
+            s = socket.socket(fileno=os.dup(fd))
+        except OSError:
+            return what
+        with s:
+            for name in ("getsockname", "getpeername"):
+                try:
+                    what += " %s=%r" % (name[3:7], getattr(s, name)())
+                except OSError:
+                    pass
+            for name in ("SO_TYPE", "SO_ACCEPTCONN"):
+                try:
+                    what += " %s=%d" % (name, s.getsockopt(
+                        socket.SOL_SOCKET, getattr(socket, name)))
+                except (OSError, AttributeError):
+                    pass
+    return what
 
 
 def _kill_parked(hub):
