@@ -35,7 +35,7 @@ from _thread import _local, get_ident
 
 from greenlet import getcurrent
 
-from .errors import Error
+from .errors import Error, os_error
 
 
 class Waiters:
@@ -343,6 +343,12 @@ class SocketBase:
     ``_Socket`` adds the rest)."""
     __slots__ = ("_fd", "_type", "_w", "_hub", "_core", "_rb", "timeout")
 
+    def __del__(self):
+        # (speedups.c's sockbase_finalize: the same test, without a Python
+        # call for a socket that was closed)
+        if getattr(self, "_fd", -1) >= 0:
+            self._finalize_open()
+
 
 socket_methods = None
 COMPILED = False
@@ -371,4 +377,4 @@ def configure_sockets(recv_addr, send_addr, eagain, ewouldblock, stream):
     (called once by sockets.py; nothing to do for the Python ones)."""
     if COMPILED:
         _speedups.configure(recv_addr, send_addr, eagain, ewouldblock,
-                            stream, Error)
+                            stream, Error, os_error)

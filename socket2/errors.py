@@ -142,7 +142,16 @@ def os_error(code, what):
         if len(_MADE) < 4096:
             _MADE[code, what] = made
     cls, name, message = made
-    return cls(name, message, code)
+    # What cls(name, message, code) makes, without Error.__init__'s Python
+    # frame (a server whose peers reset makes one per connection).
+    e = _oserror_new(cls, code, message)
+    _oserror_init(e, code, message)
+    e.err = name
+    return e
+
+
+_oserror_new = OSError.__new__
+_oserror_init = OSError.__init__
 
 
 def closed_error(what="socket"):

@@ -123,6 +123,10 @@ class Hub:
         self._waiters_class = getattr(self.poller, "waiters_class", None) or (
             _Waiters if getattr(self.poller, "exact_edges", True)
             else _TryFirstWaiters)
+        # Backends whose registration goes with the descriptor's last close
+        # (epoll) have nothing to do for unregister(fd, closing=True): the
+        # call is left out (a close per connection).
+        self._close_drops = getattr(self.poller, "close_unregisters", False)
         # Backends that watch an fd only while a thread waits on it (kqueue)
         # are told when one parks; None for the others (epoll, poll).
         self._arm = getattr(self.poller, "arm", None)
@@ -211,7 +215,8 @@ class Hub:
         """Stop watching *fd*; *closing*: it is about to be closed, which
         drops kernel registrations by itself (no system call needed)."""
         if self._fdmap.pop(fd, None) is not None:
-            self.poller.unregister(fd, closing)
+            if not (closing and self._close_drops):
+                self.poller.unregister(fd, closing)
             if _OWNERS.get(fd) is self:
                 del _OWNERS[fd]
 
@@ -605,8 +610,7 @@ class Hub:
             self._arm(sock._fd, 0)
         elif self._prime_read is not None:
             self._prime_read(sock._fd, w, sock._type)
-        t = Thread(self, func, (sock,) + args, kwargs,
-                   name=getattr(func, "__name__", None))
+        t = Thread(self, func, (sock,) + args, kwargs)
         t._parked_in = w
         t._on_cancel = on_cancel or _close_unstarted
         w.rg = t._g
@@ -1210,7 +1214,25 @@ class Thread:
                 if self._on_cancel is not None:
                     self._on_cancel(*self._args, **self._kwargs)
                 raise exc
-            self._result = self._func(*self._args, **self._kwargs)
+            func, args = self._func, self._args
+            if self._kwargs:
+                self._result = func(*args, **self._kwargs)
+            else:
+                # Plain calls for the usual arities: the interpreter runs a
+                # plain call to a Python function in the frame loop it is
+                # in, where f(*args) enters a new one (Python 3.11: its C
+                # stack is then part of every switch of this greenlet).
+                n = len(args)
+                if n == 1:
+                    self._result = func(args[0])
+                elif n == 2:
+                    self._result = func(args[0], args[1])
+                elif n == 0:
+                    self._result = func()
+                elif n == 3:
+                    self._result = func(args[0], args[1], args[2])
+                else:
+                    self._result = func(*args)
         except GreenletExit:
             pass
         except BaseException as e:   # noqa: B902 - kept for join()

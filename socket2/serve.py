@@ -237,7 +237,10 @@ def _timed_connection(conn, handler, args, silent, **kwargs):
         silent.settle()               # (it may have been the last one)
     if conn.closed:
         return                        # silent past the timeout
-    handler(conn, *args, **kwargs)
+    if len(args) == 1 and not kwargs:
+        handler(conn, args[0])        # (a plain call: see hub.Thread._run)
+    else:
+        handler(conn, *args, **kwargs)
 
 
 def _timed_cancelled(conn, handler, args, silent, **kwargs):

@@ -104,6 +104,7 @@ def _maxlen(maxlen, size):
     return maxlen
 
 
+
 class _Socket(_hotpath.SocketBase):
     """What every socket has; see TCPSocket, UDPSocket, RawSocket."""
 
@@ -225,8 +226,8 @@ class _Socket(_hotpath.SocketBase):
         w.rg = w.wg = None
         # Detach the waiters before the fd number can be reused, then
         # release it; only then wake them (which may switch away).
-        self._unregister_for_close(fd)
-        lib.s2_close(fd)
+        hub.unregister(fd, closing=self._excl == _forks[0])
+        lib.s2_close(fd)     # (_unregister_for_close, inlined: per close)
         if not wake or (rg is None and wg is None):
             return
         closed = Error("closed", "socket was closed while this thread was "
@@ -236,10 +237,10 @@ class _Socket(_hotpath.SocketBase):
         if wg is not None and wg is not rg:   # one waiter in both (select)
             hub._throw(wg, closed)
 
-    def __del__(self):
-        fd = getattr(self, "_fd", -1)
-        if fd < 0:
-            return
+    def _finalize_open(self):
+        """The finalizer's work for a socket collected open (the base's
+        ``__del__``, _hotpath.SocketBase, calls it only then)."""
+        fd = self._fd
         self._fd = -1
         try:
             warnings.warn("unclosed socket2 socket %r (fd %d)" % (
@@ -712,8 +713,10 @@ class TCPSocket(_Stream, _Socket):
         while True:
             fd = _accept(self._fd)
             if fd >= 0:
-                return TCPSocket._from_fd(fd, self._family, self._type,
-                                          self._proto, self._hub)
+                s = TCPSocket.__new__(TCPSocket)   # (_from_fd, inlined)
+                s._setup(fd, self._family, self._type, self._proto,
+                         self._hub)
+                return s
             if fd == _EAGAIN or fd == _EWOULDBLOCK:
                 if deadline is _UNSET:
                     deadline = self._deadline(timeout, expires)

@@ -1,6 +1,8 @@
 import builtins
 import errno
 
+import pytest
+
 import socket2
 from socket2.errors import err_name, os_error
 
@@ -36,6 +38,22 @@ def test_os_error_message_and_class():
     assert e.errno == errno.ECONNREFUSED
     assert "connect to 127.0.0.1:1" in str(e) and "refused" in str(e)
     assert isinstance(os_error(errno.ETIMEDOUT, "x"), socket2.TimeoutError)
+
+
+@pytest.mark.parametrize("code", [errno.ECONNRESET, errno.ETIMEDOUT,
+                                  errno.EPIPE, 99999])
+def test_os_error_is_what_the_constructor_makes(code):
+    # os_error builds its exception without Error.__init__ (per reset
+    # connection): it must be the very same as the constructor's.
+    for _ in range(2):                    # made, then from the cache
+        e = os_error(code, "recv")
+        made = type(e)(e.err, e.strerror, code)
+        assert type(e) in (socket2.Error, socket2.TimeoutError)
+        assert (e.args, e.errno, e.strerror, e.err, str(e), repr(e)) == \
+            (made.args, made.errno, made.strerror, made.err, str(made),
+             repr(made))
+        assert e.strerror.startswith("recv: ")
+        assert os_error(code, "recv") is not e        # a fresh one each time
 
 
 def test_error_pickles():

@@ -32,7 +32,9 @@ static s2_io_fn io_recv, io_send;      /* set by configure() */
 static long neg_eagain = 0, neg_ewouldblock = 0;
 static int stream_type = -1;           /* SOCK_STREAM */
 static PyObject *error_class;          /* socket2.errors.Error */
+static PyObject *os_error_fn;          /* socket2.errors.os_error */
 
+static PyObject *str_finalize_open;
 static PyObject *str_recv_py, *str_sendall_py, *str_sendall_rest, *str_fail, *str_eof,
                 *str_recv, *str_append, *str_throw;
 
@@ -795,6 +797,28 @@ sockbase_clear(SocketBase *s)
     return 0;
 }
 
+/* The finalizer (``__del__``) of every socket2 socket: a closed one (the
+   usual case) costs no Python call; an open one is handed to the Python
+   ``_finalize_open`` (sockets.py: the ResourceWarning, and the descriptor
+   released in its hub's OS thread).  Python subclasses inherit it as long
+   as they define no ``__del__`` of their own (sockets.py defines none when
+   compiled; the Python twin in _hotpath.py is the same test in Python). */
+static void
+sockbase_finalize(SocketBase *s)
+{
+    PyObject *type, *value, *tb, *r;
+
+    if (s->fd < 0)
+        return;
+    PyErr_Fetch(&type, &value, &tb);
+    r = PyObject_CallMethodNoArgs((PyObject *)s, str_finalize_open);
+    if (r == NULL)
+        PyErr_WriteUnraisable((PyObject *)s);
+    else
+        Py_DECREF(r);
+    PyErr_Restore(type, value, tb);
+}
+
 static void
 sockbase_dealloc(SocketBase *s)
 {
@@ -839,12 +863,24 @@ take_maxlen(PyObject *maxlen, Py_ssize_t size, Py_ssize_t *n)
     return 1;
 }
 
-/* Raise self._fail(r, what): the closed error or the OS error. */
+/* Raise self._fail(r, what): the closed error or the OS error (an open
+   socket's straight from os_error: a peer that resets every connection
+   makes one per connection). */
 static PyObject *
 raise_fail(SocketBase *self, long r, PyObject *what)
 {
-    PyObject *e = PyObject_CallMethod((PyObject *)self, "_fail", "lO",
-                                      r, what);
+    PyObject *e;
+    if (self->fd >= 0 && os_error_fn != NULL) {
+        PyObject *argv[2];
+        argv[0] = PyLong_FromLong(-r);
+        if (argv[0] == NULL)
+            return NULL;
+        argv[1] = what;
+        e = PyObject_Vectorcall(os_error_fn, argv, 2, NULL);
+        Py_DECREF(argv[0]);
+    } else {
+        e = PyObject_CallMethod((PyObject *)self, "_fail", "lO", r, what);
+    }
     if (e != NULL) {
         PyErr_SetObject((PyObject *)Py_TYPE(e), e);
         Py_DECREF(e);
@@ -1002,6 +1038,7 @@ static PyTypeObject SocketBaseType = {
     .tp_traverse = (traverseproc)sockbase_traverse,
     .tp_clear = (inquiry)sockbase_clear,
     .tp_dealloc = (destructor)sockbase_dealloc,
+    .tp_finalize = (destructor)sockbase_finalize,
     .tp_methods = sockbase_methods,
     .tp_members = sockbase_members,
 };
@@ -1020,9 +1057,9 @@ configure(PyObject *mod, PyObject *args)
     unsigned long long recv_addr, send_addr;
     long eagain, ewouldblock;
     int stream;
-    PyObject *error;
-    if (!PyArg_ParseTuple(args, "KKlliO:configure", &recv_addr, &send_addr,
-                          &eagain, &ewouldblock, &stream, &error))
+    PyObject *error, *os_error = NULL;
+    if (!PyArg_ParseTuple(args, "KKlliO|O:configure", &recv_addr, &send_addr,
+                          &eagain, &ewouldblock, &stream, &error, &os_error))
         return NULL;
     if (!recv_addr || !send_addr) {
         PyErr_SetString(PyExc_ValueError, "configure: null function address");
@@ -1035,6 +1072,8 @@ configure(PyObject *mod, PyObject *args)
     stream_type = stream;
     Py_INCREF(error);
     Py_XSETREF(error_class, error);
+    Py_XINCREF(os_error);
+    Py_XSETREF(os_error_fn, os_error);
     Py_RETURN_NONE;
 }
 
@@ -1146,6 +1185,7 @@ PyInit__speedups(void)
             || !(str_sendall_py = PyUnicode_InternFromString("_sendall_py"))
             || !(str_sendall_rest = PyUnicode_InternFromString("_sendall_rest"))
             || !(str_fail = PyUnicode_InternFromString("_fail"))
+            || !(str_finalize_open = PyUnicode_InternFromString("_finalize_open"))
             || !(str_eof = PyUnicode_InternFromString("_eof"))
             || !(str_recv = PyUnicode_InternFromString("recv"))
             || !(str_append = PyUnicode_InternFromString("append"))

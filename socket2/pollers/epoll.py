@@ -71,7 +71,9 @@ class EpollPoller:
     ``completion_based = True`` (IOCP: per-socket operations, serve()'s
     first receive, and the socket layer's completion-based loops in
     ``socket2/_completion.py``), ``drop(fd)`` (epoll: delete a kernel
-    registration from any OS thread).
+    registration from any OS thread), ``close_unregisters = True`` (epoll:
+    ``unregister(fd, closing=True)`` has nothing to do, and the hub leaves
+    the call out).
     """
 
     name = "epoll"
@@ -134,6 +136,10 @@ class EpollPoller:
         r = lib.s2_epoll_add(self._set, fd)
         if r < 0:
             raise os_error(-r, "epoll_ctl(ADD, %d)" % fd)
+
+    # unregister(fd, closing=True) does nothing here (the hub skips it):
+    # the registration goes with the description's last descriptor.
+    close_unregisters = True
 
     def unregister(self, fd, closing=False):
         # closing=True: the caller is about to close the description's only
