@@ -242,9 +242,8 @@ class _Socket(_hotpath.SocketBase):
         ``__del__``, _hotpath.SocketBase, calls it only then)."""
         fd = self._fd
         self._fd = -1
+        handed = False
         try:
-            warnings.warn("unclosed socket2 socket %r (fd %d)" % (
-                self.type(), fd), ResourceWarning, source=self)
             hub = self._hub
             closing = self._excl == _forks[0]
             # The collector may run this in any OS thread: the hub's own
@@ -252,11 +251,21 @@ class _Socket(_hotpath.SocketBase):
             if hub.thread_ident != _get_ident() and \
                     hub.call_threadsafe(_release_fd, hub, fd, closing,
                                         orphaned=_release_fd):
-                return
-            hub.unregister(fd, closing=closing)
+                handed = True        # that hub releases and closes it
+            else:
+                hub.unregister(fd, closing=closing)
         except Exception:
             pass
-        lib.s2_close(fd)
+        finally:
+            if not handed:
+                lib.s2_close(fd)     # whatever was raised above
+        # Last: under -W error the warning raises, after the release.
+        try:
+            warnings.warn("unclosed socket2 socket %r (fd %d)" % (
+                self.type(), fd), ResourceWarning,
+                source=self)
+        except Exception:
+            pass
 
     def __enter__(self):
         return self

@@ -3,6 +3,7 @@ import errno
 import gc
 import os
 import random
+import warnings
 
 import pytest
 
@@ -384,6 +385,22 @@ def test_forgotten_socket_is_closed_by_gc():
         gc.collect()
     with pytest.raises(OSError):
         os.fstat(fd)              # the descriptor is closed
+
+
+def test_forgotten_socket_under_warnings_as_errors(no_leaks):
+    # -W error::ResourceWarning makes the finalizer's warning raise: the
+    # descriptor is still released, and the hub keeps no record of it.
+    hub = no_leaks
+    c = socket2.tcp()
+    fd = c.fileno()
+    assert fd in hub._fdmap
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        del c
+        gc.collect()
+    assert fd not in hub._fdmap
+    with pytest.raises(OSError):
+        os.fstat(fd)
 
 
 def test_options_round_trip():
