@@ -104,7 +104,6 @@ def _maxlen(maxlen, size):
     return maxlen
 
 
-
 class _Socket(_hotpath.SocketBase):
     """What every socket has; see TCPSocket, UDPSocket, RawSocket."""
 
@@ -262,8 +261,7 @@ class _Socket(_hotpath.SocketBase):
         # Last: under -W error the warning raises, after the release.
         try:
             warnings.warn("unclosed socket2 socket %r (fd %d)" % (
-                self.type(), fd), ResourceWarning,
-                source=self)
+                self.type(), fd), ResourceWarning, source=self)
         except Exception:
             pass
 
