@@ -471,7 +471,8 @@ class _CEngine(_FdEngine):
     (socket2/ffi/build_openssl.py): a "want" is a return code, not a
     raised exception, and one call fills a bulk reader's buffer.  The
     standard library still makes the SSL object and runs the handshake,
-    the shutdown and everything the handshake agreed (``info()``).
+    ``unwrap()`` and everything the handshake agreed (``info()``);
+    ``shutdown()`` is one SSL_shutdown from C.
 
     ``recv``/``sendall`` are TLSSocket's on this engine; with the compiled
     hot path (socket2/ffi/tls_speedups.c) the plain calls never reach them,
@@ -511,6 +512,29 @@ class _CEngine(_FdEngine):
         reason = text[text.find(": ") + 2:text.find("]")] \
             if text.startswith("[") else None
         return TLSError("tls", "%s: %s" % (what, text), reason=reason)
+
+    def shutdown(self, deadline):
+        """Send close_notify, reading nothing (s2_tls_shutdown): what the
+        peer sent before it stays to be read, as TLSSocket.shutdown
+        promises (the fd engine's, the standard library's unwrap(), reads
+        once after sending)."""
+        if self.wpending is not None:
+            self.flush_pending(deadline)
+        ffi_, lib, err, _ = _c
+        while True:
+            if self.sock._fd < 0 or self.p is None:
+                raise closed_error("TLS socket")
+            r = lib.s2_tls_shutdown(self.p, err)
+            if r >= 0:
+                if r == 1:
+                    self.done = True  # the peer's close_notify was in too
+                return
+            if r == lib.S2_TLS_WANT_WRITE:
+                self.wait(1, deadline, False)
+            elif r == lib.S2_TLS_WANT_READ:
+                self.wait(0, deadline, False)
+            else:
+                raise self._failed(r, err[0], "TLS shutdown")
 
     # -- reading --------------------------------------------------------------------
 
@@ -1051,7 +1075,11 @@ class TLSSocket(_TLSBase, _Stream):
 
     def shutdown(self, timeout=None, expires=None):
         """Send close_notify and shut the socket's write side: the peer
-        reads 0.  Reading goes on until the peer closes too."""
+        reads 0.  Reading goes on until the peer closes too, and what the
+        peer sent before is still read (on the ``fd`` engine, the fallback
+        where the C engine cannot run, the standard library reads once
+        after sending close_notify, and OpenSSL 3 drops application data
+        it meets there)."""
         io = self._live()
         self._ssl = 0
         io.shutdown(self._deadline(timeout, expires))

@@ -40,6 +40,7 @@ typedef struct ssl_st SSL;
 
 long s2_tls_read(SSL *ssl, char *buf, long n, int *err);
 long s2_tls_write(SSL *ssl, const char *buf, long n, int *err);
+long s2_tls_shutdown(SSL *ssl, int *err);
 int s2_tls_error(char *out, int outlen);
 int s2_tls_same_openssl(const char *ssl_module_path);
 SSL *s2_tls_adopt(void *sslobj, void *sslcontext, long basicsize, int fd);
@@ -202,6 +203,32 @@ long s2_tls_write(SSL *ssl, const char *buf, long n, int *err)
         return r;
     }
     return (long)w;
+}
+
+/* Send our close_notify without reading anything: 1 when the peer's was
+   in already, 0 when ours is out (reads go on: SSL_read returns what the
+   peer still sends, then the end), or S2_TLS_* (a "want write": call
+   again once writable).  One SSL_shutdown: the standard library's
+   unwrap() makes a second one that reads, and OpenSSL 3 takes
+   application data met there for a fatal error, so data the peer sent
+   before our close_notify was lost. */
+long s2_tls_shutdown(SSL *ssl, int *err)
+{
+    int ret;
+    long r;
+    ERR_clear_error();
+    if (s2_failed_before(ssl))
+        return S2_TLS_FAILED;
+    errno = 0;
+    ret = SSL_shutdown(ssl);
+    if (ret >= 0)
+        return ret;
+    r = s2_stopped(ssl, ret, err);
+    if (r == 0) {               /* (as for a write: the peer is gone) */
+        *err = EPIPE;
+        return S2_TLS_OS_ERROR;
+    }
+    return r;
 }
 
 /* The last queued OpenSSL error as the standard library words it,
