@@ -509,47 +509,64 @@ def test_client_that_only_writes_with_session_tickets_pending(pki, engine):
     assert done["n"] == 8 << 20
 
 
+def _shutdown_against(pki, version, peer, after=None):
+    """A standard-library TLS server in an OS thread runs ``peer(ssl
+    socket, ready)``; a socket2 client waits for *ready*, lets what the
+    peer sent land, calls shutdown() and then ``after(t)``."""
+    ctx = server_ctx(pki, version=version)
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+    port = ls.getsockname()[1]
+    ready = threading.Event()
+
+    def server():
+        try:
+            conn, _ = ls.accept()
+            peer(ctx.wrap_socket(conn, server_side=True), ready)
+        finally:
+            ready.set()
+            ls.close()
+
+    th = threading.Thread(target=server)
+    th.start()
+    try:
+        with socket2.connect("127.0.0.1", port, tls=client_ctx(pki),
+                             server_hostname="localhost") as t:
+            while not ready.is_set():
+                socket2.sleep(0.01)
+            socket2.sleep(0.05)             # what it sent is in our queue
+            t.shutdown(timeout=5)
+            if after is not None:
+                after(t)
+    finally:
+        while th.is_alive():
+            socket2.sleep(0.01)
+
+
 def test_shutdown_after_the_peer_already_closed_its_side(pki, engine):
     # The peer ends its half without a close_notify (the standard library's
     # close() does that) before ours goes out: our close_notify is still
     # sent, and shutdown() must not report the read that the standard
     # library's unwrap() makes after it (a race CI once hit in the test
     # above, when the peer closed between the two).
-    ctx = server_ctx(pki, version=ssl.TLSVersion.TLSv1_3)
-    ls = socket.socket()
-    ls.bind(("127.0.0.1", 0))
-    ls.listen(1)
-    port = ls.getsockname()[1]
     got = {}
-    fin_sent = threading.Event()
 
-    def server():
-        conn, _ = ls.accept()
-        s = ctx.wrap_socket(conn, server_side=True)
+    def peer(s, ready):
         raw = socket.socket(fileno=s.detach())
-        raw.shutdown(socket.SHUT_WR)          # a FIN, no close_notify
-        fin_sent.set()
-        raw.settimeout(10)
-        data = b""
-        while True:
-            b = raw.recv(1 << 16)
-            if not b:
-                break
-            data += b
-        got["records"] = data
-        raw.close()
-        ls.close()
+        with raw:
+            raw.shutdown(socket.SHUT_WR)      # a FIN, no close_notify
+            ready.set()
+            raw.settimeout(10)
+            data = b""
+            while True:
+                b = raw.recv(1 << 16)
+                if not b:
+                    break
+                data += b
+            got["records"] = data
 
-    th = threading.Thread(target=server)
-    th.start()
-    with socket2.connect("127.0.0.1", port, tls=client_ctx(pki),
-                         server_hostname="localhost") as t:
-        while not fin_sent.is_set():
-            socket2.sleep(0.01)
-        socket2.sleep(0.05)                 # the FIN is in
-        t.shutdown(timeout=5)
-    while th.is_alive():
-        socket2.sleep(0.01)
+    _shutdown_against(pki, ssl.TLSVersion.TLSv1_3, peer)
     # Our close_notify reached the peer: an encrypted alert record (type
     # 23 under TLS 1.3) is the last thing it read, and nothing was lost.
     assert got["records"][:1] == b"\x17"
@@ -566,50 +583,32 @@ def test_data_that_arrived_before_shutdown_is_still_read(pki, engine,
     if engine == "fd":
         pytest.skip("the fd engine's shutdown is the standard library's "
                     "unwrap(), which reads after sending close_notify")
-    ctx = server_ctx(pki, version=version)
-    ls = socket.socket()
-    ls.bind(("127.0.0.1", 0))
-    ls.listen(1)
-    port = ls.getsockname()[1]
-    sent = threading.Event()
     got = {}
 
-    def server():
-        try:
-            conn, _ = ls.accept()
-            with ctx.wrap_socket(conn, server_side=True) as s:
-                s.settimeout(10)
-                s.sendall(b"before your close_notify")
-                sent.set()
-                data = b""
-                try:
-                    while True:               # until our close_notify
-                        b = s.recv(100)
-                        if not b:
-                            break
-                        data += b
-                except ssl.SSLError as e:
-                    got["error"] = e
-                got["data"] = data
-                s.sendall(b" and after it")   # half-closed: still read
-                s.unwrap()                    # its close_notify, ours in
-        finally:
-            sent.set()
-            ls.close()
+    def peer(s, ready):
+        with s:
+            s.settimeout(10)
+            s.sendall(b"before your close_notify")
+            ready.set()
+            data = b""
+            try:
+                while True:                   # until our close_notify
+                    b = s.recv(100)
+                    if not b:
+                        break
+                    data += b
+            except ssl.SSLError as e:
+                got["error"] = e
+            got["data"] = data
+            s.sendall(b" and after it")       # half-closed: still read
+            s.unwrap()                        # its close_notify, ours in
 
-    th = threading.Thread(target=server)
-    th.start()
-    with socket2.connect("127.0.0.1", port, tls=client_ctx(pki),
-                         server_hostname="localhost") as t:
-        while not sent.is_set():
-            socket2.sleep(0.01)
-        socket2.sleep(0.05)                 # its record is in our queue
-        t.shutdown(timeout=5)
-        assert t.recvall(timeout=5) == b"before your close_notify and " \
-            b"after it"
-    while th.is_alive():
-        socket2.sleep(0.01)
-    assert got == {"data": b""}
+    def after(t):
+        got["read"] = t.recvall(timeout=5)
+
+    _shutdown_against(pki, version, peer, after)
+    assert got == {"data": b"",
+                   "read": b"before your close_notify and after it"}
 
 
 def test_close_wakes_tls_readers_and_writers(pki, engine):
