@@ -479,9 +479,10 @@ class _CEngine(_FdEngine):
     only ``_read_wait`` and ``_sendall_rest`` do, which that C hands what
     it could not finish."""
 
-    __slots__ = ("p",)
+    __slots__ = ("p", "notified")
 
     def __init__(self, sock, context, server_side, server_hostname):
+        self.notified = False    # our close_notify went out (shutdown)
         _FdEngine.__init__(self, sock, context, server_side, server_hostname)
         ffi_, lib = _c[0], _c[1]
         c = self.c
@@ -524,8 +525,13 @@ class _CEngine(_FdEngine):
         while True:
             if self.sock._fd < 0 or self.p is None:
                 raise closed_error("TLS socket")
+            if self.notified:
+                # Sent already: SSL_shutdown would now read (for the
+                # peer's close_notify), which is what this avoids.
+                return
             r = lib.s2_tls_shutdown(self.p, err)
             if r >= 0:
+                self.notified = True
                 if r == 1:
                     self.done = True  # the peer's close_notify was in too
                 return

@@ -604,6 +604,7 @@ def test_data_that_arrived_before_shutdown_is_still_read(pki, engine,
             s.unwrap()                        # its close_notify, ours in
 
     def after(t):
+        t.shutdown(timeout=5)       # again: sends nothing, reads nothing
         got["read"] = t.recvall(timeout=5)
 
     _shutdown_against(pki, version, peer, after)
