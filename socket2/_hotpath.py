@@ -24,8 +24,13 @@ What is chosen here:
   batch of poller tokens);
 - ``SocketBase``: the fields of a socket that recv/sendall read (``_fd``,
   ``_type``, ``_w``, ``_hub``, ``_core``, ``_rb``, ``timeout``);
-- ``socket_methods``: the compiled ``recv``/``sendall`` for TCP sockets,
-  or None (sockets.py then uses its Python methods).
+- ``ThreadBase``: a cooperative thread's record, made and run (its
+  greenlet's ``_run``) without a Python frame of its own when compiled;
+- ``socket_methods``: the compiled ``recv``/``sendall``/``accept`` for TCP
+  sockets and ``close`` for every socket, or None (sockets.py then uses
+  its Python methods).  The compiled ``accept`` keeps the peer's address
+  as accept() returned it (``_peer_sockaddr()``: no getpeername() for a
+  server that wants it of every connection).
 
 Not chosen, but read by the same paths: ``ReadScratch``, the per-OS-thread
 buffer that buffered reads receive into.
@@ -33,7 +38,7 @@ buffer that buffered reads receive into.
 import os
 from _thread import _local, get_ident
 
-from greenlet import getcurrent
+from greenlet import GreenletExit, getcurrent, greenlet
 
 from .errors import Error, os_error
 
@@ -341,13 +346,102 @@ class ReadScratch(_local):
 class SocketBase:
     """The fields of a socket that the hot path reads (sockets.py's
     ``_Socket`` adds the rest)."""
-    __slots__ = ("_fd", "_type", "_w", "_hub", "_core", "_rb", "timeout")
+    __slots__ = ("_fd", "_type", "_w", "_hub", "_core", "_rb", "timeout",
+                 "_family", "_proto", "_bound", "_opts", "_excl")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def __del__(self):
         # (speedups.c's sockbase_finalize: the same test, without a Python
         # call for a socket that was closed)
         if getattr(self, "_fd", -1) >= 0:
             self._finalize_open()
+
+
+class ThreadBase:
+    """The record of a cooperative thread (hub.py's ``Thread`` adds join,
+    kill and the rare paths): its fields, ``__init__`` and ``_run``, the
+    function its greenlet runs.  One is made per connection a server
+    accepts, so the C twin (speedups.c) makes it and runs it without a
+    Python frame of its own; this is the reference it follows."""
+
+    __slots__ = ("_g", "_hub", "_func", "_args", "_kwargs", "name",
+                 "_result", "_exc", "_joiners", "_finished", "_group",
+                 "_parked_in", "_on_cancel", "_cancelled")
+
+    def __init__(self, hub, func, args, kwargs, name=None):
+        self._g = g = greenlet(self._run, hub.greenlet)
+        g._s2_thread = self
+        self._hub = hub
+        if hub._sole is not None:
+            hub._live += 1      # a forked child's own thread (keep_only)
+        self._func = func
+        self._args = args
+        self._kwargs = kwargs
+        self.name = name or getattr(func, "__name__", "thread")
+        self._result = None
+        self._exc = None
+        self._joiners = None    # greenlets in join(), made on first use
+        self._finished = False
+        self._group = None      # the socket2.group that spawned it
+        self._parked_in = None  # start_when_readable: the slot it waits in
+        self._on_cancel = None  # start_when_readable: run if killed unstarted
+        self._cancelled = None  # the kill that ends it before it started
+
+    def _run(self):
+        w = self._parked_in
+        if w is not None:
+            # Started by its socket's first event (start_when_readable):
+            # leave the reader slot it sat in unstarted.
+            self._parked_in = None
+            if w.rg is self._g:
+                w.rg = None
+            self._hub._core.nio -= 1
+        try:
+            if self._cancelled is not None:
+                self._start_cancelled()     # raises the kill
+            func, args = self._func, self._args
+            if self._kwargs:
+                self._result = func(*args, **self._kwargs)
+            else:
+                # Plain calls for the usual arities: the interpreter runs a
+                # plain call to a Python function in the frame loop it is
+                # in, where f(*args) enters a new one (Python 3.11: its C
+                # stack is then part of every switch of this greenlet).
+                n = len(args)
+                if n == 1:
+                    self._result = func(args[0])
+                elif n == 2:
+                    self._result = func(args[0], args[1])
+                elif n == 0:
+                    self._result = func()
+                elif n == 3:
+                    self._result = func(args[0], args[1], args[2])
+                else:
+                    self._result = func(*args)
+        except GreenletExit:
+            pass
+        except BaseException as e:   # noqa: B902 - kept for join()
+            self._failed(e)
+        finally:
+            self._finished = True
+            self._func = self._args = self._kwargs = None
+            if self._joiners or self._group is not None:
+                self._wake_joiners()
+            self._joiners = None
+            # What hangs on the greenlet goes now (see hub.Thread and
+            # at_greenlet_end): the greenlet may be kept a while longer.
+            # So do the context variables it set (its context is its own:
+            # nothing runs in it after this).
+            g = self._g
+            g.__dict__.clear()
+            g.gr_context = None
+            if self._hub._sole is not None:
+                self._sole_ended()
 
 
 socket_methods = None
@@ -364,12 +458,25 @@ else:
         Waiters = _speedups.Waiters          # noqa: F811
         HubCore = _speedups.HubCore          # noqa: F811
         SocketBase = _speedups.SocketBase    # noqa: F811
+        ThreadBase = _speedups.ThreadBase    # noqa: F811
         socket_methods = {"recv": SocketBase._c_recv,
-                          "sendall": SocketBase._c_sendall}
+                          "sendall": SocketBase._c_sendall,
+                          "accept": SocketBase._c_accept,
+                          "close": SocketBase._c_close}
         COMPILED = True
         # A thread that ends leaves its 16 KiB frame-stack chunk for the
         # next one instead of unmapping it (speedups.c explains).
         _speedups.cache_stack_chunks()
+
+
+def configure_accept(accept_addr, close_addr, socket_type, forks, retry):
+    """Hand the compiled accept()/close() the socket layer's s2_accept_peer
+    and s2_close, the class of accepted sockets, the fork-generation list
+    and the errors after which accept() tries again (called once by
+    sockets.py; nothing to do for the Python ones)."""
+    if COMPILED:
+        _speedups.configure_accept(accept_addr, close_addr, socket_type,
+                                   forks, tuple(retry))
 
 
 def configure_sockets(recv_addr, send_addr, eagain, ewouldblock, stream):

@@ -1149,7 +1149,7 @@ class _AtEnd:
             callback()
 
 
-class Thread:
+class Thread(_hotpath.ThreadBase):
     """A cooperative thread: a greenlet scheduled by the hub.
 
     Created and started by :func:`newthread`.  ``join()`` waits for it and
@@ -1166,112 +1166,62 @@ class Thread:
     faster: greenlet checks a subclass's type at every switch.)
     """
 
-    # Its own fields in slots (a thread per connection: no dict to make
-    # and fill for each); other attributes still go in a __dict__, made
-    # when first used.
-    __slots__ = ("_g", "_hub", "_func", "_args", "_kwargs", "name",
-                 "_result", "_exc", "_joiners", "_finished", "_group",
-                 "_parked_in", "_on_cancel", "_cancelled", "__dict__",
-                 "__weakref__")
+    # Its fields are ThreadBase's (_hotpath.py; C when compiled, which
+    # also makes the record and runs its greenlet's ``_run`` without a
+    # Python frame: one thread per connection); other attributes go in a
+    # __dict__, made when first used.
+    __slots__ = ("__dict__", "__weakref__")
 
-    def __init__(self, hub, func, args, kwargs, name=None):
-        self._g = g = greenlet(self._run, hub.greenlet)
-        g._s2_thread = self
-        self._hub = hub
-        if hub._sole is not None:
-            hub._live += 1      # a forked child's own thread (keep_only)
-        self._func = func
-        self._args = args
-        self._kwargs = kwargs
-        self.name = name or getattr(func, "__name__", "thread")
-        self._result = None
-        self._exc = None
-        self._joiners = None    # greenlets in join(), made on first use
-        self._finished = False
-        self._group = None      # the socket2.group that spawned it
-        self._parked_in = None  # start_when_readable: the slot it waits in
-        self._on_cancel = None  # start_when_readable: run if killed unstarted
-        self._cancelled = None  # the kill that ends it before it started
+    # -- the rare paths of ThreadBase._run ---------------------------------
 
-    def _run(self):
-        w = self._parked_in
-        if w is not None:
-            # Started by its socket's first event (start_when_readable):
-            # leave the reader slot it sat in unstarted.
-            self._parked_in = None
-            if w.rg is self._g:
-                w.rg = None
-            self._hub._core.nio -= 1
-        try:
-            exc = self._cancelled
-            if exc is not None:
-                # Killed before it ever ran (see Hub._throw): the function
-                # never runs, and on_cancel releases what it would have
-                # been handed (serve(): the connection).  The kill is
-                # raised here, so the bookkeeping below is the same as for
-                # a thread killed while it ran.
-                self._cancelled = None
-                if self._on_cancel is not None:
-                    self._on_cancel(*self._args, **self._kwargs)
-                raise exc
-            func, args = self._func, self._args
-            if self._kwargs:
-                self._result = func(*args, **self._kwargs)
+    def _start_cancelled(self):
+        """Killed before it ever ran (see Hub._throw): the function never
+        runs, and on_cancel releases what it would have been handed
+        (serve(): the connection).  The kill is raised here, so the
+        bookkeeping after it is the same as for a thread killed while it
+        ran."""
+        exc = self._cancelled
+        self._cancelled = None
+        if self._on_cancel is not None:
+            self._on_cancel(*self._args, **self._kwargs)
+        raise exc
+
+    def _failed(self, e):
+        """The function raised *e* (not GreenletExit): keep it for join()
+        and say so where it belongs."""
+        self._exc = e
+        if not isinstance(e, Exception):
+            # KeyboardInterrupt/SystemExit belong to the program: raise
+            # them in the main greenlet (in a forked child whose program
+            # is its threads, they end the process).
+            if self._hub._sole is not None:
+                self._hub._exit_status = _status_of(e)
             else:
-                # Plain calls for the usual arities: the interpreter runs a
-                # plain call to a Python function in the frame loop it is
-                # in, where f(*args) enters a new one (Python 3.11: its C
-                # stack is then part of every switch of this greenlet).
-                n = len(args)
-                if n == 1:
-                    self._result = func(args[0])
-                elif n == 2:
-                    self._result = func(args[0], args[1])
-                elif n == 0:
-                    self._result = func()
-                elif n == 3:
-                    self._result = func(args[0], args[1], args[2])
-                else:
-                    self._result = func(*args)
-        except GreenletExit:
-            pass
-        except BaseException as e:   # noqa: B902 - kept for join()
-            self._exc = e
-            if not isinstance(e, Exception):
-                # KeyboardInterrupt/SystemExit belong to the program: raise
-                # them in the main greenlet (in a forked child whose
-                # program is its threads, they end the process).
-                if self._hub._sole is not None:
-                    self._hub._exit_status = _status_of(e)
-                else:
-                    self._hub.schedule(self._hub._root, exc=e)
-            elif self._group is not None:
-                self._group._child_failed(self, e)
-            elif not self._joiners:
-                self._report(e)
-        finally:
-            self._finished = True
-            self._func = self._args = self._kwargs = None
-            joiners = self._joiners
-            if joiners:
-                hub = self._hub
-                for g in joiners:
-                    hub.schedule(g)
-            self._joiners = None
-            if self._group is not None:
-                self._group._child_done(self)
-            # What hangs on the greenlet goes now (see the class and
-            # at_greenlet_end): the greenlet may be kept a while longer.
-            # So do the context variables it set (its context is its own:
-            # nothing runs in it after this).
-            g = self._g
-            g.__dict__.clear()
-            g.gr_context = None
+                self._hub.schedule(self._hub._root, exc=e)
+        elif self._group is not None:
+            self._group._child_failed(self, e)
+        elif not self._joiners:
+            self._report(e)
+
+    def _wake_joiners(self):
+        """The thread finished: resume the greenlets in join(), tell its
+        group."""
+        joiners = self._joiners
+        if joiners:
             hub = self._hub
-            if hub._sole is not None:
-                hub._live -= 1
-                if hub._live <= 0 or hub._exit_status is not None:
-                    _exit_as_last_thread(hub._exit_status or 0)
+            for g in joiners:
+                hub.schedule(g)
+        self._joiners = None
+        if self._group is not None:
+            self._group._child_done(self)
+
+    def _sole_ended(self):
+        """A forked child's thread ended (keep_only): the last one, or an
+        exit asked for, ends the process."""
+        hub = self._hub
+        hub._live -= 1
+        if hub._live <= 0 or hub._exit_status is not None:
+            _exit_as_last_thread(hub._exit_status or 0)
 
     def _report(self, e):
         import traceback

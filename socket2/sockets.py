@@ -109,8 +109,9 @@ class _Socket(_hotpath.SocketBase):
 
     # The base (compiled or not, see _hotpath.py) holds _fd, _type, _w,
     # _hub, _core, _rb and timeout: the fields recv/sendall read.
-    __slots__ = ("_family", "_proto", "_bound", "_opts", "_excl",
-                 "__weakref__")
+    # (and _family, _proto, _bound, _opts, _excl: filled by the compiled
+    # accept() too)
+    __slots__ = ("__weakref__",)
 
     _default_type = None
 
@@ -265,11 +266,7 @@ class _Socket(_hotpath.SocketBase):
         except Exception:
             pass
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+    # __enter__ and __exit__ (close) are the base's (_hotpath.SocketBase).
 
     def __repr__(self):
         if self._fd < 0:
@@ -1045,7 +1042,15 @@ elif _hotpath.socket_methods is not None:
         int(ffi.cast("uintptr_t", ffi.addressof(lib, "s2_recv"))),
         int(ffi.cast("uintptr_t", ffi.addressof(lib, "s2_send"))),
         _EAGAIN, _EWOULDBLOCK, _STREAM)
+    _hotpath.configure_accept(
+        int(ffi.cast("uintptr_t", ffi.addressof(lib, "s2_accept_peer"))),
+        int(ffi.cast("uintptr_t", ffi.addressof(lib, "s2_close"))),
+        TCPSocket, _forks, _ACCEPT_RETRY)
     TCPSocket._recv_py = TCPSocket.recv
     TCPSocket._sendall_py = TCPSocket.sendall
+    TCPSocket._accept_py = TCPSocket.accept
+    _Socket._close_py = _Socket.close
     TCPSocket.recv = _hotpath.socket_methods["recv"]
     TCPSocket.sendall = _hotpath.socket_methods["sendall"]
+    TCPSocket.accept = _hotpath.socket_methods["accept"]
+    _Socket.close = _hotpath.socket_methods["close"]

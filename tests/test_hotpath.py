@@ -165,3 +165,100 @@ def test_no_edge_is_lost_when_an_exception_stops_a_batch(pair):
                 break
             socket2.sleep(0.01)
         assert sorted(order) == ["c", "c2"]
+
+
+def test_thread_records_and_socket_lifecycle_are_the_chosen_ones():
+    """One record per connection thread, and the socket's accept/close:
+    made and run in C when compiled, with the Python twins otherwise."""
+    from socket2 import hub
+    from socket2.sockets import _Socket
+    if PURE:
+        assert hub.Thread.__mro__[1] is _hotpath.ThreadBase
+        assert _hotpath.ThreadBase.__module__ == "socket2._hotpath"
+        assert TCPSocket.accept is TCPSocket.__dict__["accept"]
+        assert _Socket.close is _Socket.__dict__["close"]
+    else:
+        assert _hotpath.ThreadBase.__module__ == "socket2._speedups"
+        if not pollers.completion_based():
+            assert TCPSocket.accept is _hotpath.socket_methods["accept"]
+            assert _Socket.close is _hotpath.socket_methods["close"]
+    assert "next connection" in TCPSocket.accept.__doc__
+    assert "idempotent" in _Socket.close.__doc__
+
+
+def test_thread_names_arguments_and_failures():
+    """What a thread's record does with what it is given, the same in C
+    and in Python: its name, its arguments, its function's exception."""
+    from socket2 import hub
+
+    def add(a, b, c=0):
+        return a + b + c
+
+    class Nameless:
+        def __call__(self, x):
+            return x * 2
+
+    class BadName:
+        @property
+        def __name__(self):
+            raise ValueError("no name here")
+
+        def __call__(self):
+            return None
+
+    def fails():
+        raise KeyError("the function's own")
+
+    h = hub.get_hub()
+    assert socket2.newthread(add, 1, 2).join() == 3
+    assert socket2.newthread(add, 1, 2, c=3).join() == 6
+    assert socket2.newthread(add, 1, 2).name == "add"
+    assert socket2.newthread(functools.partial(add, 1), 2).name == "thread"
+    t = socket2.newthread(Nameless(), 21)
+    assert (t.name, t.join()) == ("thread", 42)
+    with pytest.raises(ValueError, match="no name here"):
+        socket2.newthread(BadName())
+    # Arguments as any sequence, as f(*args) takes them; a given name wins.
+    t = hub.Thread(h, add, [1, 2], {}, "mine")
+    assert t.name == "mine"
+    assert hub.start_thread(h, t).join() == 3
+    # The exception, with its traceback from the function, for join();
+    # the thread's fields are dropped at its end.
+    t = socket2.newthread(fails)
+    with pytest.raises(KeyError) as info:
+        t.join()
+    assert info.traceback[-1].name == "fails"
+    assert t.finished and t.dead
+    assert (t._func, t._args, t._kwargs, t._joiners) == (None,) * 4
+    assert t._g.gr_context is None and not t._g.__dict__
+    # Bad construction is an error, never a crash.
+    with pytest.raises(TypeError):
+        hub.Thread(h, add)
+    with pytest.raises(AttributeError):
+        hub.Thread(object(), add, (), {})
+
+
+def test_accept_keeps_the_peer_address():
+    """The compiled accept() keeps the address accept() returned: what an
+    HTTP server's REMOTE_ADDR is made of, without getpeername()."""
+    from socket2.http import wsgi
+    with socket2.tcp() as lst:
+        lst.listen("127.0.0.1", 0)
+        with socket2.tcp() as c:
+            c.connect("127.0.0.1", lst.local_port)
+            s = lst.accept()
+            with s:
+                assert (s.remote_addr, s.remote_port) == \
+                    ("127.0.0.1", c.local_port)
+                assert wsgi._peer_address(s) == ("127.0.0.1",
+                                                 str(c.local_port))
+                kept = getattr(s, "_peer_sockaddr", None)
+                if not PURE and not pollers.completion_based():
+                    raw = kept()
+                    assert isinstance(raw, bytes) and len(raw) >= 16
+                    from socket2 import _http_speedups
+                    assert _http_speedups.peer_address(raw) == \
+                        _http_speedups.peer_address(s.fileno())
+            assert s.closed
+            if kept is not None:
+                assert kept() is None        # nothing kept past close()

@@ -146,6 +146,7 @@ int s2_bind(int fd, const struct sockaddr *sa, socklen_t len);
 int s2_listen(int fd, int backlog);
 int s2_connect(int fd, const struct sockaddr *sa, socklen_t len);
 int s2_accept(int fd);
+int s2_accept_peer(int fd, unsigned char *peer, int *peerlen);
 int s2_shutdown(int fd, int how);
 long s2_recv(int fd, char *buf, long len);
 long s2_send(int fd, const char *buf, long len);
@@ -221,15 +222,15 @@ int s2_connect(int fd, const struct sockaddr *sa, socklen_t len)
     return errno == EINTR ? -EINPROGRESS : -errno;
 }
 
-int s2_accept(int fd)
+static int s2_accept_sa(int fd, struct sockaddr *sa, socklen_t *salen)
 {
     int c;
 #if defined(__linux__) || defined(__FreeBSD__) || defined(__NetBSD__) || defined(__OpenBSD__)
-    do c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    do c = accept4(fd, sa, salen, SOCK_NONBLOCK | SOCK_CLOEXEC);
     while (c < 0 && errno == EINTR);
     if (c < 0) return -errno;
 #else
-    do c = accept(fd, NULL, NULL); while (c < 0 && errno == EINTR);
+    do c = accept(fd, sa, salen); while (c < 0 && errno == EINTR);
     if (c < 0) return -errno;
     fcntl(c, F_SETFL, fcntl(c, F_GETFL) | O_NONBLOCK);
     fcntl(c, F_SETFD, FD_CLOEXEC);
@@ -240,6 +241,26 @@ int s2_accept(int fd)
         setsockopt(c, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
     }
 #endif
+    return c;
+}
+
+int s2_accept(int fd) { return s2_accept_sa(fd, NULL, NULL); }
+
+/* accept() that also hands back the peer's address, as accept returns it
+   (no getpeername() later): copied to peer when it fits in *peerlen
+   bytes, which is then its length; 0 when it does not fit. */
+int s2_accept_peer(int fd, unsigned char *peer, int *peerlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int c = s2_accept_sa(fd, (struct sockaddr *)&ss, &len);
+    if (c >= 0) {
+        if (len > 0 && len <= sizeof ss && (int)len <= *peerlen)
+            memcpy(peer, &ss, len);
+        else
+            len = 0;
+        *peerlen = (int)len;
+    }
     return c;
 }
 
@@ -511,13 +532,30 @@ int s2_listen(int fd, int backlog)
 int s2_connect(int fd, const struct sockaddr *sa, socklen_t len)
 { return connect(S2_SOCK(fd), sa, len) ? S2_LASTERR : 0; }
 
-int s2_accept(int fd)
+static int s2_accept_sa(int fd, struct sockaddr *sa, int *salen)
 {
-    SOCKET c = accept(S2_SOCK(fd), NULL, NULL);
+    SOCKET c = accept(S2_SOCK(fd), sa, salen);
     int r;
     if (c == INVALID_SOCKET) return S2_LASTERR;
     if ((r = s2_nonblocking(c)) < 0) { closesocket(c); return r; }
     return (int)(intptr_t)c;
+}
+
+int s2_accept(int fd) { return s2_accept_sa(fd, NULL, NULL); }
+
+int s2_accept_peer(int fd, unsigned char *peer, int *peerlen)
+{
+    struct sockaddr_storage ss;
+    int len = (int)sizeof ss;
+    int c = s2_accept_sa(fd, (struct sockaddr *)&ss, &len);
+    if (c >= 0) {
+        if (len > 0 && len <= (int)sizeof ss && len <= *peerlen)
+            memcpy(peer, &ss, len);
+        else
+            len = 0;
+        *peerlen = len;
+    }
+    return c;
 }
 
 int s2_shutdown(int fd, int how)

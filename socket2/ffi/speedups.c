@@ -755,6 +755,11 @@ static PyTypeObject HubCoreType = {
 
 /* -- SocketBase: the fields the socket entry points read ------------------ */
 
+/* An accepted peer's address, as accept() returned it, is kept when it
+   fits here (IPv4, IPv6; a unix socket's path does not): what a server
+   asks of every connection (WSGI's REMOTE_ADDR) without getpeername(). */
+#define PEER_MAX 28
+
 typedef struct {
     PyObject_HEAD
     int fd;
@@ -764,6 +769,14 @@ typedef struct {
     PyObject *core;      /* hub's HubCore */
     PyObject *rb;        /* read-ahead of read()/readline(), or None */
     PyObject *timeout;   /* the socket's default timeout, or None */
+    /* sockets.py's other fields (here so that accept() fills them in C) */
+    int family;
+    int proto;
+    long excl;           /* fork generation it was made in, or -1 */
+    char bound;
+    PyObject *opts;      /* options set by setopt(), or None */
+    unsigned char peerlen;
+    unsigned char peer[PEER_MAX];
 } SocketBase;
 
 static PyObject *
@@ -778,6 +791,7 @@ sockbase_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 static int
 sockbase_traverse(SocketBase *s, visitproc visit, void *arg)
 {
+    Py_VISIT(s->opts);
     Py_VISIT(s->w);
     Py_VISIT(s->hub);
     Py_VISIT(s->core);
@@ -794,6 +808,7 @@ sockbase_clear(SocketBase *s)
     Py_CLEAR(s->core);
     Py_CLEAR(s->rb);
     Py_CLEAR(s->timeout);
+    Py_CLEAR(s->opts);
     return 0;
 }
 
@@ -1007,11 +1022,264 @@ sockbase_sendall(SocketBase *self, PyObject *const *args, Py_ssize_t nargs,
     return res;
 }
 
+/* -- accept, close, with ------------------------------------------------
+ *
+ * A server makes and ends a socket per connection; these are sockets.py's
+ * TCPSocket.accept (with _setup) and _Socket.close (with _release) for
+ * the plain case, in C.  Anything else (a timeout, a listener of another
+ * OS thread's hub, waiters to wake, an error) is handed to the Python
+ * method, kept as _accept_py / _close_py, which stays the reference. */
+
+typedef int (*s2_accept_fn)(int fd, unsigned char *peer, int *peerlen);
+typedef int (*s2_close_fn)(int fd);
+
+static PyTypeObject SocketBaseType;
+static s2_accept_fn io_accept;       /* configure_accept() */
+static s2_close_fn io_close;
+static PyTypeObject *accept_type;    /* sockets.TCPSocket */
+static PyObject *forks_list;         /* sockets._forks: [generation] */
+static long accept_retry[3];         /* ECONNABORTED, EPROTO, EINTR (< 0) */
+static PyObject *str_accept_py, *str_close_py, *str_accept, *str_register,
+                *str_unregister, *str_thread_ident, *str_close;
+
+static int
+fork_generation(long *gen)
+{
+    PyObject *g;
+    if (forks_list == NULL || !PyList_Check(forks_list)
+            || PyList_GET_SIZE(forks_list) < 1) {
+        PyErr_SetString(PyExc_RuntimeError, "socket2: accept() is not "
+                        "configured");
+        return -1;
+    }
+    g = PyList_GET_ITEM(forks_list, 0);
+    *gen = PyLong_AsLong(g);
+    return (*gen == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+/* The new connection's socket: _from_fd(fd, ...) with the listener's
+   family, type, protocol and hub, registered with the hub. */
+static PyObject *
+accepted(SocketBase *self, int fd, const unsigned char *peer, int peerlen)
+{
+    SocketBase *s;
+    PyObject *fdobj, *w;
+    long gen;
+    if (fork_generation(&gen) < 0) {
+        io_close(fd);
+        return NULL;
+    }
+    s = (SocketBase *)sockbase_new(accept_type, NULL, NULL);
+    if (s == NULL) {
+        io_close(fd);
+        return NULL;
+    }
+    s->fd = fd;
+    s->excl = gen;
+    s->family = self->family;
+    s->type = self->type;
+    s->proto = self->proto;
+    s->bound = 0;
+    Py_INCREF(Py_None);
+    Py_XSETREF(s->opts, Py_None);
+    Py_INCREF(Py_None);
+    Py_XSETREF(s->rb, Py_None);
+    Py_INCREF(Py_None);
+    Py_XSETREF(s->timeout, Py_None);
+    Py_INCREF(self->hub);
+    Py_XSETREF(s->hub, self->hub);
+    Py_INCREF(self->core);
+    Py_XSETREF(s->core, self->core);
+    if (peerlen > 0 && peerlen <= PEER_MAX) {
+        memcpy(s->peer, peer, (size_t)peerlen);
+        s->peerlen = (unsigned char)peerlen;
+    }
+    fdobj = PyLong_FromLong(fd);
+    w = fdobj == NULL ? NULL
+        : PyObject_CallMethodOneArg(self->hub, str_register, fdobj);
+    Py_XDECREF(fdobj);
+    if (w == NULL) {
+        io_close(fd);
+        s->fd = -1;
+        Py_DECREF(s);
+        return NULL;
+    }
+    Py_XSETREF(s->w, w);
+    return (PyObject *)s;
+}
+
+PyDoc_STRVAR(accept_doc,
+"accept(timeout=None, expires=None)\n\n"
+"Wait for and return the next connection (a ``TCPSocket`` that knows its\n"
+"peer: ``remote_addr``, ``remote_port``).");
+
+static PyObject *
+sockbase_accept(SocketBase *self, PyObject *const *args, Py_ssize_t nargs,
+                PyObject *kwnames)
+{
+    Waiters *w;
+    if (kwnames != NULL || nargs != 0 || io_accept == NULL
+            || accept_type == NULL || !EMPTY(self->timeout)
+            || self->w == NULL || !IS_A(self->w, &WaitersType)
+            || self->core == NULL || !IS_A(self->core, &HubCoreType)
+            || self->hub == NULL)
+        return to_python(self, str_accept_py, args, nargs, kwnames);
+    w = (Waiters *)self->w;
+    Py_INCREF(w);
+    for (;;) {
+        unsigned char peer[PEER_MAX];
+        int peerlen = PEER_MAX;
+        int fd = io_accept(self->fd, peer, &peerlen);
+        if (fd >= 0) {
+            Py_DECREF(w);
+            return accepted(self, fd, peer, peerlen);
+        }
+        if (fd == neg_eagain || fd == neg_ewouldblock) {
+            if (core_wait((HubCore *)self->core, w, 0, Py_None,
+                          self->fd) < 0) {
+                Py_DECREF(w);
+                return NULL;
+            }
+        } else if (fd != accept_retry[0] && fd != accept_retry[1]
+                   && fd != accept_retry[2]) {
+            Py_DECREF(w);     /* (the peer gave up: the next one, above) */
+            return raise_fail(self, fd, str_accept);
+        }
+    }
+}
+
+PyDoc_STRVAR(close_doc,
+"close()\n\n"
+"Close the socket; idempotent.  Threads waiting on it get\n"
+"``socket2.Error`` with ``err == 'closed'``.");
+
+static PyObject *
+sockbase_close(SocketBase *self, PyObject *unused)
+{
+    Waiters *w;
+    PyObject *ident, *argv[3], *r;
+    unsigned long mine;
+    long gen;
+    int fd = self->fd;
+    if (fd < 0)
+        Py_RETURN_NONE;
+    if (io_close == NULL || self->w == NULL || !IS_A(self->w, &WaitersType)
+            || self->hub == NULL)
+        return to_python(self, str_close_py, NULL, 0, NULL);
+    w = (Waiters *)self->w;
+    if (!EMPTY(w->rg) || !EMPTY(w->wg))
+        return to_python(self, str_close_py, NULL, 0, NULL); /* to wake */
+    ident = PyObject_GetAttr(self->hub, str_thread_ident);
+    if (ident == NULL)
+        return NULL;
+    mine = PyLong_Check(ident) ? PyLong_AsUnsignedLong(ident) : 0;
+    Py_DECREF(ident);
+    if (mine == (unsigned long)-1 && PyErr_Occurred())
+        PyErr_Clear();
+    if (mine != PyThread_get_thread_ident() || mine == 0)
+        return to_python(self, str_close_py, NULL, 0, NULL);
+    if (fork_generation(&gen) < 0)
+        return NULL;
+    /* _release: detach before the number can be reused, then close */
+    self->fd = -1;
+    argv[0] = self->hub;
+    argv[1] = PyLong_FromLong(fd);
+    if (argv[1] == NULL)
+        return NULL;
+    argv[2] = self->excl == gen ? Py_True : Py_False;
+    r = PyObject_VectorcallMethod(str_unregister, argv,
+                                  3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    Py_DECREF(argv[1]);
+    if (r == NULL)
+        return NULL;
+    Py_DECREF(r);
+    io_close(fd);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+sockbase_enter(PyObject *self, PyObject *unused)
+{
+    Py_INCREF(self);
+    return self;
+}
+
+static PyObject *
+sockbase_exit(PyObject *self, PyObject *args)
+{
+    PyObject *r = PyObject_CallMethodNoArgs(self, str_close);
+    if (r == NULL)
+        return NULL;
+    Py_DECREF(r);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(peer_sockaddr_doc,
+"_peer_sockaddr() -> bytes or None\n\n"
+"The peer's address as accept() returned it (a struct sockaddr), when\n"
+"this socket was accepted by the compiled accept() and it fitted.");
+
+static PyObject *
+sockbase_peer_sockaddr(SocketBase *self, PyObject *unused)
+{
+    if (self->peerlen == 0 || self->fd < 0)
+        Py_RETURN_NONE;
+    return PyBytes_FromStringAndSize((const char *)self->peer,
+                                     self->peerlen);
+}
+
+PyDoc_STRVAR(configure_accept_doc,
+"configure_accept(accept_addr, close_addr, socket_type, forks, retry)\n\n"
+"Give the compiled accept() and close() the socket layer's\n"
+"s2_accept_peer and s2_close (as addresses), the class accepted sockets\n"
+"get, sockets.py's fork-generation list and the negative errno values\n"
+"after which accept() just tries again.");
+
+static PyObject *
+configure_accept(PyObject *mod, PyObject *args)
+{
+    unsigned long long accept_addr, close_addr;
+    PyObject *type, *forks;
+    long r0, r1, r2;
+    if (!PyArg_ParseTuple(args, "KKOO(lll):configure_accept", &accept_addr,
+                          &close_addr, &type, &forks, &r0, &r1, &r2))
+        return NULL;
+    if (!accept_addr || !close_addr) {
+        PyErr_SetString(PyExc_ValueError, "configure_accept: null function "
+                        "address");
+        return NULL;
+    }
+    if (!PyType_Check(type)
+            || !PyType_IsSubtype((PyTypeObject *)type, &SocketBaseType)
+            || !PyList_Check(forks)) {
+        PyErr_SetString(PyExc_TypeError, "configure_accept: needs a "
+                        "SocketBase subclass and a list");
+        return NULL;
+    }
+    io_accept = (s2_accept_fn)(uintptr_t)accept_addr;
+    io_close = (s2_close_fn)(uintptr_t)close_addr;
+    Py_INCREF(type);
+    Py_XSETREF(accept_type, (PyTypeObject *)type);
+    Py_INCREF(forks);
+    Py_XSETREF(forks_list, forks);
+    accept_retry[0] = r0;
+    accept_retry[1] = r1;
+    accept_retry[2] = r2;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef sockbase_methods[] = {
     {"_c_recv", (PyCFunction)(void (*)(void))sockbase_recv,
      METH_FASTCALL | METH_KEYWORDS, recv_doc},
     {"_c_sendall", (PyCFunction)(void (*)(void))sockbase_sendall,
      METH_FASTCALL | METH_KEYWORDS, sendall_doc},
+    {"_c_accept", (PyCFunction)(void (*)(void))sockbase_accept,
+     METH_FASTCALL | METH_KEYWORDS, accept_doc},
+    {"_c_close", (PyCFunction)sockbase_close, METH_NOARGS, close_doc},
+    {"__enter__", sockbase_enter, METH_NOARGS, NULL},
+    {"__exit__", sockbase_exit, METH_VARARGS, "Close the socket."},
+    {"_peer_sockaddr", (PyCFunction)sockbase_peer_sockaddr, METH_NOARGS,
+     peer_sockaddr_doc},
     {NULL}
 };
 
@@ -1024,6 +1292,11 @@ static PyMemberDef sockbase_members[] = {
     {"_rb", T_OBJECT, offsetof(SocketBase, rb), 0, NULL},
     {"timeout", T_OBJECT, offsetof(SocketBase, timeout), 0,
      "the default timeout of this socket's waits (seconds), or None"},
+    {"_family", T_INT, offsetof(SocketBase, family), 0, NULL},
+    {"_proto", T_INT, offsetof(SocketBase, proto), 0, NULL},
+    {"_excl", T_LONG, offsetof(SocketBase, excl), 0, NULL},
+    {"_bound", T_BOOL, offsetof(SocketBase, bound), 0, NULL},
+    {"_opts", T_OBJECT, offsetof(SocketBase, opts), 0, NULL},
     {NULL}
 };
 
@@ -1041,6 +1314,421 @@ static PyTypeObject SocketBaseType = {
     .tp_finalize = (destructor)sockbase_finalize,
     .tp_methods = sockbase_methods,
     .tp_members = sockbase_members,
+};
+
+/* -- ThreadBase: a cooperative thread's record ----------------------------
+ *
+ * _hotpath.py's ThreadBase is the reference, line for line: its fields,
+ * __init__ and _run (the function its greenlet runs).  A server makes one
+ * per connection, so here the record is made and run without a Python
+ * frame of its own; the rare paths (a kill before the start, a failure,
+ * joiners, a group, a forked child's count) are hub.Thread's Python
+ * methods, called from here at the same points.
+ *
+ * The function is called from C with a vectorcall: a Python function runs
+ * in one evaluation loop on this greenlet's C stack, as the plain call of
+ * the Python twin does.
+ */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *g, *hub, *func, *args, *kwargs, *name, *result, *exc,
+             *joiners, *group, *parked_in, *on_cancel, *cancelled;
+    char finished;
+} ThreadBase;
+
+static PyObject *str_rg, *str_dict, *str_greenlet, *str_s2_thread, *str_sole, *str_live,
+                *str_core, *str_name, *str_thread, *str_start_cancelled,
+                *str_failed, *str_wake_joiners, *str_sole_ended,
+                *str_gr_context;
+static PyObject *thread_run(ThreadBase *self, PyObject *unused);
+static PyMethodDef thread_run_def;
+
+static PyObject *
+threadbase_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    ThreadBase *t = (ThreadBase *)type->tp_alloc(type, 0);
+    PyObject **f;
+    if (t == NULL)
+        return NULL;
+    for (f = &t->g; f <= &t->cancelled; f++) {
+        Py_INCREF(Py_None);
+        *f = Py_None;
+    }
+    return (PyObject *)t;
+}
+
+static int
+threadbase_traverse(ThreadBase *t, visitproc visit, void *arg)
+{
+    PyObject **f;
+    for (f = &t->g; f <= &t->cancelled; f++)
+        Py_VISIT(*f);
+    return 0;
+}
+
+static int
+threadbase_clear(ThreadBase *t)
+{
+    PyObject **f;
+    for (f = &t->g; f <= &t->cancelled; f++)
+        Py_CLEAR(*f);
+    return 0;
+}
+
+static void
+threadbase_dealloc(ThreadBase *t)
+{
+    PyObject_GC_UnTrack(t);
+    threadbase_clear(t);
+    Py_TYPE(t)->tp_free((PyObject *)t);
+}
+
+#define SET_FIELD(field, value) do { PyObject *_v = (value);            \
+        Py_INCREF(_v); Py_XSETREF(self->field, _v); } while (0)
+
+/* hub._live += delta */
+static int
+add_live(PyObject *hub, long delta)
+{
+    PyObject *live = PyObject_GetAttr(hub, str_live), *d, *n;
+    int r;
+    if (live == NULL)
+        return -1;
+    d = PyLong_FromLong(delta);
+    n = d == NULL ? NULL : PyNumber_Add(live, d);
+    Py_DECREF(live);
+    Py_XDECREF(d);
+    if (n == NULL)
+        return -1;
+    r = PyObject_SetAttr(hub, str_live, n);
+    Py_DECREF(n);
+    return r;
+}
+
+static int
+threadbase_init(ThreadBase *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"hub", "func", "args", "kwargs", "name", NULL};
+    PyObject *hub, *func, *fargs, *fkwargs, *name = Py_None;
+    PyObject *parent, *run, *g, *sole;
+    int truth;
+
+    if (kwds == NULL && PyTuple_CheckExact(args)
+            && (PyTuple_GET_SIZE(args) == 4 || PyTuple_GET_SIZE(args) == 5)) {
+        /* the usual call, positional: no argument parser */
+        hub = PyTuple_GET_ITEM(args, 0);
+        func = PyTuple_GET_ITEM(args, 1);
+        fargs = PyTuple_GET_ITEM(args, 2);
+        fkwargs = PyTuple_GET_ITEM(args, 3);
+        if (PyTuple_GET_SIZE(args) == 5)
+            name = PyTuple_GET_ITEM(args, 4);
+    } else if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO|O:Thread",
+                                            kwlist, &hub, &func, &fargs,
+                                            &fkwargs, &name)) {
+        return -1;
+    }
+    parent = PyObject_GetAttr(hub, str_greenlet);
+    if (parent == NULL)
+        return -1;
+    if (!PyGreenlet_Check(parent)) {
+        Py_DECREF(parent);
+        PyErr_SetString(PyExc_TypeError, "Thread: hub.greenlet is not a "
+                        "greenlet");
+        return -1;
+    }
+    run = PyCFunction_New(&thread_run_def, (PyObject *)self);
+    if (run == NULL) {
+        Py_DECREF(parent);
+        return -1;
+    }
+    g = (PyObject *)PyGreenlet_New(run, (PyGreenlet *)parent);
+    Py_DECREF(run);
+    Py_DECREF(parent);
+    if (g == NULL)
+        return -1;
+    Py_XSETREF(self->g, g);
+    if (PyObject_SetAttr(g, str_s2_thread, (PyObject *)self) < 0)
+        return -1;
+    SET_FIELD(hub, hub);
+    sole = PyObject_GetAttr(hub, str_sole);
+    if (sole == NULL)
+        return -1;
+    Py_DECREF(sole);
+    if (sole != Py_None && add_live(hub, 1) < 0)
+        return -1;      /* a forked child's own thread (keep_only) */
+    SET_FIELD(func, func);
+    SET_FIELD(args, fargs);
+    SET_FIELD(kwargs, fkwargs);
+    truth = PyObject_IsTrue(name);
+    if (truth < 0)
+        return -1;
+    if (truth) {
+        SET_FIELD(name, name);
+    } else if (PyFunction_Check(func)) {
+        SET_FIELD(name, ((PyFunctionObject *)func)->func_name);
+    } else {
+        PyObject *n = PyObject_GetAttr(func, str_name);
+        if (n == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+                return -1;
+            PyErr_Clear();
+            SET_FIELD(name, str_thread);
+        } else {
+            Py_XSETREF(self->name, n);
+        }
+    }
+    SET_FIELD(result, Py_None);
+    SET_FIELD(exc, Py_None);
+    SET_FIELD(joiners, Py_None);
+    self->finished = 0;
+    SET_FIELD(group, Py_None);
+    SET_FIELD(parked_in, Py_None);
+    SET_FIELD(on_cancel, Py_None);
+    SET_FIELD(cancelled, Py_None);
+    return 0;
+}
+
+/* self.<name>() for a rare path; 0 or -1 with the error set. */
+static int
+call_method0(ThreadBase *self, PyObject *name)
+{
+    PyObject *r = PyObject_CallMethodNoArgs((PyObject *)self, name);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* The function's call: func(*args, **kwargs). */
+static PyObject *
+thread_call(ThreadBase *self)
+{
+    PyObject *func = self->func, *args = self->args, *kw = self->kwargs,
+             *r;
+    int has_kw;
+    Py_INCREF(func);
+    Py_INCREF(args);
+    Py_INCREF(kw);
+    has_kw = PyObject_IsTrue(kw);
+    if (has_kw < 0) {
+        r = NULL;
+    } else if (has_kw) {
+        if (PyDict_Check(kw) && PyTuple_Check(args)) {
+            r = PyObject_Call(func, args, kw);
+        } else {
+            /* the twin's func(*args, **kwargs) on anything else */
+            PyObject *t = PySequence_Tuple(args), *d = NULL;
+            if (t != NULL) {
+                d = PyDict_New();
+                if (d != NULL && PyDict_Merge(d, kw, 1) < 0)
+                    Py_CLEAR(d);
+            }
+            r = d == NULL ? NULL : PyObject_Call(func, t, d);
+            Py_XDECREF(t);
+            Py_XDECREF(d);
+        }
+    } else if (PyTuple_CheckExact(args)) {
+        r = PyObject_Vectorcall(func, &PyTuple_GET_ITEM(args, 0),
+                                PyTuple_GET_SIZE(args), NULL);
+    } else {
+        PyObject *t = PySequence_Tuple(args);
+        r = t == NULL ? NULL : PyObject_Call(func, t, NULL);
+        Py_XDECREF(t);
+    }
+    Py_DECREF(func);
+    Py_DECREF(args);
+    Py_DECREF(kw);
+    return r;
+}
+
+static PyObject *
+thread_run(ThreadBase *self, PyObject *unused)
+{
+    PyObject *w = self->parked_in, *r, *type = NULL, *value = NULL,
+             *tb = NULL, *gd;
+    int fail = 0, call;
+
+    Py_INCREF(self);
+    if (w != Py_None) {
+        /* Started by its socket's first event (start_when_readable):
+           leave the reader slot it sat in unstarted. */
+        PyObject *core;
+        Py_INCREF(w);
+        SET_FIELD(parked_in, Py_None);
+        if (IS_A(w, &WaitersType)) {
+            Waiters *ws = (Waiters *)w;
+            if (ws->rg == self->g) {
+                Py_INCREF(Py_None);
+                Py_SETREF(ws->rg, Py_None);
+            }
+        } else {
+            PyObject *rg = PyObject_GetAttr(w, str_rg);
+            if (rg == NULL || (rg == self->g
+                               && PyObject_SetAttr(w, str_rg, Py_None) < 0))
+                fail = 1;
+            Py_XDECREF(rg);
+        }
+        Py_DECREF(w);
+        core = fail ? NULL : PyObject_GetAttr(self->hub, str_core);
+        if (core == NULL) {
+            fail = 1;
+        } else {
+            if (IS_A(core, &HubCoreType)) {
+                ((HubCore *)core)->nio -= 1;
+            } else {
+                PyErr_SetString(PyExc_TypeError, "Thread: hub._core is "
+                                "not a HubCore");
+                fail = 1;
+            }
+            Py_DECREF(core);
+        }
+        if (fail)
+            goto done;      /* the twin raises before its try: likewise */
+    }
+
+    /* try: */
+    if (self->cancelled != Py_None) {
+        call = call_method0(self, str_start_cancelled);   /* raises */
+        r = call < 0 ? NULL : (Py_INCREF(Py_None), Py_None);
+    } else {
+        r = thread_call(self);
+    }
+    if (r != NULL) {
+        Py_XSETREF(self->result, r);
+    } else if (PyErr_ExceptionMatches(PyExc_GreenletExit)) {
+        PyErr_Clear();      /* except GreenletExit: pass */
+    } else {
+        /* except BaseException as e: self._failed(e), with e handled */
+        PyObject *prev, *fr;
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_NormalizeException(&type, &value, &tb);
+        if (tb != NULL)
+            PyException_SetTraceback(value, tb);
+#if PY_VERSION_HEX >= 0x030B0000
+        prev = PyErr_GetHandledException();
+        PyErr_SetHandledException(value);
+        fr = PyObject_CallMethodOneArg((PyObject *)self, str_failed, value);
+        PyErr_SetHandledException(prev);
+        Py_XDECREF(prev);
+#else
+        {
+            PyObject *pt, *pv, *ptb;
+            PyErr_GetExcInfo(&pt, &pv, &ptb);
+            Py_INCREF(type);
+            Py_INCREF(value);
+            Py_XINCREF(tb);
+            PyErr_SetExcInfo(type, value, tb);
+            fr = PyObject_CallMethodOneArg((PyObject *)self, str_failed,
+                                           value);
+            PyErr_SetExcInfo(pt, pv, ptb);
+            (void)prev;
+        }
+#endif
+        Py_CLEAR(type);
+        Py_CLEAR(value);
+        Py_CLEAR(tb);
+        if (fr == NULL) {
+            fail = 1;       /* raised again: it propagates after finally */
+            PyErr_Fetch(&type, &value, &tb);
+        } else {
+            Py_DECREF(fr);
+        }
+    }
+
+    /* finally: (an error of its own replaces a pending one, as in Python) */
+    self->finished = 1;
+    SET_FIELD(func, Py_None);
+    SET_FIELD(args, Py_None);
+    SET_FIELD(kwargs, Py_None);
+    call = self->group != Py_None;
+    if (!call && self->joiners != Py_None) {
+        call = PyObject_IsTrue(self->joiners);
+        if (call < 0)
+            goto finally_failed;
+    }
+    if (call && call_method0(self, str_wake_joiners) < 0)
+        goto finally_failed;
+    SET_FIELD(joiners, Py_None);
+    /* What hangs on the greenlet goes now (see hub.Thread): the greenlet
+       may be kept a while longer; so do its context variables. */
+    gd = PyObject_GetAttr(self->g, str_dict);
+    if (gd == NULL)
+        goto finally_failed;
+    if (PyDict_Check(gd))
+        PyDict_Clear(gd);
+    Py_DECREF(gd);
+    if (PyObject_SetAttr(self->g, str_gr_context, Py_None) < 0)
+        goto finally_failed;
+    {
+        PyObject *sole = PyObject_GetAttr(self->hub, str_sole);
+        if (sole == NULL)
+            goto finally_failed;
+        Py_DECREF(sole);
+        if (sole != Py_None && call_method0(self, str_sole_ended) < 0)
+            goto finally_failed;
+    }
+    if (fail)
+        PyErr_Restore(type, value, tb);
+    goto done;
+
+finally_failed:
+    fail = 1;
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+done:
+    Py_DECREF(self);
+    if (fail)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef thread_run_def = {
+    "_run", (PyCFunction)thread_run, METH_NOARGS,
+    "The thread's greenlet runs this: the function, then the bookkeeping "
+    "of its end."};
+
+static PyMethodDef threadbase_methods[] = {
+    {"_run", (PyCFunction)thread_run, METH_NOARGS,
+     "The thread's greenlet runs this: the function, then the bookkeeping "
+     "of its end."},
+    {NULL}
+};
+
+static PyMemberDef threadbase_members[] = {
+    {"_g", T_OBJECT, offsetof(ThreadBase, g), 0, NULL},
+    {"_hub", T_OBJECT, offsetof(ThreadBase, hub), 0, NULL},
+    {"_func", T_OBJECT, offsetof(ThreadBase, func), 0, NULL},
+    {"_args", T_OBJECT, offsetof(ThreadBase, args), 0, NULL},
+    {"_kwargs", T_OBJECT, offsetof(ThreadBase, kwargs), 0, NULL},
+    {"name", T_OBJECT, offsetof(ThreadBase, name), 0,
+     "the thread's name (its function's, unless one was given)"},
+    {"_result", T_OBJECT, offsetof(ThreadBase, result), 0, NULL},
+    {"_exc", T_OBJECT, offsetof(ThreadBase, exc), 0, NULL},
+    {"_joiners", T_OBJECT, offsetof(ThreadBase, joiners), 0, NULL},
+    {"_finished", T_BOOL, offsetof(ThreadBase, finished), 0, NULL},
+    {"_group", T_OBJECT, offsetof(ThreadBase, group), 0, NULL},
+    {"_parked_in", T_OBJECT, offsetof(ThreadBase, parked_in), 0, NULL},
+    {"_on_cancel", T_OBJECT, offsetof(ThreadBase, on_cancel), 0, NULL},
+    {"_cancelled", T_OBJECT, offsetof(ThreadBase, cancelled), 0, NULL},
+    {NULL}
+};
+
+static PyTypeObject ThreadBaseType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "socket2._speedups.ThreadBase",
+    .tp_basicsize = sizeof(ThreadBase),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "A cooperative thread's record: its fields, __init__ and "
+              "_run in C (see socket2/_hotpath.py).",
+    .tp_new = threadbase_new,
+    .tp_init = (initproc)threadbase_init,
+    .tp_traverse = (traverseproc)threadbase_traverse,
+    .tp_clear = (inquiry)threadbase_clear,
+    .tp_dealloc = (destructor)threadbase_dealloc,
+    .tp_methods = threadbase_methods,
+    .tp_members = threadbase_members,
 };
 
 /* -- the module ----------------------------------------------------------- */
@@ -1158,6 +1846,8 @@ cache_stack_chunks(PyObject *self, PyObject *unused)
 
 static PyMethodDef module_methods[] = {
     {"configure", configure, METH_VARARGS, configure_doc},
+    {"configure_accept", configure_accept, METH_VARARGS,
+     configure_accept_doc},
     {"cache_stack_chunks", cache_stack_chunks, METH_NOARGS,
      cache_stack_chunks_doc},
     {NULL}
@@ -1179,7 +1869,8 @@ PyInit__speedups(void)
     if (_PyGreenlet_API == NULL)
         return NULL;
     if (PyType_Ready(&WaitersType) < 0 || PyType_Ready(&HubCoreType) < 0
-            || PyType_Ready(&SocketBaseType) < 0)
+            || PyType_Ready(&SocketBaseType) < 0
+            || PyType_Ready(&ThreadBaseType) < 0)
         return NULL;
     if (!(str_recv_py = PyUnicode_InternFromString("_recv_py"))
             || !(str_sendall_py = PyUnicode_InternFromString("_sendall_py"))
@@ -1189,7 +1880,29 @@ PyInit__speedups(void)
             || !(str_eof = PyUnicode_InternFromString("_eof"))
             || !(str_recv = PyUnicode_InternFromString("recv"))
             || !(str_append = PyUnicode_InternFromString("append"))
-            || !(str_throw = PyUnicode_InternFromString("throw")))
+            || !(str_throw = PyUnicode_InternFromString("throw"))
+            || !(str_greenlet = PyUnicode_InternFromString("greenlet"))
+            || !(str_s2_thread = PyUnicode_InternFromString("_s2_thread"))
+            || !(str_sole = PyUnicode_InternFromString("_sole"))
+            || !(str_live = PyUnicode_InternFromString("_live"))
+            || !(str_core = PyUnicode_InternFromString("_core"))
+            || !(str_rg = PyUnicode_InternFromString("rg"))
+            || !(str_accept_py = PyUnicode_InternFromString("_accept_py"))
+            || !(str_close_py = PyUnicode_InternFromString("_close_py"))
+            || !(str_accept = PyUnicode_InternFromString("accept"))
+            || !(str_register = PyUnicode_InternFromString("register"))
+            || !(str_unregister = PyUnicode_InternFromString("unregister"))
+            || !(str_thread_ident = PyUnicode_InternFromString("thread_ident"))
+            || !(str_close = PyUnicode_InternFromString("close"))
+            || !(str_dict = PyUnicode_InternFromString("__dict__"))
+            || !(str_name = PyUnicode_InternFromString("__name__"))
+            || !(str_thread = PyUnicode_InternFromString("thread"))
+            || !(str_start_cancelled =
+                 PyUnicode_InternFromString("_start_cancelled"))
+            || !(str_failed = PyUnicode_InternFromString("_failed"))
+            || !(str_wake_joiners = PyUnicode_InternFromString("_wake_joiners"))
+            || !(str_sole_ended = PyUnicode_InternFromString("_sole_ended"))
+            || !(str_gr_context = PyUnicode_InternFromString("gr_context")))
         return NULL;
     m = PyModule_Create(&speedups_module);
     if (m == NULL)
@@ -1197,10 +1910,13 @@ PyInit__speedups(void)
     Py_INCREF(&WaitersType);
     Py_INCREF(&HubCoreType);
     Py_INCREF(&SocketBaseType);
+    Py_INCREF(&ThreadBaseType);
     if (PyModule_AddObject(m, "Waiters", (PyObject *)&WaitersType) < 0
             || PyModule_AddObject(m, "HubCore", (PyObject *)&HubCoreType) < 0
             || PyModule_AddObject(m, "SocketBase",
-                                  (PyObject *)&SocketBaseType) < 0) {
+                                  (PyObject *)&SocketBaseType) < 0
+            || PyModule_AddObject(m, "ThreadBase",
+                                  (PyObject *)&ThreadBaseType) < 0) {
         Py_DECREF(m);
         return NULL;
     }
