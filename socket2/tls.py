@@ -944,6 +944,12 @@ class TLSSocket(_TLSBase, _Stream):
     def fileno(self):
         return self._sock._fd if self._io is not None else -1
 
+    def _peer_sockaddr(self):
+        """The peer's address as accept() returned it, if kept (see
+        _hotpath.SocketBase), else None."""
+        kept = getattr(self._sock, "_peer_sockaddr", None)
+        return kept() if kept is not None and self._io is not None else None
+
     @property
     def closed(self):
         return self._io is None or self._sock._fd < 0

@@ -12,7 +12,8 @@
  * `environ` None and the header list filled, and the server builds their
  * environ in Python.
  *
- * peer_address(fd) is getpeername() and inet_ntop() in one call: the
+ * peer_address(fd) is getpeername() and inet_ntop() in one call (or
+ * inet_ntop() of the address accept() returned, given as bytes): the
  * REMOTE_ADDR and REMOTE_PORT of a connection.
  *
  * Everything here runs with the GIL held; nothing waits.
@@ -29,6 +30,49 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#endif
+
+/* -- peers -------------------------------------------------------------- */
+
+#ifndef _WIN32
+/* (REMOTE_ADDR, REMOTE_PORT) of an AF_INET/AF_INET6 address, or None. */
+static PyObject *
+format_peer(const struct sockaddr_storage *ss)
+{
+    char text[INET6_ADDRSTRLEN];
+    int port;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &a->sin_addr, text, sizeof(text));
+        port = ntohs(a->sin_port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof(text));
+        port = ntohs(a->sin6_port);
+    } else {
+        Py_RETURN_NONE;
+    }
+    return Py_BuildValue("(sN)", text, PyUnicode_FromFormat("%d", port));
+}
+
+/* The same of a struct sockaddr given as bytes (what accept() returned,
+   kept by the socket: SocketBase._peer_sockaddr); None if it is not one. */
+static PyObject *
+format_peer_bytes(PyObject *arg)
+{
+    struct sockaddr_storage ss;
+    Py_ssize_t n = PyBytes_GET_SIZE(arg);
+    if (n < (Py_ssize_t)sizeof(sa_family_t) || n > (Py_ssize_t)sizeof(ss))
+        Py_RETURN_NONE;
+    memset(&ss, 0, sizeof ss);
+    memcpy(&ss, PyBytes_AS_STRING(arg), (size_t)n);
+    if ((ss.ss_family == AF_INET
+             && n < (Py_ssize_t)sizeof(struct sockaddr_in))
+            || (ss.ss_family == AF_INET6
+                && n < (Py_ssize_t)sizeof(struct sockaddr_in6)))
+        Py_RETURN_NONE;
+    return format_peer(&ss);
+}
 #endif
 
 /* -- configuration (configure()) ---------------------------------------- */
@@ -874,6 +918,86 @@ conn_dealloc(ConnObject *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* Connection(sock, srv): wsgi.ConnBase.__init__, the Python twin, line
+   for line (one is made per connection).  REMOTE_ADDR/PORT come from the
+   address the compiled accept() kept, else from wsgi._peer_address. */
+static PyObject *peer_fn;             /* configure_peer() */
+static PyObject *str_peer_sockaddr, *str_fast, *v_empty_bytes;
+
+static PyObject *
+conn_remote(PyObject *sock)
+{
+#ifndef _WIN32
+    PyObject *kept, *sa, *r;
+    kept = PyObject_GetAttr(sock, str_peer_sockaddr);
+    if (kept == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+            return NULL;
+        PyErr_Clear();
+    } else {
+        sa = PyObject_CallNoArgs(kept);
+        Py_DECREF(kept);
+        if (sa == NULL)
+            return NULL;
+        r = PyBytes_Check(sa) ? format_peer_bytes(sa)
+                              : (Py_INCREF(Py_None), Py_None);
+        Py_DECREF(sa);
+        if (r == NULL || r != Py_None)
+            return r;
+        Py_DECREF(r);
+    }
+#endif
+    if (peer_fn == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "ConnBase: configure_peer() "
+                        "was not called");
+        return NULL;
+    }
+    return PyObject_CallOneArg(peer_fn, sock);
+}
+
+static int
+conn_init(ConnObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"sock", "srv", NULL};
+    PyObject *sock, *srv, *v;
+    if (kwds == NULL && PyTuple_CheckExact(args)
+            && PyTuple_GET_SIZE(args) == 2) {
+        sock = PyTuple_GET_ITEM(args, 0);
+        srv = PyTuple_GET_ITEM(args, 1);
+    } else if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO:Connection",
+                                            kwlist, &sock, &srv)) {
+        return -1;
+    }
+#define SETF(field, value) do { PyObject *_v = (value);                 \
+        Py_INCREF(_v); Py_XSETREF(self->field, _v); } while (0)
+    SETF(sock, sock);
+    SETF(srv, srv);
+    SETF(buf, v_empty_bytes);
+    self->pos = 0;
+    v = PyList_New(0);
+    if (v == NULL)
+        return -1;
+    Py_XSETREF(self->out, v);
+    self->served = 0;
+    self->idle = 0;
+    self->gone = 0;               /* a read or write on it failed */
+    SETF(deadline, Py_None);      /* the sweeper closes it past this */
+    SETF(client_error, Py_None);  /* (status, why): the client's failure */
+    self->linger = 0;             /* unread bytes may follow: see close() */
+    SETF(flush_timer, Py_None);   /* writes held responses if an app parks */
+    SETF(flusher, Py_None);       /* the thread that timer started */
+#undef SETF
+    v = PyObject_GetAttr(srv, str_fast);  /* the compiled loop's settings */
+    if (v == NULL)
+        return -1;
+    Py_XSETREF(self->fast, v);
+    v = conn_remote(sock);
+    if (v == NULL)
+        return -1;
+    Py_XSETREF(self->remote, v);
+    return 0;
+}
+
 #define CONN_OBJ(name) \
     {#name, T_OBJECT, offsetof(ConnObject, name), 0, NULL}
 static PyMemberDef conn_members[] = {
@@ -1687,25 +1811,27 @@ static PyTypeObject ConnType = {
     .tp_methods = conn_methods,
     .tp_weaklistoffset = offsetof(ConnObject, weakrefs),
     .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)conn_init,
 };
 
 /* -- peer_address ---------------------------------------------------------- */
 
 #ifndef _WIN32
 PyDoc_STRVAR(peer_address_doc,
-"peer_address(fd) -> (addr, port) or None\n\n"
+"peer_address(fd_or_sockaddr) -> (addr, port) or None\n\n"
 "The connected peer of the socket fd as text, ('1.2.3.4', '5678'), as\n"
 "WSGI's REMOTE_ADDR and REMOTE_PORT want it; None when it has none\n"
-"(a unix socket) or getpeername() fails.");
+"(a unix socket) or getpeername() fails.  Given bytes, a struct sockaddr\n"
+"as accept() returned it, the same without a system call.");
 
 static PyObject *
 peer_address(PyObject *mod, PyObject *arg)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
-    char text[INET6_ADDRSTRLEN];
     long fd;
-    int port;
+    if (PyBytes_Check(arg))
+        return format_peer_bytes(arg);
     fd = PyLong_AsLong(arg);
     if (fd == -1 && PyErr_Occurred())
         return NULL;
@@ -1713,18 +1839,7 @@ peer_address(PyObject *mod, PyObject *arg)
         Py_RETURN_NONE;
     if (getpeername((int)fd, (struct sockaddr *)&ss, &len) < 0)
         Py_RETURN_NONE;
-    if (ss.ss_family == AF_INET) {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        inet_ntop(AF_INET, &a->sin_addr, text, sizeof(text));
-        port = ntohs(a->sin_port);
-    } else if (ss.ss_family == AF_INET6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof(text));
-        port = ntohs(a->sin6_port);
-    } else {
-        Py_RETURN_NONE;
-    }
-    return Py_BuildValue("(sN)", text, PyUnicode_FromFormat("%d", port));
+    return format_peer(&ss);
 }
 #endif
 
@@ -1775,8 +1890,27 @@ configure(PyObject *mod, PyObject *args)
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(configure_peer_doc,
+"configure_peer(peer_address)\n\n"
+"Called once by socket2/http/wsgi.py: the function a new connection\n"
+"(ConnBase(sock, srv)) takes its (REMOTE_ADDR, REMOTE_PORT) from when its\n"
+"socket kept no address from accept().");
+
+static PyObject *
+configure_peer(PyObject *mod, PyObject *fn)
+{
+    if (!PyCallable_Check(fn)) {
+        PyErr_SetString(PyExc_TypeError, "configure_peer: needs a callable");
+        return NULL;
+    }
+    Py_INCREF(fn);
+    Py_XSETREF(peer_fn, fn);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
     {"configure", configure, METH_VARARGS, configure_doc},
+    {"configure_peer", configure_peer, METH_O, configure_peer_doc},
 #ifndef _WIN32
     {"peer_address", peer_address, METH_O, peer_address_doc},
 #endif
@@ -1818,6 +1952,10 @@ PyInit__http_speedups(void)
     INTERN(v_http11, "HTTP/1.1");
     INTERN(v_http10, "HTTP/1.0");
     INTERN(v_empty, "");
+    INTERN(str_peer_sockaddr, "_peer_sockaddr");
+    INTERN(str_fast, "fast");
+    if (!(v_empty_bytes = PyBytes_FromStringAndSize(NULL, 0)))
+        return NULL;
     INTERN(s_wsgi_input, "wsgi.input");
     INTERN(s_start_response, "start_response");
     INTERN(s_write, "write");

@@ -121,38 +121,26 @@ if _parser.COMPILED:         # the compiled request path rides with the parser
             _peer_py = _peer_address
 
             def _peer_address(sock, _c=_http_speedups.peer_address):  # noqa
-                """(compiled: getpeername and inet_ntop in one C call)"""
+                """(compiled: the address the compiled accept() kept, or
+                getpeername, and inet_ntop in one C call)"""
+                kept = getattr(sock, "_peer_sockaddr", None)
+                if kept is not None:
+                    peer = _c(kept())
+                    if peer is not None:
+                        return peer
                 return _c(sock.fileno()) or _peer_py(sock)
         COMPILED = True
 
 
 class ConnBase:
-    """A connection's fields: the Python twin of the C ``ConnBase``
-    (socket2/ffi/http_speedups.c), which adds ``_serve_simple()``: the
-    request loop of :class:`Connection` for the common request, in C."""
+    """A connection's fields and their start: the Python twin of the C
+    ``ConnBase`` (socket2/ffi/http_speedups.c), which adds
+    ``_serve_simple()``: the request loop of :class:`Connection` for the
+    common request, in C."""
 
     __slots__ = ("sock", "srv", "buf", "pos", "out", "remote", "served",
                  "idle", "gone", "deadline", "client_error", "linger",
                  "flush_timer", "flusher", "fast")
-
-
-if COMPILED:
-    ConnBase = _http_speedups.ConnBase          # noqa: F811
-
-
-class Connection(ConnBase):
-    """One client connection: its buffer, its pending output, and the
-    request loop (:meth:`run`).
-
-    Compiled, ``_serve_simple()`` (C) runs the loop while requests are
-    plain: an origin-form target, no body, an application returning a
-    list of one ``bytes`` whose ``start_response`` call was seen before.
-    It returns a head it parsed but leaves to :meth:`respond`, None when
-    the connection should close, or ``_SLOW`` for :meth:`next_head` to
-    take over (a head arriving in pieces, an invalid one).  Each step it
-    takes is the step of the Python methods here, in the same order."""
-
-    __slots__ = ()
 
     def __init__(self, sock, srv):
         self.sock = sock
@@ -170,6 +158,28 @@ class Connection(ConnBase):
         self.flusher = None          # the thread that timer started
         self.fast = srv.fast         # the compiled loop's settings, or None
         self.remote = _peer_address(sock)
+
+
+if COMPILED:
+    # (its __init__, in C, takes the peer from what accept() kept, else
+    # from _peer_address)
+    _http_speedups.configure_peer(_peer_address)
+    ConnBase = _http_speedups.ConnBase          # noqa: F811
+
+
+class Connection(ConnBase):
+    """One client connection: its buffer, its pending output, and the
+    request loop (:meth:`run`).
+
+    Compiled, ``_serve_simple()`` (C) runs the loop while requests are
+    plain: an origin-form target, no body, an application returning a
+    list of one ``bytes`` whose ``start_response`` call was seen before.
+    It returns a head it parsed but leaves to :meth:`respond`, None when
+    the connection should close, or ``_SLOW`` for :meth:`next_head` to
+    take over (a head arriving in pieces, an invalid one).  Each step it
+    takes is the step of the Python methods here, in the same order."""
+
+    __slots__ = ()
 
     # -- the loop --------------------------------------------------------------
 
