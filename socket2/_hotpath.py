@@ -120,7 +120,8 @@ class HubCore:
     thread's result, traceback or sockets."""
     __slots__ = ("greenlet", "arm", "deadline_wait", "nio", "activity",
                  "_batch", "_bn", "_bpos", "_bw", "_get", "_forward",
-                 "_bthread")
+                 "_bthread", "_hub", "_fdmap", "_owners", "_waiters",
+                 "_preg", "_punreg", "_close_drops")
 
     def __init__(self, greenlet, arm, deadline_wait):
         self.greenlet = greenlet
@@ -135,6 +136,49 @@ class HubCore:
         self._batch = None
         self._bn = self._bpos = 0
         self._bw = self._get = self._forward = self._bthread = None
+
+    # -- registration (the hub's register/unregister: one per connection)
+
+    def configure_fds(self, hub, fdmap, owners, waiters_class, register,
+                      unregister, close_drops):
+        """What register()/unregister() work on: the hub, its fd -> slot
+        record map, the fd -> hub map of every hub (``_OWNERS``), the
+        backend's slot record class, its ``register(fd, w)`` and
+        ``unregister(fd, closing)``, and whether a close drops the kernel
+        registration by itself (``close_unregisters``)."""
+        self._hub = hub
+        self._fdmap = fdmap
+        self._owners = owners
+        self._waiters = waiters_class
+        self._preg = register
+        self._punreg = unregister
+        self._close_drops = close_drops
+
+    def register(self, fd):
+        """Watch *fd*; return its reader/writer slots."""
+        w = self._waiters()
+        # Owner first: on a shared poller the ADD can report the fd at once
+        # (an accepted socket with data queued) to another OS thread, which
+        # must then know whose it is.
+        self._fdmap[fd] = w
+        self._owners[fd] = self._hub
+        try:
+            self._preg(fd, w)
+        except BaseException:
+            del self._fdmap[fd]
+            if self._owners.get(fd) is self._hub:
+                del self._owners[fd]
+            raise
+        return w
+
+    def unregister(self, fd, closing=False):
+        """Stop watching *fd*; *closing*: it is about to be closed, which
+        drops kernel registrations by itself (no system call needed)."""
+        if self._fdmap.pop(fd, None) is not None:
+            if not (closing and self._close_drops):
+                self._punreg(fd, closing)
+            if self._owners.get(fd) is self._hub:
+                del self._owners[fd]
 
     # wait_readable and wait_writable are kept as two straight functions
     # over the rg/wg slots rather than one parametrised by direction (which

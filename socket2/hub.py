@@ -187,6 +187,16 @@ class Hub:
         self.wait_readable = self._core.wait_readable
         #: ``wait_writable(w, deadline, fd=-1)``: the same for the writer.
         self.wait_writable = self._core.wait_writable
+        #: ``register(fd)``: watch *fd*; return its reader/writer slots.
+        #: ``unregister(fd, closing=False)``: stop watching it; *closing*:
+        #: it is about to be closed, which drops kernel registrations by
+        #: itself (no system call needed).  (The core's: a pair per
+        #: connection.)
+        self._core.configure_fds(self, self._fdmap, _OWNERS,
+                                 self._waiters_class, self.poller.register,
+                                 self.poller.unregister, self._close_drops)
+        self.register = self._core.register
+        self.unregister = self._core.unregister
         # The waker from the start: another OS thread can reach this hub at
         # any time (call_threadsafe: a cross-thread close, Event.set, the
         # interpreter's exit), and only this OS thread can create it.
@@ -194,31 +204,7 @@ class Hub:
 
     # -- registration ----------------------------------------------------
 
-    def register(self, fd):
-        """Watch *fd*; return its reader/writer slots."""
-        w = self._waiters_class()
-        # Owner first: on a shared poller the ADD can report the fd at once
-        # (an accepted socket with data queued) to another OS thread, which
-        # must then know whose it is.
-        self._fdmap[fd] = w
-        _OWNERS[fd] = self
-        try:
-            self.poller.register(fd, w)
-        except BaseException:
-            del self._fdmap[fd]
-            if _OWNERS.get(fd) is self:
-                del _OWNERS[fd]
-            raise
-        return w
-
-    def unregister(self, fd, closing=False):
-        """Stop watching *fd*; *closing*: it is about to be closed, which
-        drops kernel registrations by itself (no system call needed)."""
-        if self._fdmap.pop(fd, None) is not None:
-            if not (closing and self._close_drops):
-                self.poller.unregister(fd, closing)
-            if _OWNERS.get(fd) is self:
-                del _OWNERS[fd]
+    # register() and unregister() are the core's (see __init__).
 
     # -- waiting ---------------------------------------------------------
 

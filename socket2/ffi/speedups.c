@@ -179,6 +179,12 @@ typedef struct {
     PyObject *bfdmap, *bforward;
     PyThreadState *btstate;
     char bactive;
+    /* register/unregister (configure_fds): the hub, its fd -> Waiters
+       map, every hub's fd -> hub map, the backend's slot record class,
+       register(fd, w) and unregister(fd, closing), and whether a close
+       drops the kernel registration by itself. */
+    PyObject *hub, *fdmap, *owners, *waiters_cls, *preg, *punreg;
+    char close_drops;
 } HubCore;
 
 static PyTypeObject HubCoreType;
@@ -213,6 +219,12 @@ hubcore_traverse(HubCore *self, visitproc visit, void *arg)
     Py_VISIT(self->bw);
     Py_VISIT(self->bfdmap);
     Py_VISIT(self->bforward);
+    Py_VISIT(self->hub);
+    Py_VISIT(self->fdmap);
+    Py_VISIT(self->owners);
+    Py_VISIT(self->waiters_cls);
+    Py_VISIT(self->preg);
+    Py_VISIT(self->punreg);
     return 0;
 }
 
@@ -225,6 +237,12 @@ hubcore_clear(HubCore *self)
     Py_CLEAR(self->bw);
     Py_CLEAR(self->bfdmap);
     Py_CLEAR(self->bforward);
+    Py_CLEAR(self->hub);
+    Py_CLEAR(self->fdmap);
+    Py_CLEAR(self->owners);
+    Py_CLEAR(self->waiters_cls);
+    Py_CLEAR(self->preg);
+    Py_CLEAR(self->punreg);
     return 0;
 }
 
@@ -710,7 +728,168 @@ fail:
     return NULL;
 }
 
+/* -- registration: _hotpath.HubCore.register/unregister, line for line -- */
+
+static PyObject *waiters_new(PyTypeObject *, PyObject *, PyObject *);
+
+static int
+fds_configured(HubCore *core)
+{
+    if (core->fdmap == NULL || !PyDict_Check(core->fdmap)
+            || core->owners == NULL || !PyDict_Check(core->owners)) {
+        PyErr_SetString(PyExc_RuntimeError, "HubCore: configure_fds() was "
+                        "not called");
+        return 0;
+    }
+    return 1;
+}
+
+/* register(fd): the new slot record, or NULL with the error set. */
+static PyObject *
+core_register(HubCore *core, PyObject *fdobj)
+{
+    PyObject *w, *r, *o;
+    if (!fds_configured(core))
+        return NULL;
+    if (core->waiters_cls == (PyObject *)&WaitersType)
+        w = waiters_new(&WaitersType, NULL, NULL);
+    else
+        w = PyObject_CallNoArgs(core->waiters_cls);
+    if (w == NULL)
+        return NULL;
+    /* Owner first: on a shared poller the ADD can report the fd at once
+       (an accepted socket with data queued) to another OS thread, which
+       must then know whose it is. */
+    if (PyDict_SetItem(core->fdmap, fdobj, w) < 0
+            || PyDict_SetItem(core->owners, fdobj, core->hub) < 0) {
+        Py_DECREF(w);
+        return NULL;
+    }
+    r = PyObject_CallFunctionObjArgs(core->preg, fdobj, w, NULL);
+    if (r != NULL) {
+        Py_DECREF(r);
+        return w;
+    }
+    {
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        if (PyDict_DelItem(core->fdmap, fdobj) < 0)
+            PyErr_Clear();
+        o = PyDict_GetItemWithError(core->owners, fdobj);
+        if (o == core->hub && PyDict_DelItem(core->owners, fdobj) < 0)
+            PyErr_Clear();
+        PyErr_Clear();
+        PyErr_Restore(type, value, tb);
+    }
+    Py_DECREF(w);
+    return NULL;
+}
+
+/* unregister(fd, closing): 0, or -1 with the error set. */
+static int
+core_unregister(HubCore *core, PyObject *fdobj, int closing)
+{
+    PyObject *w, *o;
+    if (!fds_configured(core))
+        return -1;
+    w = PyDict_GetItemWithError(core->fdmap, fdobj);
+    if (w == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    Py_INCREF(w);            /* (popped: it may be the last reference) */
+    if (PyDict_DelItem(core->fdmap, fdobj) < 0) {
+        Py_DECREF(w);
+        return -1;
+    }
+    if (w == Py_None) {      /* the twin's pop(fd, None) is None: done */
+        Py_DECREF(w);
+        return 0;
+    }
+    Py_DECREF(w);
+    if (!(closing && core->close_drops)) {
+        PyObject *r = PyObject_CallFunctionObjArgs(
+            core->punreg, fdobj, closing ? Py_True : Py_False, NULL);
+        if (r == NULL)
+            return -1;
+        Py_DECREF(r);
+    }
+    o = PyDict_GetItemWithError(core->owners, fdobj);
+    if (o == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (o == core->hub && PyDict_DelItem(core->owners, fdobj) < 0)
+        return -1;
+    return 0;
+}
+
+PyDoc_STRVAR(configure_fds_doc,
+"configure_fds(hub, fdmap, owners, waiters_class, register, unregister,\n"
+"              close_drops)\n\n"
+"What register()/unregister() work on (see _hotpath.HubCore).");
+
+static PyObject *
+hubcore_configure_fds(HubCore *self, PyObject *args)
+{
+    PyObject *hub, *fdmap, *owners, *wc, *reg, *unreg;
+    int drops;
+    if (!PyArg_ParseTuple(args, "OO!O!OOOp:configure_fds", &hub,
+                          &PyDict_Type, &fdmap, &PyDict_Type, &owners, &wc,
+                          &reg, &unreg, &drops))
+        return NULL;
+#define KEEP(field, v) do { Py_INCREF(v); Py_XSETREF(self->field, v); } while (0)
+    KEEP(hub, hub);
+    KEEP(fdmap, fdmap);
+    KEEP(owners, owners);
+    KEEP(waiters_cls, wc);
+    KEEP(preg, reg);
+    KEEP(punreg, unreg);
+#undef KEEP
+    self->close_drops = (char)drops;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+hubcore_register(HubCore *self, PyObject *fd)
+{
+    return core_register(self, fd);
+}
+
+static PyObject *
+hubcore_unregister(HubCore *self, PyObject *const *args, Py_ssize_t nargs,
+                   PyObject *kwnames)
+{
+    static const char *const names[] = {"fd", "closing"};
+    PyObject *argv[2] = {NULL, Py_False};
+    Py_ssize_t i, nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    int closing;
+    if (nargs < 1 || nargs > 2)
+        goto usage;
+    for (i = 0; i < nargs; i++)
+        argv[i] = args[i];
+    for (i = 0; i < nkw; i++) {
+        PyObject *k = PyTuple_GET_ITEM(kwnames, i);
+        if (nargs < 2 && PyUnicode_Check(k)
+                && PyUnicode_CompareWithASCIIString(k, names[1]) == 0)
+            argv[1] = args[nargs + i];
+        else
+            goto usage;
+    }
+    closing = PyObject_IsTrue(argv[1]);
+    if (closing < 0 || core_unregister(self, argv[0], closing) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+usage:
+    PyErr_SetString(PyExc_TypeError, "unregister(fd, closing=False)");
+    return NULL;
+}
+
 static PyMethodDef hubcore_methods[] = {
+    {"configure_fds", (PyCFunction)hubcore_configure_fds, METH_VARARGS,
+     configure_fds_doc},
+    {"register", (PyCFunction)hubcore_register, METH_O,
+     "register(fd): watch fd; return its reader/writer slots."},
+    {"unregister", (PyCFunction)(void (*)(void))hubcore_unregister,
+     METH_FASTCALL | METH_KEYWORDS,
+     "unregister(fd, closing=False): stop watching fd; closing: it is "
+     "about to be closed, which drops kernel registrations by itself."},
     {"wait_readable", (PyCFunction)(void (*)(void))hubcore_wait_readable,
      METH_FASTCALL,
      "wait_readable(w, deadline, fd=-1): park the current greenlet in w's "
@@ -1039,8 +1218,8 @@ static s2_close_fn io_close;
 static PyTypeObject *accept_type;    /* sockets.TCPSocket */
 static PyObject *forks_list;         /* sockets._forks: [generation] */
 static long accept_retry[3];         /* ECONNABORTED, EPROTO, EINTR (< 0) */
-static PyObject *str_accept_py, *str_close_py, *str_accept, *str_register,
-                *str_unregister, *str_thread_ident, *str_close;
+static PyObject *str_accept_py, *str_close_py, *str_accept,
+                *str_thread_ident, *str_close;
 
 static int
 fork_generation(long *gen)
@@ -1096,7 +1275,7 @@ accepted(SocketBase *self, int fd, const unsigned char *peer, int peerlen)
     }
     fdobj = PyLong_FromLong(fd);
     w = fdobj == NULL ? NULL
-        : PyObject_CallMethodOneArg(self->hub, str_register, fdobj);
+        : core_register((HubCore *)self->core, fdobj);
     Py_XDECREF(fdobj);
     if (w == NULL) {
         io_close(fd);
@@ -1157,14 +1336,15 @@ static PyObject *
 sockbase_close(SocketBase *self, PyObject *unused)
 {
     Waiters *w;
-    PyObject *ident, *argv[3], *r;
+    PyObject *ident, *fdobj;
     unsigned long mine;
     long gen;
     int fd = self->fd;
     if (fd < 0)
         Py_RETURN_NONE;
     if (io_close == NULL || self->w == NULL || !IS_A(self->w, &WaitersType)
-            || self->hub == NULL)
+            || self->hub == NULL || self->core == NULL
+            || !IS_A(self->core, &HubCoreType))
         return to_python(self, str_close_py, NULL, 0, NULL);
     w = (Waiters *)self->w;
     if (!EMPTY(w->rg) || !EMPTY(w->wg))
@@ -1182,17 +1362,15 @@ sockbase_close(SocketBase *self, PyObject *unused)
         return NULL;
     /* _release: detach before the number can be reused, then close */
     self->fd = -1;
-    argv[0] = self->hub;
-    argv[1] = PyLong_FromLong(fd);
-    if (argv[1] == NULL)
+    fdobj = PyLong_FromLong(fd);
+    if (fdobj == NULL)
         return NULL;
-    argv[2] = self->excl == gen ? Py_True : Py_False;
-    r = PyObject_VectorcallMethod(str_unregister, argv,
-                                  3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-    Py_DECREF(argv[1]);
-    if (r == NULL)
+    if (core_unregister((HubCore *)self->core, fdobj,
+                        self->excl == gen) < 0) {
+        Py_DECREF(fdobj);
         return NULL;
-    Py_DECREF(r);
+    }
+    Py_DECREF(fdobj);
     io_close(fd);
     Py_RETURN_NONE;
 }
@@ -1890,8 +2068,6 @@ PyInit__speedups(void)
             || !(str_accept_py = PyUnicode_InternFromString("_accept_py"))
             || !(str_close_py = PyUnicode_InternFromString("_close_py"))
             || !(str_accept = PyUnicode_InternFromString("accept"))
-            || !(str_register = PyUnicode_InternFromString("register"))
-            || !(str_unregister = PyUnicode_InternFromString("unregister"))
             || !(str_thread_ident = PyUnicode_InternFromString("thread_ident"))
             || !(str_close = PyUnicode_InternFromString("close"))
             || !(str_dict = PyUnicode_InternFromString("__dict__"))
