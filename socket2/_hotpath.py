@@ -121,7 +121,8 @@ class HubCore:
     __slots__ = ("greenlet", "arm", "deadline_wait", "nio", "activity",
                  "_batch", "_bn", "_bpos", "_bw", "_get", "_forward",
                  "_bthread", "_hub", "_fdmap", "_owners", "_waiters",
-                 "_preg", "_punreg", "_close_drops")
+                 "_preg", "_punreg", "_close_drops", "_thread",
+                 "_close_unstarted", "_prime_read")
 
     def __init__(self, greenlet, arm, deadline_wait):
         self.greenlet = greenlet
@@ -179,6 +180,32 @@ class HubCore:
                 self._punreg(fd, closing)
             if self._owners.get(fd) is self._hub:
                 del self._owners[fd]
+
+    def configure_threads(self, thread_type, close_unstarted, prime_read):
+        """What start_when_readable() makes: the hub's thread record class,
+        the default *on_cancel*, and the backend's ``prime_read(fd, w,
+        type)`` (completion backends) or None."""
+        self._thread = thread_type
+        self._close_unstarted = close_unstarted
+        self._prime_read = prime_read
+
+    def start_when_readable(self, sock, func, args, kwargs, on_cancel=None):
+        """Run ``func(sock, *args, **kwargs)`` in a new thread once *sock*
+        has something to read (or fails, or is closed): hub.py's
+        ``Hub.start_when_readable`` says how."""
+        w = sock._w
+        if w.rg is not None:
+            raise Error("busy", "another thread is already receiving on "
+                        "this socket")
+        if self.arm is not None:
+            self.arm(sock._fd, 0)
+        elif self._prime_read is not None:
+            self._prime_read(sock._fd, w, sock._type)
+        t = self._thread(self._hub, func, (sock,) + args, kwargs)
+        t._parked_in = w
+        t._on_cancel = on_cancel or self._close_unstarted
+        w.rg = t._g
+        self.nio += 1
 
     # wait_readable and wait_writable are kept as two straight functions
     # over the rg/wg slots rather than one parametrised by direction (which

@@ -197,6 +197,11 @@ class Hub:
                                  self.poller.unregister, self._close_drops)
         self.register = self._core.register
         self.unregister = self._core.unregister
+        # start_when_readable(sock, func, args, kwargs, on_cancel=None) is
+        # the core's too (one per connection): see its description below.
+        self._core.configure_threads(Thread, _close_unstarted,
+                                     self._prime_read)
+        self.start_when_readable = self._core.start_when_readable
         # The waker from the start: another OS thread can reach this hub at
         # any time (call_threadsafe: a cross-thread close, Event.set, the
         # interpreter's exit), and only this OS thread can create it.
@@ -577,30 +582,19 @@ class Hub:
                                 "socket is waited on and no timer is set)"))
         return True
 
-    def start_when_readable(self, sock, func, args, kwargs, on_cancel=None):
-        """Run ``func(sock, *args, **kwargs)`` in a new thread once *sock*
-        has something to read (or fails, or is closed).  Until then the
-        connection holds no greenlet stack at all: the unstarted thread sits
-        in the socket's reader slot, and the hub's ordinary dispatch starts
-        it with the same ``switch()`` that resumes a parked reader.
-
-        If the thread is killed before it starts, *func* never runs and
-        ``on_cancel(sock, *args, **kwargs)`` runs instead (by default
-        ``sock.close()``: *func* would have owned the socket, and nobody
-        else closes it)."""
-        w = sock._w
-        if w.rg is not None:
-            raise Error("busy", "another thread is already receiving on "
-                        "this socket")
-        if self._arm is not None:
-            self._arm(sock._fd, 0)
-        elif self._prime_read is not None:
-            self._prime_read(sock._fd, w, sock._type)
-        t = Thread(self, func, (sock,) + args, kwargs)
-        t._parked_in = w
-        t._on_cancel = on_cancel or _close_unstarted
-        w.rg = t._g
-        self._core.nio += 1
+    # start_when_readable(sock, func, args, kwargs, on_cancel=None) is the
+    # core's (set in __init__; _hotpath.HubCore.start_when_readable):
+    #
+    # Run ``func(sock, *args, **kwargs)`` in a new thread once *sock*
+    # has something to read (or fails, or is closed).  Until then the
+    # connection holds no greenlet stack at all: the unstarted thread sits
+    # in the socket's reader slot, and the hub's ordinary dispatch starts
+    # it with the same ``switch()`` that resumes a parked reader.
+    #
+    # If the thread is killed before it starts, *func* never runs and
+    # ``on_cancel(sock, *args, **kwargs)`` runs instead (by default
+    # ``sock.close()``: *func* would have owned the socket, and nobody
+    # else closes it).
 
     # -- work done in other OS threads -----------------------------------------
 

@@ -718,8 +718,13 @@ class TCPSocket(_Stream, _Socket):
             fd = _accept(self._fd)
             if fd >= 0:
                 s = TCPSocket.__new__(TCPSocket)   # (_from_fd, inlined)
-                s._setup(fd, self._family, self._type, self._proto,
-                         self._hub)
+                try:
+                    family, stype, proto, hub = \
+                        self._family, self._type, self._proto, self._hub
+                except BaseException:    # (a field deleted meanwhile)
+                    lib.s2_close(fd)
+                    raise
+                s._setup(fd, family, stype, proto, hub)
                 return s
             if fd == _EAGAIN or fd == _EWOULDBLOCK:
                 if deadline is _UNSET:

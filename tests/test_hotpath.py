@@ -262,3 +262,88 @@ def test_accept_keeps_the_peer_address():
             assert s.closed
             if kept is not None:
                 assert kept() is None        # nothing kept past close()
+
+
+@pytest.mark.parametrize("field", ["_func", "_args", "_kwargs",
+                                   "_parked_in", "_cancelled"])
+def test_a_thread_whose_field_was_deleted_fails_cleanly(field):
+    """A record's fields can be deleted (they are slots): the thread then
+    fails with the AttributeError a slot gives, never a crash."""
+    from socket2 import hub
+    h = hub.get_hub()
+    t = hub.Thread(h, lambda: 1, (), {})
+    delattr(t, field)
+    with pytest.raises(AttributeError):
+        getattr(t, field)
+    h.schedule(t._g)
+    if field == "_parked_in":
+        # (read before the thread's try, as the twin does: the error ends
+        # the greenlet and reaches the hub, which raises it in the main
+        # greenlet; the thread never finishes)
+        with pytest.raises(AttributeError, match=field):
+            socket2.sleep(0.01)
+        assert t._g.dead and not t.finished
+        socket2.sleep(0.001)        # the hub goes on
+        return
+    with pytest.raises(AttributeError, match=field):
+        t.join(timeout=5)
+
+
+@pytest.mark.parametrize("field", ["_g", "_hub", "_joiners"])
+def test_a_running_thread_whose_field_was_deleted_fails_cleanly(field):
+    from socket2 import hub
+
+    def victim():
+        delattr(hub.current(), field)
+
+    # The end of the thread's bookkeeping meets the missing field: the
+    # error ends its greenlet and reaches the caller it returns to.
+    with pytest.raises(AttributeError, match=field):
+        socket2.newthread(victim)
+    socket2.sleep(0.001)            # the hub goes on
+
+
+@pytest.mark.parametrize("field", ["_hub", "_core"])
+def test_accept_when_the_listener_changed_during_its_wait(field):
+    """Other threads run while accept() waits: what they change in the
+    listener is looked at again after the wait (no crash)."""
+    with socket2.tcp() as lst:
+        lst.listen("127.0.0.1", 0)
+        port = lst.local_port
+        hub_, core = lst._hub, lst._core
+
+        def acc():
+            try:
+                return lst.accept()
+            except AttributeError as e:
+                return e
+
+        t = socket2.newthread(acc)
+        socket2.sleep(0.01)
+        delattr(lst, field)
+        with socket2.tcp() as c:
+            c.connect("127.0.0.1", port)
+            got = t.join(timeout=5)
+            if isinstance(got, AttributeError):
+                pass                    # (the Python accept's answer)
+            else:
+                got.close()
+        lst._hub, lst._core = hub_, core
+
+
+def test_a_kill_before_the_start_that_on_cancel_swallows():
+    """_start_cancelled is the twin's hook: if it returns (a subclass
+    that lets the thread run after all), the function runs."""
+    from socket2 import hub
+
+    class Stubborn(hub.Thread):
+        __slots__ = ()
+
+        def _start_cancelled(self):
+            self._cancelled = None
+
+    h = hub.get_hub()
+    t = Stubborn(h, lambda: "ran", (), {})
+    h.schedule(t._g)
+    t.kill()
+    assert t.join(timeout=5) == "ran"

@@ -185,6 +185,9 @@ typedef struct {
        drops the kernel registration by itself. */
     PyObject *hub, *fdmap, *owners, *waiters_cls, *preg, *punreg;
     char close_drops;
+    /* start_when_readable (configure_threads): hub.Thread, the default
+       on_cancel, the backend's prime_read or None */
+    PyObject *thread_type, *close_unstarted, *prime_read;
 } HubCore;
 
 static PyTypeObject HubCoreType;
@@ -225,6 +228,9 @@ hubcore_traverse(HubCore *self, visitproc visit, void *arg)
     Py_VISIT(self->waiters_cls);
     Py_VISIT(self->preg);
     Py_VISIT(self->punreg);
+    Py_VISIT(self->thread_type);
+    Py_VISIT(self->close_unstarted);
+    Py_VISIT(self->prime_read);
     return 0;
 }
 
@@ -243,6 +249,9 @@ hubcore_clear(HubCore *self)
     Py_CLEAR(self->waiters_cls);
     Py_CLEAR(self->preg);
     Py_CLEAR(self->punreg);
+    Py_CLEAR(self->thread_type);
+    Py_CLEAR(self->close_unstarted);
+    Py_CLEAR(self->prime_read);
     return 0;
 }
 
@@ -881,7 +890,37 @@ usage:
     return NULL;
 }
 
+PyDoc_STRVAR(configure_threads_doc,
+"configure_threads(thread_type, close_unstarted, prime_read)\n\n"
+"What start_when_readable() makes (see _hotpath.HubCore).");
+
+static PyObject *
+hubcore_configure_threads(HubCore *self, PyObject *args)
+{
+    PyObject *tt, *cu, *pr;
+    if (!PyArg_ParseTuple(args, "OOO:configure_threads", &tt, &cu, &pr))
+        return NULL;
+    Py_INCREF(tt);
+    Py_XSETREF(self->thread_type, tt);
+    Py_INCREF(cu);
+    Py_XSETREF(self->close_unstarted, cu);
+    Py_INCREF(pr);
+    Py_XSETREF(self->prime_read, pr);
+    Py_RETURN_NONE;
+}
+
+static PyObject *hubcore_start_when_readable(HubCore *self,
+    PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+
 static PyMethodDef hubcore_methods[] = {
+    {"configure_threads", (PyCFunction)hubcore_configure_threads,
+     METH_VARARGS, configure_threads_doc},
+    {"start_when_readable",
+     (PyCFunction)(void (*)(void))hubcore_start_when_readable,
+     METH_FASTCALL | METH_KEYWORDS,
+     "start_when_readable(sock, func, args, kwargs, on_cancel=None): run "
+     "func(sock, *args, **kwargs) in a new thread once sock has something "
+     "to read (hub.py says how)."},
     {"configure_fds", (PyCFunction)hubcore_configure_fds, METH_VARARGS,
      configure_fds_doc},
     {"register", (PyCFunction)hubcore_register, METH_O,
@@ -1298,32 +1337,36 @@ sockbase_accept(SocketBase *self, PyObject *const *args, Py_ssize_t nargs,
 {
     Waiters *w;
     if (kwnames != NULL || nargs != 0 || io_accept == NULL
-            || accept_type == NULL || !EMPTY(self->timeout)
-            || self->w == NULL || !IS_A(self->w, &WaitersType)
-            || self->core == NULL || !IS_A(self->core, &HubCoreType)
-            || self->hub == NULL)
+            || accept_type == NULL)
         return to_python(self, str_accept_py, args, nargs, kwnames);
-    w = (Waiters *)self->w;
-    Py_INCREF(w);
     for (;;) {
         unsigned char peer[PEER_MAX];
-        int peerlen = PEER_MAX;
-        int fd = io_accept(self->fd, peer, &peerlen);
-        if (fd >= 0) {
-            Py_DECREF(w);
+        int peerlen = PEER_MAX, fd;
+        /* (checked again after every wait: other threads ran meanwhile,
+           and may have changed the listener's fields) */
+        if (!EMPTY(self->timeout)
+                || self->w == NULL || !IS_A(self->w, &WaitersType)
+                || self->core == NULL || !IS_A(self->core, &HubCoreType)
+                || self->hub == NULL)
+            return to_python(self, str_accept_py, args, nargs, kwnames);
+        fd = io_accept(self->fd, peer, &peerlen);
+        if (fd >= 0)
             return accepted(self, fd, peer, peerlen);
-        }
         if (fd == neg_eagain || fd == neg_ewouldblock) {
-            if (core_wait((HubCore *)self->core, w, 0, Py_None,
-                          self->fd) < 0) {
-                Py_DECREF(w);
+            int r;
+            PyObject *core = self->core;
+            w = (Waiters *)self->w;
+            Py_INCREF(w);
+            Py_INCREF(core);
+            r = core_wait((HubCore *)core, w, 0, Py_None, self->fd);
+            Py_DECREF(core);
+            Py_DECREF(w);
+            if (r < 0)
                 return NULL;
-            }
         } else if (fd != accept_retry[0] && fd != accept_retry[1]
                    && fd != accept_retry[2]) {
-            Py_DECREF(w);     /* (the peer gave up: the next one, above) */
             return raise_fail(self, fd, str_accept);
-        }
+        }       /* (else the peer gave up: the next one) */
     }
 }
 
@@ -1508,6 +1551,8 @@ static PyTypeObject SocketBaseType = {
  * the Python twin does.
  */
 
+static PyTypeObject ThreadBaseType;
+
 typedef struct {
     PyObject_HEAD
     PyObject *g, *hub, *func, *args, *kwargs, *name, *result, *exc,
@@ -1667,6 +1712,17 @@ threadbase_init(ThreadBase *self, PyObject *args, PyObject *kwds)
     return 0;
 }
 
+/* A field, or NULL with the AttributeError the twin's slot would raise
+   (a field can be deleted: ``del thread._func``). */
+static PyObject *
+thread_field(ThreadBase *self, PyObject *v, const char *name)
+{
+    if (v == NULL)
+        PyErr_Format(PyExc_AttributeError, "'%.100s' object has no "
+                     "attribute '%s'", Py_TYPE(self)->tp_name, name);
+    return v;
+}
+
 /* self.<name>() for a rare path; 0 or -1 with the error set. */
 static int
 call_method0(ThreadBase *self, PyObject *name)
@@ -1685,6 +1741,10 @@ thread_call(ThreadBase *self)
     PyObject *func = self->func, *args = self->args, *kw = self->kwargs,
              *r;
     int has_kw;
+    if (!thread_field(self, func, "_func")
+            || !thread_field(self, args, "_args")
+            || !thread_field(self, kw, "_kwargs"))
+        return NULL;
     Py_INCREF(func);
     Py_INCREF(args);
     Py_INCREF(kw);
@@ -1728,10 +1788,19 @@ thread_run(ThreadBase *self, PyObject *unused)
     int fail = 0, call;
 
     Py_INCREF(self);
+    if (!thread_field(self, w, "_parked_in")) {
+        fail = 1;
+        goto done;          /* the twin raises before its try: likewise */
+    }
     if (w != Py_None) {
         /* Started by its socket's first event (start_when_readable):
            leave the reader slot it sat in unstarted. */
         PyObject *core;
+        if (!thread_field(self, self->g, "_g")
+                || !thread_field(self, self->hub, "_hub")) {
+            fail = 1;
+            goto done;
+        }
         Py_INCREF(w);
         SET_FIELD(parked_in, Py_None);
         if (IS_A(w, &WaitersType)) {
@@ -1766,12 +1835,13 @@ thread_run(ThreadBase *self, PyObject *unused)
     }
 
     /* try: */
-    if (self->cancelled != Py_None) {
-        call = call_method0(self, str_start_cancelled);   /* raises */
-        r = call < 0 ? NULL : (Py_INCREF(Py_None), Py_None);
-    } else {
+    if (!thread_field(self, self->cancelled, "_cancelled"))
+        r = NULL;
+    else if (self->cancelled != Py_None
+             && call_method0(self, str_start_cancelled) < 0)   /* raises */
+        r = NULL;
+    else
         r = thread_call(self);
-    }
     if (r != NULL) {
         Py_XSETREF(self->result, r);
     } else if (PyErr_ExceptionMatches(PyExc_GreenletExit)) {
@@ -1819,6 +1889,9 @@ thread_run(ThreadBase *self, PyObject *unused)
     SET_FIELD(func, Py_None);
     SET_FIELD(args, Py_None);
     SET_FIELD(kwargs, Py_None);
+    if (!thread_field(self, self->joiners, "_joiners")
+            || !thread_field(self, self->group, "_group"))
+        goto finally_failed;
     call = self->group != Py_None;
     if (!call && self->joiners != Py_None) {
         call = PyObject_IsTrue(self->joiners);
@@ -1830,6 +1903,8 @@ thread_run(ThreadBase *self, PyObject *unused)
     SET_FIELD(joiners, Py_None);
     /* What hangs on the greenlet goes now (see hub.Thread): the greenlet
        may be kept a while longer; so do its context variables. */
+    if (!thread_field(self, self->g, "_g"))
+        goto finally_failed;
     gd = PyObject_GetAttr(self->g, str_dict);
     if (gd == NULL)
         goto finally_failed;
@@ -1839,7 +1914,10 @@ thread_run(ThreadBase *self, PyObject *unused)
     if (PyObject_SetAttr(self->g, str_gr_context, Py_None) < 0)
         goto finally_failed;
     {
-        PyObject *sole = PyObject_GetAttr(self->hub, str_sole);
+        PyObject *sole;
+        if (!thread_field(self, self->hub, "_hub"))
+            goto finally_failed;
+        sole = PyObject_GetAttr(self->hub, str_sole);
         if (sole == NULL)
             goto finally_failed;
         Py_DECREF(sole);
@@ -1875,21 +1953,21 @@ static PyMethodDef threadbase_methods[] = {
 };
 
 static PyMemberDef threadbase_members[] = {
-    {"_g", T_OBJECT, offsetof(ThreadBase, g), 0, NULL},
-    {"_hub", T_OBJECT, offsetof(ThreadBase, hub), 0, NULL},
-    {"_func", T_OBJECT, offsetof(ThreadBase, func), 0, NULL},
-    {"_args", T_OBJECT, offsetof(ThreadBase, args), 0, NULL},
-    {"_kwargs", T_OBJECT, offsetof(ThreadBase, kwargs), 0, NULL},
-    {"name", T_OBJECT, offsetof(ThreadBase, name), 0,
+    {"_g", T_OBJECT_EX, offsetof(ThreadBase, g), 0, NULL},
+    {"_hub", T_OBJECT_EX, offsetof(ThreadBase, hub), 0, NULL},
+    {"_func", T_OBJECT_EX, offsetof(ThreadBase, func), 0, NULL},
+    {"_args", T_OBJECT_EX, offsetof(ThreadBase, args), 0, NULL},
+    {"_kwargs", T_OBJECT_EX, offsetof(ThreadBase, kwargs), 0, NULL},
+    {"name", T_OBJECT_EX, offsetof(ThreadBase, name), 0,
      "the thread's name (its function's, unless one was given)"},
-    {"_result", T_OBJECT, offsetof(ThreadBase, result), 0, NULL},
-    {"_exc", T_OBJECT, offsetof(ThreadBase, exc), 0, NULL},
-    {"_joiners", T_OBJECT, offsetof(ThreadBase, joiners), 0, NULL},
+    {"_result", T_OBJECT_EX, offsetof(ThreadBase, result), 0, NULL},
+    {"_exc", T_OBJECT_EX, offsetof(ThreadBase, exc), 0, NULL},
+    {"_joiners", T_OBJECT_EX, offsetof(ThreadBase, joiners), 0, NULL},
     {"_finished", T_BOOL, offsetof(ThreadBase, finished), 0, NULL},
-    {"_group", T_OBJECT, offsetof(ThreadBase, group), 0, NULL},
-    {"_parked_in", T_OBJECT, offsetof(ThreadBase, parked_in), 0, NULL},
-    {"_on_cancel", T_OBJECT, offsetof(ThreadBase, on_cancel), 0, NULL},
-    {"_cancelled", T_OBJECT, offsetof(ThreadBase, cancelled), 0, NULL},
+    {"_group", T_OBJECT_EX, offsetof(ThreadBase, group), 0, NULL},
+    {"_parked_in", T_OBJECT_EX, offsetof(ThreadBase, parked_in), 0, NULL},
+    {"_on_cancel", T_OBJECT_EX, offsetof(ThreadBase, on_cancel), 0, NULL},
+    {"_cancelled", T_OBJECT_EX, offsetof(ThreadBase, cancelled), 0, NULL},
     {NULL}
 };
 
@@ -1908,6 +1986,176 @@ static PyTypeObject ThreadBaseType = {
     .tp_methods = threadbase_methods,
     .tp_members = threadbase_members,
 };
+
+/* -- HubCore.start_when_readable (needs SocketBase and ThreadBase) ------- */
+
+
+/* start_when_readable(sock, func, args, kwargs, on_cancel=None): the
+   twin's, line for line; attributes through the C structs when sock and
+   the new record are the compiled ones. */
+static PyObject *
+hubcore_start_when_readable(HubCore *self, PyObject *const *args,
+                            Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *sock, *func, *fargs, *kwargs, *on_cancel = Py_None;
+    PyObject *w = NULL, *targs = NULL, *t = NULL, *g = NULL, *r, *fdobj;
+    PyObject *cargv[4];
+    Py_ssize_t i, n, nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    int fd = -1, type = 0;
+
+    if (nargs < 4 || nargs + nkw > 5 || nargs > 5)
+        goto usage;
+    if (nkw == 1) {
+        PyObject *k = PyTuple_GET_ITEM(kwnames, 0);
+        if (!PyUnicode_Check(k)
+                || PyUnicode_CompareWithASCIIString(k, "on_cancel") != 0)
+            goto usage;
+        on_cancel = args[nargs];
+    } else if (nargs == 5) {
+        on_cancel = args[4];
+    }
+    sock = args[0];
+    func = args[1];
+    fargs = args[2];
+    kwargs = args[3];
+    if (self->thread_type == NULL || self->hub == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "HubCore: configure_threads() "
+                        "and configure_fds() were not called");
+        return NULL;
+    }
+    if (IS_A(sock, &SocketBaseType)) {
+        SocketBase *sb = (SocketBase *)sock;
+        w = sb->w;
+        Py_XINCREF(w);
+        fd = sb->fd;
+        type = sb->type;
+        if (w == NULL) {
+            PyErr_SetString(PyExc_AttributeError, "_w");
+            return NULL;
+        }
+    } else {
+        PyObject *v;
+        w = PyObject_GetAttrString(sock, "_w");
+        if (w == NULL)
+            return NULL;
+        if (!EMPTY(self->arm) || !EMPTY(self->prime_read)) {
+            v = PyObject_GetAttrString(sock, "_fd");
+            fd = v == NULL ? -1 : (int)PyLong_AsLong(v);
+            Py_XDECREF(v);
+            if (PyErr_Occurred())
+                goto fail;
+            v = PyObject_GetAttrString(sock, "_type");
+            type = v == NULL ? 0 : (int)PyLong_AsLong(v);
+            Py_XDECREF(v);
+            if (PyErr_Occurred())
+                goto fail;
+        }
+    }
+    if (IS_A(w, &WaitersType)) {
+        if (!EMPTY(((Waiters *)w)->rg)) {
+            raise_error("busy", "another thread is already receiving on "
+                        "this socket");
+            goto fail;
+        }
+    } else {
+        PyObject *rg = PyObject_GetAttrString(w, "rg");
+        int busy = rg != NULL && rg != Py_None;
+        Py_XDECREF(rg);
+        if (rg == NULL)
+            goto fail;
+        if (busy) {
+            raise_error("busy", "another thread is already receiving on "
+                        "this socket");
+            goto fail;
+        }
+    }
+    fdobj = NULL;
+    if (!EMPTY(self->arm)) {
+        r = PyObject_CallFunction(self->arm, "ii", fd, 0);
+    } else if (!EMPTY(self->prime_read)) {
+        r = PyObject_CallFunction(self->prime_read, "iOi", fd, w, type);
+    } else {
+        r = Py_None;
+        Py_INCREF(r);
+    }
+    (void)fdobj;
+    if (r == NULL)
+        goto fail;
+    Py_DECREF(r);
+    /* (sock,) + args */
+    if (!PyTuple_Check(fargs)) {
+        PyErr_Format(PyExc_TypeError, "can only concatenate tuple (not "
+                     "\"%.200s\") to tuple", Py_TYPE(fargs)->tp_name);
+        goto fail;
+    }
+    n = PyTuple_GET_SIZE(fargs);
+    targs = PyTuple_New(n + 1);
+    if (targs == NULL)
+        goto fail;
+    Py_INCREF(sock);
+    PyTuple_SET_ITEM(targs, 0, sock);
+    for (i = 0; i < n; i++) {
+        PyObject *a = PyTuple_GET_ITEM(fargs, i);
+        Py_INCREF(a);
+        PyTuple_SET_ITEM(targs, i + 1, a);
+    }
+    cargv[0] = self->hub;
+    cargv[1] = func;
+    cargv[2] = targs;
+    cargv[3] = kwargs;
+    t = PyObject_Vectorcall(self->thread_type, cargv, 4, NULL);
+    if (t == NULL)
+        goto fail;
+    if (on_cancel == Py_None || on_cancel == NULL)
+        on_cancel = self->close_unstarted;
+    else {
+        int truth = PyObject_IsTrue(on_cancel);
+        if (truth < 0)
+            goto fail;
+        if (!truth)
+            on_cancel = self->close_unstarted;
+    }
+    if (IS_A(t, &ThreadBaseType)) {
+        ThreadBase *tb = (ThreadBase *)t;
+        Py_INCREF(w);
+        Py_XSETREF(tb->parked_in, w);
+        Py_INCREF(on_cancel);
+        Py_XSETREF(tb->on_cancel, on_cancel);
+        g = tb->g;
+        Py_XINCREF(g);
+    } else {
+        if (PyObject_SetAttrString(t, "_parked_in", w) < 0
+                || PyObject_SetAttrString(t, "_on_cancel", on_cancel) < 0)
+            goto fail;
+        g = PyObject_GetAttrString(t, "_g");
+    }
+    if (g == NULL)
+        goto fail;
+    if (IS_A(w, &WaitersType)) {
+        Py_XSETREF(((Waiters *)w)->rg, g);
+        g = NULL;
+    } else {
+        if (PyObject_SetAttrString(w, "rg", g) < 0)
+            goto fail;
+        Py_CLEAR(g);
+    }
+    self->nio++;
+    Py_DECREF(t);
+    Py_DECREF(targs);
+    Py_DECREF(w);
+    Py_RETURN_NONE;
+
+usage:
+    PyErr_SetString(PyExc_TypeError, "start_when_readable(sock, func, args, "
+                    "kwargs, on_cancel=None)");
+    return NULL;
+fail:
+    Py_XDECREF(g);
+    Py_XDECREF(t);
+    Py_XDECREF(targs);
+    Py_XDECREF(w);
+    return NULL;
+}
 
 /* -- the module ----------------------------------------------------------- */
 

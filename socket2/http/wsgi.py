@@ -86,7 +86,8 @@ def _peer_address(sock):
     """``(REMOTE_ADDR, REMOTE_PORT)`` of a connection (empty for a unix
     socket)."""
     try:
-        peer = sock.getpeername()          # one system call, not two
+        # (a TLSSocket's address is its raw socket's)
+        peer = getattr(sock, "_sock", sock).getpeername()  # one system call
         port = peer.port()
     except (Error, OSError, TypeError, AttributeError):
         return ("", "")
