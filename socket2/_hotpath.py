@@ -141,12 +141,15 @@ class HubCore:
     # -- registration (the hub's register/unregister: one per connection)
 
     def configure_fds(self, hub, fdmap, owners, waiters_class, register,
-                      unregister, close_drops):
+                      unregister, close_drops, poller=None):
         """What register()/unregister() work on: the hub, its fd -> slot
         record map, the fd -> hub map of every hub (``_OWNERS``), the
         backend's slot record class, its ``register(fd, w)`` and
         ``unregister(fd, closing)``, and whether a close drops the kernel
-        registration by itself (``close_unregisters``)."""
+        registration by itself (``close_unregisters``).  The compiled
+        core also takes the backend (*poller*) for its optional
+        ``native_register`` (see socket2/pollers/__init__.py); this twin
+        always calls ``register``."""
         self._hub = hub
         self._fdmap = fdmap
         self._owners = owners

@@ -194,7 +194,8 @@ class Hub:
         #: connection.)
         self._core.configure_fds(self, self._fdmap, _OWNERS,
                                  self._waiters_class, self.poller.register,
-                                 self.poller.unregister, self._close_drops)
+                                 self.poller.unregister, self._close_drops,
+                                 self.poller)
         self.register = self._core.register
         self.unregister = self._core.unregister
         # start_when_readable(sock, func, args, kwargs, on_cancel=None) is

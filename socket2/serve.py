@@ -235,7 +235,7 @@ def _timed_connection(conn, handler, args, silent, **kwargs):
     runs unless _Silent closed the connection as silent."""
     if silent.ended:
         silent.settle()               # (it may have been the last one)
-    if conn.closed:
+    if conn._fd < 0:                  # (closed: a property call less)
         return                        # silent past the timeout
     if len(args) == 1 and not kwargs:
         handler(conn, args[0])        # (a plain call: see hub.Thread._run)

@@ -347,3 +347,28 @@ def test_a_kill_before_the_start_that_on_cancel_swallows():
     h.schedule(t._g)
     t.kill()
     assert t.join(timeout=5) == "ran"
+
+
+def test_a_registration_the_backend_refuses(tmp_path):
+    """register() of a descriptor the poller cannot watch (a regular
+    file: epoll says EPERM) raises the backend's error and leaves the
+    hub's maps as they were, whether the compiled core called the
+    backend's native register first or not."""
+    from socket2 import hub as hubmod
+    h = hubmod.get_hub()
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    fd = os.open(str(path), os.O_RDONLY)
+    try:
+        before = (dict(h._fdmap), dict(hubmod._OWNERS))
+        if h.poller.name == "epoll":
+            with pytest.raises(socket2.Error) as info:
+                h.register(fd)
+            assert "epoll_ctl(ADD" in str(info.value)
+            assert (dict(h._fdmap), dict(hubmod._OWNERS)) == before
+        else:
+            h.register(fd)              # (poll watches any descriptor)
+            h.unregister(fd)
+        assert (dict(h._fdmap), dict(hubmod._OWNERS)) == before
+    finally:
+        os.close(fd)

@@ -25,6 +25,7 @@
 #include <structmember.h>
 #include "greenlet.h"
 #include <string.h>
+#include <limits.h>
 
 typedef long (*s2_io_fn)(int fd, char *buf, long len);
 
@@ -183,7 +184,7 @@ typedef struct {
        map, every hub's fd -> hub map, the backend's slot record class,
        register(fd, w) and unregister(fd, closing), and whether a close
        drops the kernel registration by itself. */
-    PyObject *hub, *fdmap, *owners, *waiters_cls, *preg, *punreg;
+    PyObject *hub, *fdmap, *owners, *waiters_cls, *preg, *punreg, *poller;
     char close_drops;
     /* start_when_readable (configure_threads): hub.Thread, the default
        on_cancel, the backend's prime_read or None */
@@ -228,6 +229,7 @@ hubcore_traverse(HubCore *self, visitproc visit, void *arg)
     Py_VISIT(self->waiters_cls);
     Py_VISIT(self->preg);
     Py_VISIT(self->punreg);
+    Py_VISIT(self->poller);
     Py_VISIT(self->thread_type);
     Py_VISIT(self->close_unstarted);
     Py_VISIT(self->prime_read);
@@ -249,6 +251,7 @@ hubcore_clear(HubCore *self)
     Py_CLEAR(self->waiters_cls);
     Py_CLEAR(self->preg);
     Py_CLEAR(self->punreg);
+    Py_CLEAR(self->poller);
     Py_CLEAR(self->thread_type);
     Py_CLEAR(self->close_unstarted);
     Py_CLEAR(self->prime_read);
@@ -740,6 +743,7 @@ fail:
 /* -- registration: _hotpath.HubCore.register/unregister, line for line -- */
 
 static PyObject *waiters_new(PyTypeObject *, PyObject *, PyObject *);
+static PyObject *str_native_register;
 
 static int
 fds_configured(HubCore *core)
@@ -751,6 +755,46 @@ fds_configured(HubCore *core)
         return 0;
     }
     return 1;
+}
+
+/* The backend's native_register, (address of int f(int handle, int fd),
+   handle), read at each call (it changes after fork): 0 when it
+   registered fd; 1 when there is none or it failed (the caller then
+   makes the backend's Python register(), which raises the backend's own
+   error); -1 with an error set. */
+typedef int (*s2_native_add_fn)(int handle, int fd);
+
+static int
+core_native_register(HubCore *core, PyObject *fdobj)
+{
+    PyObject *nr = PyObject_GetAttr(core->poller, str_native_register);
+    unsigned long long addr;
+    long handle, fd;
+    int r = 1;
+    if (nr == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+            return -1;
+        PyErr_Clear();
+        return 1;
+    }
+    if (PyTuple_Check(nr) && PyTuple_GET_SIZE(nr) == 2
+            && PyLong_Check(PyTuple_GET_ITEM(nr, 0))
+            && PyLong_Check(PyTuple_GET_ITEM(nr, 1))
+            && PyLong_Check(fdobj)) {
+        addr = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(nr, 0));
+        handle = PyLong_AsLong(PyTuple_GET_ITEM(nr, 1));
+        fd = PyLong_AsLong(fdobj);
+        if (PyErr_Occurred()) {
+            Py_DECREF(nr);
+            return -1;
+        }
+        if (addr != 0 && handle >= INT_MIN && handle <= INT_MAX
+                && fd >= 0 && fd <= INT_MAX)
+            r = ((s2_native_add_fn)(uintptr_t)addr)((int)handle, (int)fd)
+                == 0 ? 0 : 1;
+    }
+    Py_DECREF(nr);
+    return r;
 }
 
 /* register(fd): the new slot record, or NULL with the error set. */
@@ -774,7 +818,12 @@ core_register(HubCore *core, PyObject *fdobj)
         Py_DECREF(w);
         return NULL;
     }
-    r = PyObject_CallFunctionObjArgs(core->preg, fdobj, w, NULL);
+    if (core->poller != NULL && core_native_register(core, fdobj) == 0)
+        return w;
+    if (PyErr_Occurred())
+        r = NULL;
+    else   /* no native register, or it failed: the backend's own call */
+        r = PyObject_CallFunctionObjArgs(core->preg, fdobj, w, NULL);
     if (r != NULL) {
         Py_DECREF(r);
         return w;
@@ -831,18 +880,22 @@ core_unregister(HubCore *core, PyObject *fdobj, int closing)
 
 PyDoc_STRVAR(configure_fds_doc,
 "configure_fds(hub, fdmap, owners, waiters_class, register, unregister,\n"
-"              close_drops)\n\n"
+"              close_drops, poller=None)\n\n"
 "What register()/unregister() work on (see _hotpath.HubCore).");
 
 static PyObject *
 hubcore_configure_fds(HubCore *self, PyObject *args)
 {
-    PyObject *hub, *fdmap, *owners, *wc, *reg, *unreg;
+    PyObject *hub, *fdmap, *owners, *wc, *reg, *unreg, *poller = NULL;
     int drops;
-    if (!PyArg_ParseTuple(args, "OO!O!OOOp:configure_fds", &hub,
+    if (!PyArg_ParseTuple(args, "OO!O!OOOp|O:configure_fds", &hub,
                           &PyDict_Type, &fdmap, &PyDict_Type, &owners, &wc,
-                          &reg, &unreg, &drops))
+                          &reg, &unreg, &drops, &poller))
         return NULL;
+    if (poller == Py_None)
+        poller = NULL;
+    Py_XINCREF(poller);
+    Py_XSETREF(self->poller, poller);
 #define KEEP(field, v) do { Py_INCREF(v); Py_XSETREF(self->field, v); } while (0)
     KEEP(hub, hub);
     KEEP(fdmap, fdmap);
@@ -2313,6 +2366,8 @@ PyInit__speedups(void)
             || !(str_live = PyUnicode_InternFromString("_live"))
             || !(str_core = PyUnicode_InternFromString("_core"))
             || !(str_rg = PyUnicode_InternFromString("rg"))
+            || !(str_native_register =
+                 PyUnicode_InternFromString("native_register"))
             || !(str_accept_py = PyUnicode_InternFromString("_accept_py"))
             || !(str_close_py = PyUnicode_InternFromString("_close_py"))
             || !(str_accept = PyUnicode_InternFromString("accept"))

@@ -17,6 +17,8 @@ timeout and killing it past that (killing serve kills its connections).
 import sys
 import time
 
+from greenlet import getcurrent
+
 from ..hub import clock, current, newthread, sleep
 from ..serve import serve as _serve_connections
 from ..sync import Event
@@ -102,7 +104,9 @@ def _sweep(srv):
 
 def _connection(sock, srv):
     conn = Connection(sock, srv)
-    srv.conns[conn] = current()
+    # (current(), inlined: a call per connection; a connection's thread
+    # is always a socket2 Thread)
+    srv.conns[conn] = getcurrent()._s2_thread
     try:
         conn.run()
     finally:

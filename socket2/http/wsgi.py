@@ -198,7 +198,9 @@ class Connection(ConnBase):
                     head = self.next_head()
                 if head is None or not self.respond(head):
                     break
-            self.flush()
+            if self.out or self.flush_timer is not None or \
+                    self.flusher is not None:
+                self.flush()             # (only when it has work: a call)
             if self.linger:
                 self.lingering_close()
         except Error:

@@ -41,6 +41,8 @@ import time
 from .._epoll_ffi import ffi, lib
 from ..errors import Error, os_error
 
+_ADD_ADDR = int(ffi.cast("uintptr_t", ffi.addressof(lib, "s2_epoll_add")))
+
 BATCH = 512  # events per epoll_wait: large enough for 10k connections' bursts
 
 _CREATORS = {}   # epoll fd -> the EpollPoller that created it (set owner)
@@ -73,7 +75,10 @@ class EpollPoller:
     ``socket2/_completion.py``), ``drop(fd)`` (epoll: delete a kernel
     registration from any OS thread), ``close_unregisters = True`` (epoll:
     ``unregister(fd, closing=True)`` has nothing to do, and the hub leaves
-    the call out).
+    the call out), ``native_register`` (epoll: ``(address, handle)`` of a
+    C function ``int f(int handle, int fd)`` doing register()'s work, 0 or
+    a negative errno, which the hub's compiled core calls instead of
+    register(); register() still runs for an error's exception).
     """
 
     name = "epoll"
@@ -87,11 +92,18 @@ class EpollPoller:
         self._wakefd = -1
         self._in_wait = False
         self._polls = 0
+        # ``(address, handle)``: register() as a C function ``int f(int
+        # handle, int fd)`` returning 0 or a negative errno, for the hub's
+        # compiled core (a registration per connection without a Python
+        # call; on an error the core calls register() for its exception).
+        # The core reads it at each registration: it changes after fork().
+        self.native_register = None
         if fd is None:
             self._set = self._waitfd = _create()
             self._owned = True
             self.shared = False
             _CREATORS[self._set] = self
+            self.native_register = (_ADD_ADDR, self._set)
         else:
             # Joining a set another hub (or the user) created.
             self._owned = False
@@ -102,6 +114,7 @@ class EpollPoller:
                 os.close(self._waitfd)
                 raise os_error(-r, "epoll_ctl(ADD, shared epoll fd %d)" % fd)
             self.shared = True
+            self.native_register = (_ADD_ADDR, fd)
             # Forwarded events are announced through the wakeup fd: a shared
             # poller always has one.
             self.wakeup_fd()
@@ -125,6 +138,7 @@ class EpollPoller:
         _CREATORS.pop(old, None)
         self._set = self._waitfd = _create()
         _CREATORS[self._set] = self
+        self.native_register = (_ADD_ADDR, self._set)
         os.close(old)
         if self._wakefd >= 0:
             os.close(self._wakefd)      # the parent's eventfd, shared
