@@ -140,8 +140,8 @@ class _Socket(_hotpath.SocketBase):
         self._rb = None      # read-ahead of read()/readline(), when used
         self.timeout = None
         self._hub = hub
-        self._core = hub._core
         try:
+            self._core = hub._core
             self._w = hub.register(fd)
         except BaseException:
             lib.s2_close(fd)

@@ -843,10 +843,12 @@ core_register(HubCore *core, PyObject *fdobj)
     return NULL;
 }
 
-/* unregister(fd, closing): 0, or -1 with the error set. */
+/* unregister(fd, closing): 0, or -1 with the error set.  *closing* is
+   looked at only for a registered fd, as in the twin. */
 static int
-core_unregister(HubCore *core, PyObject *fdobj, int closing)
+core_unregister(HubCore *core, PyObject *fdobj, PyObject *closing_obj)
 {
+    int closing;
     PyObject *w, *o;
     if (!fds_configured(core))
         return -1;
@@ -863,9 +865,12 @@ core_unregister(HubCore *core, PyObject *fdobj, int closing)
         return 0;
     }
     Py_DECREF(w);
+    closing = PyObject_IsTrue(closing_obj);
+    if (closing < 0)
+        return -1;
     if (!(closing && core->close_drops)) {
         PyObject *r = PyObject_CallFunctionObjArgs(
-            core->punreg, fdobj, closing ? Py_True : Py_False, NULL);
+            core->punreg, fdobj, closing_obj, NULL);
         if (r == NULL)
             return -1;
         Py_DECREF(r);
@@ -914,33 +919,53 @@ hubcore_register(HubCore *self, PyObject *fd)
     return core_register(self, fd);
 }
 
+/* Fast-call arguments by position and keyword into argv[0..n-1] (names
+   in order; missing ones keep what argv held), as a Python signature
+   ``f(name0, name1, ...)`` would take them: 0, or -1 with a TypeError. */
+static int
+take_args(const char *sig, const char *const *names, Py_ssize_t n,
+          Py_ssize_t required, PyObject **argv, PyObject *const *args,
+          Py_ssize_t nargs, PyObject *kwnames)
+{
+    Py_ssize_t i, j, nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    char seen[8] = {0};
+    if (nargs > n || n > 8)
+        goto usage;
+    for (i = 0; i < nargs; i++) {
+        argv[i] = args[i];
+        seen[i] = 1;
+    }
+    for (i = 0; i < nkw; i++) {
+        PyObject *k = PyTuple_GET_ITEM(kwnames, i);
+        for (j = 0; j < n; j++)
+            if (PyUnicode_Check(k)
+                    && PyUnicode_CompareWithASCIIString(k, names[j]) == 0)
+                break;
+        if (j == n || seen[j])
+            goto usage;
+        argv[j] = args[nargs + i];
+        seen[j] = 1;
+    }
+    for (j = 0; j < required; j++)
+        if (!seen[j])
+            goto usage;
+    return 0;
+usage:
+    PyErr_Format(PyExc_TypeError, "%s: bad arguments", sig);
+    return -1;
+}
+
 static PyObject *
 hubcore_unregister(HubCore *self, PyObject *const *args, Py_ssize_t nargs,
                    PyObject *kwnames)
 {
     static const char *const names[] = {"fd", "closing"};
     PyObject *argv[2] = {NULL, Py_False};
-    Py_ssize_t i, nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
-    int closing;
-    if (nargs < 1 || nargs > 2)
-        goto usage;
-    for (i = 0; i < nargs; i++)
-        argv[i] = args[i];
-    for (i = 0; i < nkw; i++) {
-        PyObject *k = PyTuple_GET_ITEM(kwnames, i);
-        if (nargs < 2 && PyUnicode_Check(k)
-                && PyUnicode_CompareWithASCIIString(k, names[1]) == 0)
-            argv[1] = args[nargs + i];
-        else
-            goto usage;
-    }
-    closing = PyObject_IsTrue(argv[1]);
-    if (closing < 0 || core_unregister(self, argv[0], closing) < 0)
+    if (take_args("unregister(fd, closing=False)", names, 2, 1, argv, args,
+                  nargs, kwnames) < 0
+            || core_unregister(self, argv[0], argv[1]) < 0)
         return NULL;
     Py_RETURN_NONE;
-usage:
-    PyErr_SetString(PyExc_TypeError, "unregister(fd, closing=False)");
-    return NULL;
 }
 
 PyDoc_STRVAR(configure_threads_doc,
@@ -1462,7 +1487,7 @@ sockbase_close(SocketBase *self, PyObject *unused)
     if (fdobj == NULL)
         return NULL;
     if (core_unregister((HubCore *)self->core, fdobj,
-                        self->excl == gen) < 0) {
+                        self->excl == gen ? Py_True : Py_False) < 0) {
         Py_DECREF(fdobj);
         return NULL;
     }
@@ -1560,9 +1585,11 @@ static PyMethodDef sockbase_methods[] = {
 static PyMemberDef sockbase_members[] = {
     {"_fd", T_INT, offsetof(SocketBase, fd), 0, NULL},
     {"_type", T_INT, offsetof(SocketBase, type), 0, NULL},
-    {"_w", T_OBJECT, offsetof(SocketBase, w), 0, NULL},
-    {"_hub", T_OBJECT, offsetof(SocketBase, hub), 0, NULL},
-    {"_core", T_OBJECT, offsetof(SocketBase, core), 0, NULL},
+    /* (deleted, these raise AttributeError when read, as the twin's
+       slots do) */
+    {"_w", T_OBJECT_EX, offsetof(SocketBase, w), 0, NULL},
+    {"_hub", T_OBJECT_EX, offsetof(SocketBase, hub), 0, NULL},
+    {"_core", T_OBJECT_EX, offsetof(SocketBase, core), 0, NULL},
     {"_rb", T_OBJECT, offsetof(SocketBase, rb), 0, NULL},
     {"timeout", T_OBJECT, offsetof(SocketBase, timeout), 0,
      "the default timeout of this socket's waits (seconds), or None"},
@@ -2050,60 +2077,31 @@ static PyObject *
 hubcore_start_when_readable(HubCore *self, PyObject *const *args,
                             Py_ssize_t nargs, PyObject *kwnames)
 {
-    PyObject *sock, *func, *fargs, *kwargs, *on_cancel = Py_None;
-    PyObject *w = NULL, *targs = NULL, *t = NULL, *g = NULL, *r, *fdobj;
-    PyObject *cargv[4];
-    Py_ssize_t i, n, nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
-    int fd = -1, type = 0;
+    PyObject *sock, *func, *fargs, *kwargs, *on_cancel;
+    PyObject *w = NULL, *targs = NULL, *t = NULL, *g = NULL, *r;
+    PyObject *cargv[4], *pargv[5] = {NULL, NULL, NULL, NULL, Py_None};
+    PyObject *fdv = NULL, *typev = NULL;
+    static const char *const names[] = {"sock", "func", "args", "kwargs",
+                                        "on_cancel"};
+    Py_ssize_t i, n;
 
-    if (nargs < 4 || nargs + nkw > 5 || nargs > 5)
-        goto usage;
-    if (nkw == 1) {
-        PyObject *k = PyTuple_GET_ITEM(kwnames, 0);
-        if (!PyUnicode_Check(k)
-                || PyUnicode_CompareWithASCIIString(k, "on_cancel") != 0)
-            goto usage;
-        on_cancel = args[nargs];
-    } else if (nargs == 5) {
-        on_cancel = args[4];
-    }
-    sock = args[0];
-    func = args[1];
-    fargs = args[2];
-    kwargs = args[3];
+    if (take_args("start_when_readable(sock, func, args, kwargs, "
+                  "on_cancel=None)", names, 5, 4, pargv, args, nargs,
+                  kwnames) < 0)
+        return NULL;
+    sock = pargv[0];
+    func = pargv[1];
+    fargs = pargv[2];
+    kwargs = pargv[3];
+    on_cancel = pargv[4];
     if (self->thread_type == NULL || self->hub == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "HubCore: configure_threads() "
                         "and configure_fds() were not called");
         return NULL;
     }
-    if (IS_A(sock, &SocketBaseType)) {
-        SocketBase *sb = (SocketBase *)sock;
-        w = sb->w;
-        Py_XINCREF(w);
-        fd = sb->fd;
-        type = sb->type;
-        if (w == NULL) {
-            PyErr_SetString(PyExc_AttributeError, "_w");
-            return NULL;
-        }
-    } else {
-        PyObject *v;
-        w = PyObject_GetAttrString(sock, "_w");
-        if (w == NULL)
-            return NULL;
-        if (!EMPTY(self->arm) || !EMPTY(self->prime_read)) {
-            v = PyObject_GetAttrString(sock, "_fd");
-            fd = v == NULL ? -1 : (int)PyLong_AsLong(v);
-            Py_XDECREF(v);
-            if (PyErr_Occurred())
-                goto fail;
-            v = PyObject_GetAttrString(sock, "_type");
-            type = v == NULL ? 0 : (int)PyLong_AsLong(v);
-            Py_XDECREF(v);
-            if (PyErr_Occurred())
-                goto fail;
-        }
-    }
+    w = PyObject_GetAttrString(sock, "_w");
+    if (w == NULL)
+        return NULL;
     if (IS_A(w, &WaitersType)) {
         if (!EMPTY(((Waiters *)w)->rg)) {
             raise_error("busy", "another thread is already receiving on "
@@ -2122,35 +2120,46 @@ hubcore_start_when_readable(HubCore *self, PyObject *const *args,
             goto fail;
         }
     }
-    fdobj = NULL;
+    /* (the backend's hooks get the socket's fields as they are) */
     if (!EMPTY(self->arm)) {
-        r = PyObject_CallFunction(self->arm, "ii", fd, 0);
+        PyObject *zero = PyLong_FromLong(0);
+        fdv = zero == NULL ? NULL : PyObject_GetAttrString(sock, "_fd");
+        r = fdv == NULL ? NULL : PyObject_CallFunctionObjArgs(
+            self->arm, fdv, zero, NULL);
+        Py_XDECREF(zero);
     } else if (!EMPTY(self->prime_read)) {
-        r = PyObject_CallFunction(self->prime_read, "iOi", fd, w, type);
+        fdv = PyObject_GetAttrString(sock, "_fd");
+        typev = fdv == NULL ? NULL : PyObject_GetAttrString(sock, "_type");
+        r = typev == NULL ? NULL : PyObject_CallFunctionObjArgs(
+            self->prime_read, fdv, w, typev, NULL);
     } else {
         r = Py_None;
         Py_INCREF(r);
     }
-    (void)fdobj;
+    Py_CLEAR(fdv);
+    Py_CLEAR(typev);
     if (r == NULL)
         goto fail;
     Py_DECREF(r);
     /* (sock,) + args */
-    if (!PyTuple_Check(fargs)) {
-        PyErr_Format(PyExc_TypeError, "can only concatenate tuple (not "
-                     "\"%.200s\") to tuple", Py_TYPE(fargs)->tp_name);
-        goto fail;
-    }
-    n = PyTuple_GET_SIZE(fargs);
-    targs = PyTuple_New(n + 1);
-    if (targs == NULL)
-        goto fail;
-    Py_INCREF(sock);
-    PyTuple_SET_ITEM(targs, 0, sock);
-    for (i = 0; i < n; i++) {
-        PyObject *a = PyTuple_GET_ITEM(fargs, i);
-        Py_INCREF(a);
-        PyTuple_SET_ITEM(targs, i + 1, a);
+    if (PyTuple_Check(fargs)) {
+        n = PyTuple_GET_SIZE(fargs);
+        targs = PyTuple_New(n + 1);
+        if (targs == NULL)
+            goto fail;
+        Py_INCREF(sock);
+        PyTuple_SET_ITEM(targs, 0, sock);
+        for (i = 0; i < n; i++) {
+            PyObject *a = PyTuple_GET_ITEM(fargs, i);
+            Py_INCREF(a);
+            PyTuple_SET_ITEM(targs, i + 1, a);
+        }
+    } else {                /* whatever + does with it (its __radd__) */
+        PyObject *one = PyTuple_Pack(1, sock);
+        targs = one == NULL ? NULL : PyNumber_Add(one, fargs);
+        Py_XDECREF(one);
+        if (targs == NULL)
+            goto fail;
     }
     cargv[0] = self->hub;
     cargv[1] = func;
@@ -2198,10 +2207,6 @@ hubcore_start_when_readable(HubCore *self, PyObject *const *args,
     Py_DECREF(w);
     Py_RETURN_NONE;
 
-usage:
-    PyErr_SetString(PyExc_TypeError, "start_when_readable(sock, func, args, "
-                    "kwargs, on_cancel=None)");
-    return NULL;
 fail:
     Py_XDECREF(g);
     Py_XDECREF(t);
