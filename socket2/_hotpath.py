@@ -200,6 +200,8 @@ class HubCore:
         if w.rg is not None:
             raise Error("busy", "another thread is already receiving on "
                         "this socket")
+        if sock._fd < 0:        # (no event would ever start the thread)
+            raise Error("closed", "start_when_readable() on a closed socket")
         if self.arm is not None:
             self.arm(sock._fd, 0)
         elif self._prime_read is not None:

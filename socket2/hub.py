@@ -595,7 +595,7 @@ class Hub:
     # If the thread is killed before it starts, *func* never runs and
     # ``on_cancel(sock, *args, **kwargs)`` runs instead (by default
     # ``sock.close()``: *func* would have owned the socket, and nobody
-    # else closes it).
+    # else closes it).  A socket already closed is an Error('closed').
 
     # -- work done in other OS threads -----------------------------------------
 

@@ -372,3 +372,17 @@ def test_a_registration_the_backend_refuses(tmp_path):
         assert (dict(h._fdmap), dict(hubmod._OWNERS)) == before
     finally:
         os.close(fd)
+
+
+def test_start_when_readable_on_a_closed_socket():
+    """No event would ever start the thread: an error, not a thread
+    parked for good (nor a count of parked greenlets that never drops)."""
+    from socket2 import hub
+    h = hub.get_hub()
+    s = socket2.tcp()
+    s.close()
+    nio = h._core.nio
+    with pytest.raises(socket2.Error) as info:
+        h.start_when_readable(s, lambda c: None, (), {})
+    assert info.value.err == "closed"
+    assert h._core.nio == nio and s._w.rg is None

@@ -2120,6 +2120,28 @@ hubcore_start_when_readable(HubCore *self, PyObject *const *args,
             goto fail;
         }
     }
+    /* A closed socket: no event would ever start the thread. */
+    if (IS_A(sock, &SocketBaseType)) {
+        if (((SocketBase *)sock)->fd < 0) {
+            raise_error("closed", "start_when_readable() on a closed socket");
+            goto fail;
+        }
+    } else {
+        PyObject *fdo = PyObject_GetAttrString(sock, "_fd"), *zero;
+        int lt;
+        if (fdo == NULL)
+            goto fail;
+        zero = PyLong_FromLong(0);
+        lt = zero == NULL ? -1 : PyObject_RichCompareBool(fdo, zero, Py_LT);
+        Py_XDECREF(zero);
+        Py_DECREF(fdo);
+        if (lt < 0)
+            goto fail;
+        if (lt) {
+            raise_error("closed", "start_when_readable() on a closed socket");
+            goto fail;
+        }
+    }
     /* (the backend's hooks get the socket's fields as they are) */
     if (!EMPTY(self->arm)) {
         PyObject *zero = PyLong_FromLong(0);
