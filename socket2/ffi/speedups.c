@@ -270,7 +270,19 @@ hubcore_dealloc(HubCore *self)
 static int
 raise_error(const char *err, const char *msg)
 {
-    PyObject *e = PyObject_CallFunction(error_class, "ss", err, msg);
+    PyObject *e;
+    if (error_class == NULL) {
+        /* (configure() is the socket layer's, which a completion backend
+           does not call: the hub's core raises socket2's Error anyway) */
+        PyObject *mod = PyImport_ImportModule("socket2.errors");
+        if (mod == NULL)
+            return -1;
+        error_class = PyObject_GetAttrString(mod, "Error");
+        Py_DECREF(mod);
+        if (error_class == NULL)
+            return -1;
+    }
+    e = PyObject_CallFunction(error_class, "ss", err, msg);
     if (e != NULL) {
         PyErr_SetObject((PyObject *)Py_TYPE(e), e);
         Py_DECREF(e);
