@@ -63,10 +63,12 @@ def serve(listener, handler, *args, tls=None, tls_timeout=10,
         args = (handler, args, silent)
         handler = _timed_connection
         on_cancel = _timed_cancelled
+    conns = silent._conns        # (silent.add, inlined below: per accept)
+    accept = listener.accept
     try:
         while True:
             try:
-                conn = listener.accept()
+                conn = accept()
             except Error as e:
                 if e.err == "closed":
                     silent.drop_all()
@@ -80,7 +82,10 @@ def serve(listener, handler, *args, tls=None, tls_timeout=10,
                         sleep(0.1)
                     continue
                 raise
-            silent.add(conn)
+            now = conns[conn] = clock()
+            if len(conns) > silent._limit or (silent._timeout is not None
+                                              and silent._timer is None):
+                silent.added(now)
             if tls is not None:
                 # Silent clients never start their thread: a timer drops
                 # them.
@@ -90,7 +95,7 @@ def serve(listener, handler, *args, tls=None, tls_timeout=10,
                       on_cancel=_tls_cancelled)
             else:
                 # (silent_timeout: _Silent's one timer drops the silent ones)
-                start(conn, handler, args, kwargs, on_cancel=on_cancel)
+                start(conn, handler, args, kwargs, on_cancel)
     finally:
         silent.stop()
 
@@ -128,9 +133,11 @@ class _Silent:
         g = conn._w.rg if not conn.closed else None
         return g is not None and not g      # an unstarted thread parked
 
-    def add(self, conn):
+    def added(self, now):
+        """serve() just recorded a connection at *now* (``_conns[conn] =
+        clock()``, inline: one per accept): prune the record when it has
+        doubled, and start the silent-timeout timer if none runs."""
         conns = self._conns
-        now = conns[conn] = clock()
         if len(conns) > self._limit:
             for c in [c for c in conns if not self._waiting(c)]:
                 del conns[c]
