@@ -85,7 +85,7 @@ def serve(listener, handler, *args, tls=None, tls_timeout=10,
             now = conns[conn] = clock()
             if len(conns) > silent._limit or (silent._timeout is not None
                                               and silent._timer is None):
-                silent.added(now)
+                silent.added(conn, now)
             if tls is not None:
                 # Silent clients never start their thread: a timer drops
                 # them.
@@ -133,13 +133,15 @@ class _Silent:
         g = conn._w.rg if not conn.closed else None
         return g is not None and not g      # an unstarted thread parked
 
-    def added(self, now):
-        """serve() just recorded a connection at *now* (``_conns[conn] =
+    def added(self, conn, now):
+        """serve() just recorded *conn* at *now* (``_conns[conn] =
         clock()``, inline: one per accept): prune the record when it has
-        doubled, and start the silent-timeout timer if none runs."""
+        doubled, and start the silent-timeout timer if none runs.  *conn*
+        itself stays: its thread is parked only after this."""
         conns = self._conns
         if len(conns) > self._limit:
-            for c in [c for c in conns if not self._waiting(c)]:
+            for c in [c for c in conns
+                      if c is not conn and not self._waiting(c)]:
                 del conns[c]
             self._limit = max(1024, 2 * len(conns))
         if self._timeout is not None and self._timer is None:

@@ -133,3 +133,20 @@ def test_killed_serve_still_closes_its_silent_connections():
     sleep(0.05)
     assert get_hub().live_timers() == 0
     assert handled == [b"hello"]
+
+
+def test_the_connection_that_makes_the_record_prune_stays_in_it():
+    """Pruning the record of silent connections (when it has doubled)
+    drops those whose thread started or that closed; the one just
+    accepted, whose thread is parked only after, must stay (else
+    silent_timeout never closes it: found by a review, at the 1,025th
+    silent client)."""
+    from socket2.serve import _Silent
+    from socket2.hub import get_hub
+    silent = _Silent(get_hub())
+    silent._limit = 1
+    with socket2.tcp() as old, socket2.tcp() as new:
+        silent._conns[old] = 0.0
+        silent._conns[new] = 1.0
+        silent.added(new, 1.0)
+        assert list(silent._conns) == [new]
