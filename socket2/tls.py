@@ -457,11 +457,15 @@ def _c_engine():
         _C_UNUSABLE = "OpenSSL gave no ex-data index for the C engine"
         return None
     if hasattr(_TLSBase, "_c_recv"):
-        from . import _tls_speedups
+        from . import _speedups, _tls_speedups
+        # The compiled Waiters and where its rready/hup flags lie: the read
+        # BIO's short-read shortcut (build_openssl.py, s2_rbio).
+        off = getattr(_speedups, "WAITERS_READY_OFFSET", -1)
         _tls_speedups.configure(
             int(ffi_.cast("intptr_t", ffi_.addressof(lib, "s2_tls_read"))),
             int(ffi_.cast("intptr_t", ffi_.addressof(lib, "s2_tls_write"))),
-            lib.S2_TLS_WANT_READ, lib.S2_TLS_WANT_WRITE, _WRITE_CHUNK)
+            lib.S2_TLS_WANT_READ, lib.S2_TLS_WANT_WRITE, _WRITE_CHUNK,
+            _speedups.Waiters if off >= 0 else None, off)
     _c = (ffi_, lib, ffi_.new("int *"), ffi_.new("char[512]"))
     return _c
 
@@ -479,10 +483,11 @@ class _CEngine(_FdEngine):
     only ``_read_wait`` and ``_sendall_rest`` do, which that C hands what
     it could not finish."""
 
-    __slots__ = ("p", "notified")
+    __slots__ = ("p", "notified", "leftover")
 
     def __init__(self, sock, context, server_side, server_hostname):
         self.notified = False    # our close_notify went out (shutdown)
+        self.leftover = b""      # read past the close_notify (unwrap)
         _FdEngine.__init__(self, sock, context, server_side, server_hostname)
         ffi_, lib = _c[0], _c[1]
         c = self.c
@@ -494,6 +499,38 @@ class _CEngine(_FdEngine):
             self.detach()
             raise _NotAdopted()
         self.p = p
+        # Reads go through socket2's buffered read BIO: a record in one
+        # system call, and none to hear EAGAIN after a short read
+        # (build_openssl.py, s2_rbio).  If it cannot be made, OpenSSL's
+        # socket BIO reads, which is slower but the same.
+        lib.s2_tls_buffer(p, sock._fd)
+
+    def buffered(self):
+        """How many received bytes the read BIO holds that OpenSSL has not
+        taken yet (encrypted; SSL_pending does not count them)."""
+        p = self.p
+        return 0 if p is None else _c[1].s2_tls_buffered(p)
+
+    def unwrap(self, deadline):
+        """close_notify both ways; the descriptor stays open, and what the
+        read BIO holds past the peer's close_notify is kept for
+        ``pending_input()``."""
+        if self.wpending is not None:
+            self.flush_pending(deadline)
+        self.call(self.ssl.unwrap, (), deadline, True, "TLS unwrap")
+        n = self.buffered()
+        if n:
+            ffi_, lib = _c[0], _c[1]
+            out = ffi_.new("char[]", n)
+            self.leftover = ffi_.buffer(out, lib.s2_tls_take_buffered(
+                self.p, out, n))[:]
+        self.detach()
+        # (as _FdEngine.unwrap: re-arm the plain socket's shortcut)
+        self.sock._w.rready = True
+
+    def pending_input(self):
+        data, self.leftover = self.leftover, b""
+        return data
 
     def address(self):
         """The SSL object's address, for TLSSocket._ssl (0: none)."""
@@ -560,7 +597,7 @@ class _CEngine(_FdEngine):
             if self.sock._fd < 0 or self.p is None:
                 # (its number may be another connection's by now)
                 raise closed_error("TLS socket")
-            r = lib.s2_tls_read(self.p, p, n, err)
+            r = lib.s2_tls_read(self.p, p, n, err, ffi_.NULL)
             if r >= 0:
                 return r
             return self._read_wait(p, n, r, err[0], timeout, expires, owner)
@@ -594,7 +631,7 @@ class _CEngine(_FdEngine):
                 ssl_ = self.p
                 if ssl_ is None:
                     raise closed_error()
-                r = lib.s2_tls_read(ssl_, p, n, cell)
+                r = lib.s2_tls_read(ssl_, p, n, cell, ffi_.NULL)
                 if r >= 0:
                     return r
                 err = cell[0]
@@ -1019,6 +1056,8 @@ class TLSSocket(_TLSBase, _Stream):
         c = io.c
         if c is not None:
             n += c.pending()
+            if type(io) is _CEngine:
+                n += io.buffered()
         inc = getattr(io, "inc", None)
         if inc is not None:
             n += inc.pending

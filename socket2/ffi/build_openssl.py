@@ -38,7 +38,7 @@ typedef struct ssl_st SSL;
 #define S2_TLS_FAILED ...
 #define S2_TLS_OS_ERROR ...
 
-long s2_tls_read(SSL *ssl, char *buf, long n, int *err);
+long s2_tls_read(SSL *ssl, char *buf, long n, int *err, char *ready);
 long s2_tls_write(SSL *ssl, const char *buf, long n, int *err);
 long s2_tls_shutdown(SSL *ssl, int *err);
 int s2_tls_error(char *out, int outlen);
@@ -46,6 +46,9 @@ int s2_tls_same_openssl(const char *ssl_module_path);
 SSL *s2_tls_adopt(void *sslobj, void *sslcontext, long basicsize, int fd);
 unsigned long s2_tls_version_num(void);
 int s2_tls_init(void);
+int s2_tls_buffer(SSL *ssl, int fd);
+long s2_tls_buffered(SSL *ssl);
+long s2_tls_take_buffered(SSL *ssl, char *out, long n);
 """
 
 SOURCE = r"""
@@ -57,6 +60,9 @@ SOURCE = r"""
 #include <string.h>
 #include <dlfcn.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <sys/types.h>
+#include <sys/socket.h>
 
 #define S2_TLS_WANT_READ (-1)
 #define S2_TLS_WANT_WRITE (-2)
@@ -70,6 +76,276 @@ SOURCE = r"""
    and write reports it again -- OpenSSL itself would answer them with
    an empty error queue, which reads as a clean EOF. */
 static int s2_failed_idx = -1;
+
+/* -- The read side: socket2's buffered socket BIO -------------------------
+
+   Without read-ahead OpenSSL reads a record in two system calls (its
+   5-byte header, then its body), and the call after the last record
+   makes a third that says EAGAIN: three reads per round trip where a C
+   server makes one.  OpenSSL's own read-ahead would pull bytes past a
+   close_notify into a buffer no API gives back, and unwrap() (STARTTLS)
+   must hand them to the plain socket.  So the SSL object's read BIO is
+   replaced (s2_tls_buffer) by this one, which reads what the socket holds
+   (up to its buffer), serves OpenSSL's header and body from it, and gives
+   what is left at the end back (s2_tls_take_buffered).
+
+   And the short-read shortcut of the plain sockets (socket2/_hotpath.py,
+   Waiters): during s2_tls_read, `ready` points at the socket's
+   Waiters.rready and .hup (adjacent chars).  A read that came back short
+   on a socket without hup proved the queue empty, so it clears rready,
+   and a later read with nothing buffered and rready clear says "want
+   read" without the system call that could only say EAGAIN; the wait
+   that follows takes the edge new data brings and sets rready again.
+   Outside s2_tls_read (the handshake, unwrap, writes) `ready` is NULL:
+   every read is a system call, as with OpenSSL's socket BIO. */
+
+#define S2_RBUF_MIN 1024            /* first fill: a request, a small record */
+#define S2_RBUF_MAX (S2_RECORD + 2048 + 5)  /* a whole record and a header */
+
+typedef struct {
+    int fd;
+    int eof;                /* the peer's FIN was read (BIO_eof) */
+    char *ready;            /* {rready, hup} during s2_tls_read, else NULL */
+    unsigned char *buf;     /* what was read and not given out yet */
+    size_t off, len, cap;   /* buf[off:len] is unread; cap: next fill */
+} s2_rbio;
+
+static BIO_METHOD *s2_rbio_method = NULL;
+static int s2_rbio_type = 0;
+
+static s2_rbio *s2_rbio_of(SSL *ssl)
+{
+    BIO *b = SSL_get_rbio(ssl);
+    if (b == NULL || s2_rbio_method == NULL ||
+            BIO_method_type(b) != s2_rbio_type)
+        return NULL;
+    return (s2_rbio *)BIO_get_data(b);
+}
+
+/* One recv(), retried on EINTR: a "want read" after one with data queued
+   would wait for an edge that already went. */
+static long s2_rbio_recv(int fd, void *out, size_t n)
+{
+    long r;
+    do
+        r = (long)recv(fd, out, n, 0);
+    while (r < 0 && errno == EINTR);
+    return r;
+}
+
+static int s2_rbio_read(BIO *b, char *out, int outl)
+{
+    s2_rbio *st = (s2_rbio *)BIO_get_data(b);
+    size_t k;
+    long r;
+    BIO_clear_retry_flags(b);
+    if (st == NULL || out == NULL || outl <= 0)
+        return 0;
+    if (st->len > st->off) {                    /* buffered */
+        k = st->len - st->off;
+        if (k > (size_t)outl)
+            k = (size_t)outl;
+        memcpy(out, st->buf + st->off, k);
+        st->off += k;
+        if (st->off == st->len) {   /* emptied: an idle connection keeps none */
+            free(st->buf);
+            st->buf = NULL;
+            st->off = st->len = 0;
+        }
+        return (int)k;
+    }
+    if (st->ready != NULL && !st->ready[0]) {
+        BIO_set_retry_read(b);      /* the queue is empty: wait for an edge */
+        return -1;
+    }
+    if ((size_t)outl >= st->cap) {
+        /* OpenSSL asks at least a buffer's worth (the rest of a big
+           record): straight into its buffer. */
+        r = s2_rbio_recv(st->fd, out, (size_t)outl);
+        k = (size_t)outl;
+    } else {
+        st->buf = (unsigned char *)malloc(st->cap);
+        if (st->buf == NULL) {      /* no memory: read as a socket BIO does */
+            r = s2_rbio_recv(st->fd, out, (size_t)outl);
+            k = (size_t)outl;
+        } else {
+            r = s2_rbio_recv(st->fd, st->buf, st->cap);
+            k = st->cap;
+        }
+    }
+    if (r <= 0) {
+        if (st->buf != NULL) {
+            free(st->buf);
+            st->buf = NULL;
+        }
+        if (r == 0) {
+            st->eof = 1;
+            return 0;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            BIO_set_retry_read(b);
+        return -1;
+    }
+    if ((size_t)r < k) {
+        /* A short read: the queue was empty (the rule in Waiters). */
+        if (st->ready != NULL && !st->ready[1])
+            st->ready[0] = 0;
+    } else if (st->buf != NULL && st->cap < S2_RBUF_MAX) {
+        /* Filled: a peer sending bigger records than the buffer holds. */
+        st->cap = st->cap * 2 < S2_RBUF_MAX ? st->cap * 2 : S2_RBUF_MAX;
+    }
+    if (st->buf == NULL)
+        return (int)r;              /* read straight into OpenSSL's buffer */
+    st->len = (size_t)r;
+    k = (size_t)r < (size_t)outl ? (size_t)r : (size_t)outl;
+    memcpy(out, st->buf, k);
+    st->off = k;
+    if (st->off == st->len) {
+        free(st->buf);
+        st->buf = NULL;
+        st->off = st->len = 0;
+    }
+    return (int)k;
+}
+
+/* Writes never come here (the write BIO stays OpenSSL's socket BIO). */
+static int s2_rbio_write(BIO *b, const char *in, int inl)
+{
+    BIO_clear_retry_flags(b);
+    errno = EBADF;
+    return -1;
+}
+
+static long s2_rbio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    s2_rbio *st = (s2_rbio *)BIO_get_data(b);
+    if (st == NULL)
+        return 0;
+    switch (cmd) {
+    case BIO_C_GET_FD:                  /* SSL_get_fd, SSL_get_rfd */
+        if (ptr != NULL)
+            *(int *)ptr = st->fd;
+        return st->fd;
+    case BIO_C_SET_NBIO:                /* the socket is non-blocking */
+    case BIO_CTRL_FLUSH:
+        return 1;
+    case BIO_CTRL_PENDING:              /* read and not given out yet */
+        return (long)(st->len - st->off);
+    case BIO_CTRL_EOF:                  /* OpenSSL 3: UNEXPECTED_EOF */
+        return st->eof && st->len == st->off;
+    case BIO_CTRL_GET_CLOSE:
+        return BIO_NOCLOSE;             /* the descriptor is socket2's */
+    case BIO_CTRL_SET_CLOSE:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int s2_rbio_create(BIO *b)
+{
+    BIO_set_init(b, 0);
+    BIO_set_data(b, NULL);
+    return 1;
+}
+
+static int s2_rbio_destroy(BIO *b)
+{
+    s2_rbio *st;
+    if (b == NULL)
+        return 0;
+    st = (s2_rbio *)BIO_get_data(b);
+    if (st != NULL) {
+        free(st->buf);
+        free(st);
+        BIO_set_data(b, NULL);
+    }
+    BIO_set_init(b, 0);
+    return 1;
+}
+
+static int s2_rbio_setup(void)
+{
+    BIO_METHOD *m;
+    int type;
+    if (s2_rbio_method != NULL)
+        return 1;
+    type = BIO_get_new_index();
+    if (type == -1)
+        return 0;
+    type |= BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR;
+    m = BIO_meth_new(type, "socket2 buffered socket read");
+    if (m == NULL)
+        return 0;
+    if (!BIO_meth_set_read(m, s2_rbio_read) ||
+            !BIO_meth_set_write(m, s2_rbio_write) ||
+            !BIO_meth_set_ctrl(m, s2_rbio_ctrl) ||
+            !BIO_meth_set_create(m, s2_rbio_create) ||
+            !BIO_meth_set_destroy(m, s2_rbio_destroy)) {
+        BIO_meth_free(m);
+        return 0;
+    }
+    s2_rbio_type = type;
+    s2_rbio_method = m;
+    return 1;
+}
+
+/* Make `ssl` read descriptor fd through an s2_rbio (its writes stay
+   OpenSSL's socket BIO): 1, or 0 when it could not (nothing changed;
+   the socket BIO reads, without the buffer and the shortcut).  Before the
+   handshake, while nothing is buffered in OpenSSL's. */
+int s2_tls_buffer(SSL *ssl, int fd)
+{
+    BIO *b;
+    s2_rbio *st;
+    if (!s2_rbio_setup())
+        return 0;
+    if (s2_rbio_of(ssl) != NULL)
+        return 1;
+    st = (s2_rbio *)calloc(1, sizeof(*st));
+    if (st == NULL)
+        return 0;
+    b = BIO_new(s2_rbio_method);
+    if (b == NULL) {
+        free(st);
+        return 0;
+    }
+    st->fd = fd;
+    st->cap = S2_RBUF_MIN;
+    BIO_set_data(b, st);
+    BIO_set_init(b, 1);
+    SSL_set0_rbio(ssl, b);          /* takes b; lets go of the old one */
+    return 1;
+}
+
+/* How many bytes the read BIO holds that OpenSSL has not taken yet
+   (encrypted: SSL_pending does not count them). */
+long s2_tls_buffered(SSL *ssl)
+{
+    s2_rbio *st = s2_rbio_of(ssl);
+    return st == NULL ? 0 : (long)(st->len - st->off);
+}
+
+/* Give out (up to n of) what the read BIO holds: after unwrap(), these
+   are the plain bytes that followed the peer's close_notify.  The count. */
+long s2_tls_take_buffered(SSL *ssl, char *out, long n)
+{
+    s2_rbio *st = s2_rbio_of(ssl);
+    size_t k;
+    if (st == NULL || n <= 0)
+        return 0;
+    k = st->len - st->off;
+    if (k > (size_t)n)
+        k = (size_t)n;
+    memcpy(out, st->buf + st->off, k);
+    st->off += k;
+    if (st->off == st->len) {
+        free(st->buf);
+        st->buf = NULL;
+        st->off = st->len = 0;
+    }
+    return (long)k;
+}
 
 int s2_tls_init(void)
 {
@@ -153,18 +429,27 @@ static long s2_stopped(SSL *ssl, int ret, int *err)
    on the connection (s2_fail) and reported by the next call.  OpenSSL's
    error queue is emptied first: it is per OS thread, and an entry some
    other connection left would turn this "want read" into a failure
-   (CPython issues 81891, 148594). */
-long s2_tls_read(SSL *ssl, char *buf, long n, int *err)
+   (CPython issues 81891, 148594).  `ready`: the socket's {rready, hup}
+   for the short-read shortcut of its read BIO (see s2_rbio), or NULL. */
+long s2_tls_read(SSL *ssl, char *buf, long n, int *err, char *ready)
 {
     size_t r = 0, got = 0;
     int ret;
+    s2_rbio *st;
     ERR_clear_error();
     if (s2_failed_before(ssl))
         return S2_TLS_FAILED;
+    st = ready == NULL ? NULL : s2_rbio_of(ssl);
+    if (st != NULL)
+        st->ready = ready;
     errno = 0;
     ret = SSL_read_ex(ssl, buf, (size_t)n, &r);
-    if (ret <= 0)
-        return s2_stopped(ssl, ret, err);
+    if (ret <= 0) {
+        long why = s2_stopped(ssl, ret, err);
+        if (st != NULL)
+            st->ready = NULL;
+        return why;
+    }
     got = r;
     while (r >= S2_RECORD && got < (size_t)n) {
         ret = SSL_read_ex(ssl, buf + got, (size_t)n - got, &r);
@@ -177,6 +462,8 @@ long s2_tls_read(SSL *ssl, char *buf, long n, int *err)
         }
         got += r;
     }
+    if (st != NULL)
+        st->ready = NULL;
     return (long)got;
 }
 

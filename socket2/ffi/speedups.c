@@ -2434,7 +2434,13 @@ PyInit__speedups(void)
             || PyModule_AddObject(m, "SocketBase",
                                   (PyObject *)&SocketBaseType) < 0
             || PyModule_AddObject(m, "ThreadBase",
-                                  (PyObject *)&ThreadBaseType) < 0) {
+                                  (PyObject *)&ThreadBaseType) < 0
+            /* Where a Waiters' rready lies, hup right after it: the C TLS
+               engine's read BIO takes the short-read shortcut through
+               them (tls_speedups.c, build_openssl.py's s2_rbio). */
+            || PyModule_AddIntConstant(m, "WAITERS_READY_OFFSET",
+                   offsetof(Waiters, hup) == offsetof(Waiters, rready) + 1
+                   ? (long)offsetof(Waiters, rready) : -1L) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -26,8 +26,17 @@
 #include <structmember.h>
 
 typedef long (*s2_tls_fn)(void *ssl, char *buf, long n, int *err);
+typedef long (*s2_tls_read_fn)(void *ssl, char *buf, long n, int *err,
+                               char *ready);
 
-static s2_tls_fn tls_read, tls_write;  /* set by configure() */
+static s2_tls_read_fn tls_read;        /* set by configure() */
+static s2_tls_fn tls_write;
+/* The socket's Waiters (socket2._speedups.Waiters, exactly that type) and
+   where its rready and hup flags lie in it: s2_tls_read's read BIO takes
+   the plain sockets' short-read shortcut through them (build_openssl.py,
+   s2_rbio).  NULL: the read BIO makes every read a system call. */
+static PyTypeObject *waiters_type;
+static Py_ssize_t ready_offset = -1;
 static long want_read = -1, want_write = -2;
 static Py_ssize_t write_chunk = 256 * 1024;
 
@@ -142,6 +151,26 @@ take_maxlen(PyObject *maxlen, Py_ssize_t size, Py_ssize_t *n)
     return *n >= 0 && *n <= size;
 }
 
+/* One s2_tls_read into buf, with the socket's shortcut flags when its
+   Waiters is the exact compiled type (held for the call). */
+static long
+read_once(TLSBase *self, char *buf, long n, int *err)
+{
+    PyObject *w = NULL;
+    char *ready = NULL;
+    long r;
+    if (waiters_type != NULL) {
+        w = PyObject_GetAttr(self->sock, str_w);
+        if (w == NULL)
+            PyErr_Clear();
+        else if (Py_IS_TYPE(w, waiters_type))
+            ready = (char *)w + ready_offset;
+    }
+    r = tls_read((void *)self->ssl, buf, n, err, ready);
+    Py_XDECREF(w);
+    return r;
+}
+
 PyDoc_STRVAR(recv_doc,
 "recv(buf, maxlen=None, timeout=None, expires=None)\n\n"
 "Receive into the writable *buf* (up to *maxlen* bytes); return the\n"
@@ -169,7 +198,7 @@ tlsbase_recv(TLSBase *self, PyObject *const *args, Py_ssize_t nargs,
         PyBuffer_Release(&view);
         return to_python(self, str_recv_py, args, nargs, kwnames);
     }
-    r = tls_read((void *)self->ssl, (char *)view.buf, (long)n, &err);
+    r = read_once(self, (char *)view.buf, (long)n, &err);
     /* "Want read", the common wait of a server between requests: park
        here, as the engine's wait(0, None, reading=True) does (the
        socket's own wait_readable), and read again. */
@@ -207,7 +236,7 @@ tlsbase_recv(TLSBase *self, PyObject *const *args, Py_ssize_t nargs,
         Py_DECREF(res);
         if (self->ssl == 0)     /* closed (or TLS ended) meanwhile */
             break;
-        r = tls_read((void *)self->ssl, (char *)view.buf, (long)n, &err);
+        r = read_once(self, (char *)view.buf, (long)n, &err);
     }
     if (r >= 0) {
         PyBuffer_Release(&view);
@@ -361,23 +390,41 @@ static PyTypeObject TLSBaseType = {
 };
 
 PyDoc_STRVAR(configure_doc,
-"configure(read_addr, write_addr, want_read, want_write, chunk)\n\n"
+"configure(read_addr, write_addr, want_read, want_write, chunk,\n"
+"          waiters_type=None, ready_offset=-1)\n\n"
 "Hand over socket2._openssl_ffi's s2_tls_read and s2_tls_write (their\n"
-"addresses), the codes they return for a want, and the most one\n"
-"write takes.");
+"addresses), the codes they return for a want, the most one write\n"
+"takes, and the compiled Waiters type with the offset of its rready\n"
+"flag (hup follows it), for the read BIO's short-read shortcut.");
 
 static PyObject *
 configure(PyObject *mod, PyObject *args)
 {
-    Py_ssize_t r, w, chunk;
+    Py_ssize_t r, w, chunk, off = -1;
     long wr, ww;
-    if (!PyArg_ParseTuple(args, "nnlln", &r, &w, &wr, &ww, &chunk))
+    PyObject *wt = Py_None;
+    if (!PyArg_ParseTuple(args, "nnlln|On", &r, &w, &wr, &ww, &chunk, &wt,
+                          &off))
         return NULL;
     if (chunk <= 0) {
         PyErr_SetString(PyExc_ValueError, "chunk must be positive");
         return NULL;
     }
-    tls_read = (s2_tls_fn)r;
+    if (wt != Py_None) {
+        if (!PyType_Check(wt) || off < (Py_ssize_t)sizeof(PyObject)
+                || off + 2 > ((PyTypeObject *)wt)->tp_basicsize) {
+            PyErr_SetString(PyExc_ValueError,
+                            "waiters_type/ready_offset do not fit");
+            return NULL;
+        }
+        Py_INCREF(wt);
+        Py_XSETREF(waiters_type, (PyTypeObject *)wt);
+        ready_offset = off;
+    } else {
+        Py_CLEAR(waiters_type);
+        ready_offset = -1;
+    }
+    tls_read = (s2_tls_read_fn)r;
     tls_write = (s2_tls_fn)w;
     want_read = wr;
     want_write = ww;
