@@ -436,10 +436,20 @@ long s2_tls_read(SSL *ssl, char *buf, long n, int *err, char *ready)
     size_t r = 0, got = 0;
     int ret;
     s2_rbio *st;
+    st = ready == NULL ? NULL : s2_rbio_of(ssl);
+    /* Nothing held anywhere and the socket's queue proved empty (rready
+       clear): the answer can only be "want read", without asking OpenSSL
+       (an SSL_read that finds nothing costs ~1,500 instructions: the
+       error queue, the record layer, and its read buffer allocated and
+       released).  Not during a handshake, nor after a failure, which the
+       call below reports. */
+    if (st != NULL && !ready[0] && st->len == st->off &&
+            !SSL_has_pending(ssl) && !SSL_in_init(ssl) &&
+            (s2_failed_idx < 0 || SSL_get_ex_data(ssl, s2_failed_idx) == NULL))
+        return S2_TLS_WANT_READ;
     ERR_clear_error();
     if (s2_failed_before(ssl))
         return S2_TLS_FAILED;
-    st = ready == NULL ? NULL : s2_rbio_of(ssl);
     if (st != NULL)
         st->ready = ready;
     errno = 0;
