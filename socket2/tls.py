@@ -457,15 +457,11 @@ def _c_engine():
         _C_UNUSABLE = "OpenSSL gave no ex-data index for the C engine"
         return None
     if hasattr(_TLSBase, "_c_recv"):
-        from . import _speedups, _tls_speedups
-        # The compiled Waiters and where its rready/hup flags lie: the read
-        # BIO's short-read shortcut (build_openssl.py, s2_rbio).
-        off = getattr(_speedups, "WAITERS_READY_OFFSET", -1)
+        from . import _tls_speedups
         _tls_speedups.configure(
             int(ffi_.cast("intptr_t", ffi_.addressof(lib, "s2_tls_read"))),
             int(ffi_.cast("intptr_t", ffi_.addressof(lib, "s2_tls_write"))),
-            lib.S2_TLS_WANT_READ, lib.S2_TLS_WANT_WRITE, _WRITE_CHUNK,
-            _speedups.Waiters if off >= 0 else None, off)
+            lib.S2_TLS_WANT_READ, lib.S2_TLS_WANT_WRITE, _WRITE_CHUNK)
     _c = (ffi_, lib, ffi_.new("int *"), ffi_.new("char[512]"))
     return _c
 

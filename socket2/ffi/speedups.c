@@ -23,6 +23,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include "speedups_api.h"
 #include "greenlet.h"
 #include <string.h>
 #include <limits.h>
@@ -2379,6 +2380,40 @@ static struct PyModuleDef speedups_module = {
     .m_methods = module_methods,
 };
 
+/* -- The capsule other extensions of socket2 use (speedups_api.h) ------- */
+
+static int
+api_wait(PyObject *core, PyObject *w, int write, PyObject *deadline, int fd)
+{
+    if (!IS_A(core, &HubCoreType) || !IS_A(w, &WaitersType)) {
+        PyErr_SetString(PyExc_TypeError, "expected a HubCore and its Waiters");
+        return -1;
+    }
+    return core_wait((HubCore *)core, (Waiters *)w, write, deadline, fd);
+}
+
+static S2SpeedupsAPI speedups_api;
+
+/* A new reference to the capsule, or NULL with an exception set.  The
+   short-read flags must lie side by side (rready, then hup): where they
+   do not, the offset is -1 and nobody takes the shortcut through them. */
+static PyObject *
+api_capsule(void)
+{
+    speedups_api.version = S2_SPEEDUPS_API_VERSION;
+    speedups_api.socket_type = &SocketBaseType;
+    speedups_api.waiters_type = &WaitersType;
+    speedups_api.core_type = &HubCoreType;
+    speedups_api.sock_fd = offsetof(SocketBase, fd);
+    speedups_api.sock_w = offsetof(SocketBase, w);
+    speedups_api.sock_core = offsetof(SocketBase, core);
+    speedups_api.waiters_rready =
+        offsetof(Waiters, hup) == offsetof(Waiters, rready) + 1
+        ? (Py_ssize_t)offsetof(Waiters, rready) : -1;
+    speedups_api.wait = api_wait;
+    return PyCapsule_New(&speedups_api, S2_SPEEDUPS_API_CAPSULE, NULL);
+}
+
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
@@ -2435,12 +2470,7 @@ PyInit__speedups(void)
                                   (PyObject *)&SocketBaseType) < 0
             || PyModule_AddObject(m, "ThreadBase",
                                   (PyObject *)&ThreadBaseType) < 0
-            /* Where a Waiters' rready lies, hup right after it: the C TLS
-               engine's read BIO takes the short-read shortcut through
-               them (tls_speedups.c, build_openssl.py's s2_rbio). */
-            || PyModule_AddIntConstant(m, "WAITERS_READY_OFFSET",
-                   offsetof(Waiters, hup) == offsetof(Waiters, rready) + 1
-                   ? (long)offsetof(Waiters, rready) : -1L) < 0) {
+            || PyModule_AddObject(m, "_C_API", api_capsule()) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -24,6 +24,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include "speedups_api.h"
 
 typedef long (*s2_tls_fn)(void *ssl, char *buf, long n, int *err);
 typedef long (*s2_tls_read_fn)(void *ssl, char *buf, long n, int *err,
@@ -31,12 +32,13 @@ typedef long (*s2_tls_read_fn)(void *ssl, char *buf, long n, int *err,
 
 static s2_tls_read_fn tls_read;        /* set by configure() */
 static s2_tls_fn tls_write;
-/* The socket's Waiters (socket2._speedups.Waiters, exactly that type) and
-   where its rready and hup flags lie in it: s2_tls_read's read BIO takes
-   the plain sockets' short-read shortcut through them (build_openssl.py,
-   s2_rbio).  NULL: the read BIO makes every read a system call. */
-static PyTypeObject *waiters_type;
-static Py_ssize_t ready_offset = -1;
+/* socket2._speedups's socket records and hub wait (speedups_api.h): the
+   socket under TLS is read and parked on without attribute lookups, and
+   s2_tls_read's read BIO takes the plain sockets' short-read shortcut
+   through its Waiters' rready/hup (build_openssl.py, s2_rbio).  NULL (an
+   older or missing _speedups): attribute lookups and the hub's Python
+   wait, and every read of the BIO a system call. */
+static S2SpeedupsAPI *api;
 static long want_read = -1, want_write = -2;
 static Py_ssize_t write_chunk = 256 * 1024;
 
@@ -119,10 +121,23 @@ to_python(TLSBase *self, PyObject *name, PyObject *const *args,
 /* Whether the socket under TLS is still open: once closed, its number
    may be another connection's, which the SSL object would then read and
    write (the Python methods raise the closed error). */
+/* The socket under TLS as socket2._speedups lays it out, or NULL. */
+static inline char *
+sock_base(TLSBase *self)
+{
+    if (api != NULL && PyObject_TypeCheck(self->sock, api->socket_type))
+        return (char *)self->sock;
+    return NULL;
+}
+
 static int
 sock_open(TLSBase *self)
 {
-    PyObject *fd = PyObject_GetAttr(self->sock, str_fd);
+    char *b = sock_base(self);
+    PyObject *fd;
+    if (b != NULL)
+        return *(int *)(b + api->sock_fd) >= 0;
+    fd = PyObject_GetAttr(self->sock, str_fd);
     long v = fd == NULL ? -1 : PyLong_AsLong(fd);
     Py_XDECREF(fd);
     if (v < 0) {
@@ -156,19 +171,76 @@ take_maxlen(PyObject *maxlen, Py_ssize_t size, Py_ssize_t *n)
 static long
 read_once(TLSBase *self, char *buf, long n, int *err)
 {
+    char *b = sock_base(self);
     PyObject *w = NULL;
     char *ready = NULL;
     long r;
-    if (waiters_type != NULL) {
-        w = PyObject_GetAttr(self->sock, str_w);
-        if (w == NULL)
-            PyErr_Clear();
-        else if (Py_IS_TYPE(w, waiters_type))
-            ready = (char *)w + ready_offset;
+    if (b != NULL && api->waiters_rready >= 0) {
+        w = *(PyObject **)(b + api->sock_w);
+        if (w != NULL && Py_IS_TYPE(w, api->waiters_type)) {
+            Py_INCREF(w);       /* held for the call */
+            ready = (char *)w + api->waiters_rready;
+        } else {
+            w = NULL;
+        }
     }
     r = tls_read((void *)self->ssl, buf, n, err, ready);
     Py_XDECREF(w);
     return r;
+}
+
+/* Park until the socket under TLS is readable, as the engine's
+   wait(0, None, reading=True) does: 0; 1 when the socket is closed (the
+   engine raises that); -1 with an exception set. */
+static int
+wait_readable(TLSBase *self)
+{
+    PyObject *sock = self->sock, *fd, *res;
+    char *b = sock_base(self);
+    long fdv;
+    if (b != NULL) {
+        PyObject *w = *(PyObject **)(b + api->sock_w);
+        PyObject *core = *(PyObject **)(b + api->sock_core);
+        int fdi = *(int *)(b + api->sock_fd), r;
+        if (fdi < 0)
+            return 1;
+        if (w != NULL && core != NULL) {
+            Py_INCREF(w);
+            Py_INCREF(core);
+            r = api->wait(core, w, 0, Py_None, fdi);
+            Py_DECREF(core);
+            Py_DECREF(w);
+            return r;
+        }
+    }
+    Py_INCREF(sock);
+    fd = PyObject_GetAttr(sock, str_fd);
+    fdv = fd == NULL ? -1 : PyLong_AsLong(fd);
+    if (fdv < 0) {
+        PyErr_Clear();
+        Py_XDECREF(fd);
+        Py_DECREF(sock);
+        return 1;
+    }
+    res = NULL;
+    {
+        PyObject *hub = PyObject_GetAttr(sock, str_hub);
+        PyObject *w = hub == NULL ? NULL : PyObject_GetAttr(sock, str_w);
+        if (w != NULL) {
+            PyObject *a[4] = {hub, w, Py_None, fd};
+            res = PyObject_VectorcallMethod(
+                str_wait_readable, a, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                NULL);
+        }
+        Py_XDECREF(w);
+        Py_XDECREF(hub);
+    }
+    Py_DECREF(fd);
+    Py_DECREF(sock);
+    if (res == NULL)
+        return -1;
+    Py_DECREF(res);
+    return 0;
 }
 
 PyDoc_STRVAR(recv_doc,
@@ -203,37 +275,13 @@ tlsbase_recv(TLSBase *self, PyObject *const *args, Py_ssize_t nargs,
        here, as the engine's wait(0, None, reading=True) does (the
        socket's own wait_readable), and read again. */
     while (r == want_read && self->ssl != 0) {
-        PyObject *sock = self->sock, *fd, *res;
-        long fdv;
-        Py_INCREF(sock);
-        fd = PyObject_GetAttr(sock, str_fd);
-        fdv = fd == NULL ? -1 : PyLong_AsLong(fd);
-        if (fdv < 0) {          /* closed: the engine raises it */
-            PyErr_Clear();
-            Py_XDECREF(fd);
-            Py_DECREF(sock);
+        int wr = wait_readable(self);
+        if (wr > 0)             /* closed: the engine raises it */
             break;
-        }
-        res = NULL;
-        {
-            PyObject *hub = PyObject_GetAttr(sock, str_hub);
-            PyObject *w = hub == NULL ? NULL : PyObject_GetAttr(sock, str_w);
-            if (w != NULL) {
-                PyObject *b[4] = {hub, w, Py_None, fd};
-                res = PyObject_VectorcallMethod(
-                    str_wait_readable, b,
-                    3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-            }
-            Py_XDECREF(w);
-            Py_XDECREF(hub);
-        }
-        Py_DECREF(fd);
-        Py_DECREF(sock);
-        if (res == NULL) {
+        if (wr < 0) {
             PyBuffer_Release(&view);
             return NULL;
         }
-        Py_DECREF(res);
         if (self->ssl == 0)     /* closed (or TLS ended) meanwhile */
             break;
         r = read_once(self, (char *)view.buf, (long)n, &err);
@@ -390,39 +438,21 @@ static PyTypeObject TLSBaseType = {
 };
 
 PyDoc_STRVAR(configure_doc,
-"configure(read_addr, write_addr, want_read, want_write, chunk,\n"
-"          waiters_type=None, ready_offset=-1)\n\n"
+"configure(read_addr, write_addr, want_read, want_write, chunk)\n\n"
 "Hand over socket2._openssl_ffi's s2_tls_read and s2_tls_write (their\n"
-"addresses), the codes they return for a want, the most one write\n"
-"takes, and the compiled Waiters type with the offset of its rready\n"
-"flag (hup follows it), for the read BIO's short-read shortcut.");
+"addresses), the codes they return for a want, and the most one\n"
+"write takes.");
 
 static PyObject *
 configure(PyObject *mod, PyObject *args)
 {
-    Py_ssize_t r, w, chunk, off = -1;
+    Py_ssize_t r, w, chunk;
     long wr, ww;
-    PyObject *wt = Py_None;
-    if (!PyArg_ParseTuple(args, "nnlln|On", &r, &w, &wr, &ww, &chunk, &wt,
-                          &off))
+    if (!PyArg_ParseTuple(args, "nnlln", &r, &w, &wr, &ww, &chunk))
         return NULL;
     if (chunk <= 0) {
         PyErr_SetString(PyExc_ValueError, "chunk must be positive");
         return NULL;
-    }
-    if (wt != Py_None) {
-        if (!PyType_Check(wt) || off < (Py_ssize_t)sizeof(PyObject)
-                || off + 2 > ((PyTypeObject *)wt)->tp_basicsize) {
-            PyErr_SetString(PyExc_ValueError,
-                            "waiters_type/ready_offset do not fit");
-            return NULL;
-        }
-        Py_INCREF(wt);
-        Py_XSETREF(waiters_type, (PyTypeObject *)wt);
-        ready_offset = off;
-    } else {
-        Py_CLEAR(waiters_type);
-        ready_offset = -1;
     }
     tls_read = (s2_tls_read_fn)r;
     tls_write = (s2_tls_fn)w;
@@ -459,6 +489,13 @@ PyInit__tls_speedups(void)
         return NULL;
     if (PyType_Ready(&TLSBaseType) < 0)
         return NULL;
+    /* socket2._speedups's records (speedups_api.h): without them, or with
+       another layout version, the attribute lookups serve. */
+    api = (S2SpeedupsAPI *)PyCapsule_Import(S2_SPEEDUPS_API_CAPSULE, 0);
+    if (api == NULL)
+        PyErr_Clear();
+    else if (api->version != S2_SPEEDUPS_API_VERSION)
+        api = NULL;
     m = PyModule_Create(&module_def);
     if (m == NULL)
         return NULL;
