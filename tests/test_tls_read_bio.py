@@ -248,3 +248,74 @@ def test_a_peer_that_closes_without_close_notify(conn):
     run(send_and_close)()
     assert _recv(st) == b"before the end"
     assert _recv(st) == b""
+
+
+@pytest.mark.parametrize("size", [5, 16384, 65536])
+def test_close_notify_without_fin_ends_the_stream_every_time(conn, size):
+    """The peer's close_notify with the TCP connection left open: recv()
+    returns what came before it, then 0, and 0 again -- it never waits
+    for bytes that cannot come.  (The 14th review: the C engine's shortcut
+    answered "want read" once OpenSSL held the close_notify, and a body
+    ending on a 16 KiB record boundary never saw its end.)"""
+    st, peer, run = conn
+    body = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    wire = b"".join(peer.records(body[i:i + 16384])
+                    for i in range(0, len(body), 16384))
+    try:
+        peer.obj.unwrap()
+    except ssl.SSLWantReadError:
+        pass
+    wire += peer.out.read()
+    run(lambda: peer.sock.sendall(wire))()
+    got = b""
+    while True:
+        chunk = _recv(st, 65536)
+        if not chunk:
+            break
+        got += chunk
+    assert got == body
+    assert _recv(st) == b""
+    assert _recv(st) == b""
+
+
+def test_a_stdlib_peer_that_waits_for_our_close_notify(conn, pki):
+    """The standard library's unwrap(): the body, its close_notify, then
+    it waits for ours.  The reader sees the end and answers."""
+    st, peer, run = conn
+    # (the MemPeer is unused here: a second, plain stdlib connection)
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(1)
+    body = bytes(range(256)) * 256          # 64 KiB: 4 full records
+    result = {}
+
+    def server():
+        s, _ = lst.accept()
+        s.settimeout(10)
+        t = server_ctx(pki).wrap_socket(s, server_side=True)
+        t.sendall(body)
+        try:
+            t.unwrap()              # waits for our close_notify
+            result["unwrapped"] = True
+        finally:
+            s.close()
+            lst.close()
+    done = run(server)
+    c = socket2.tcp()
+    c.connect("127.0.0.1", lst.getsockname()[1])
+    t = socket2.newthread(socket2.tls, c, client_ctx(pki),
+                          server_hostname="localhost")
+    ct = t.join(timeout=10)
+    try:
+        got = b""
+        while True:
+            chunk = _recv(ct, 65536)
+            if not chunk:
+                break
+            got += chunk
+        assert got == body
+        ct.shutdown()               # our close_notify: the peer's unwrap ends
+        done()
+        assert result == {"unwrapped": True}
+    finally:
+        ct.close()

@@ -175,8 +175,10 @@ static int s2_rbio_read(BIO *b, char *out, int outl)
     }
     if (r <= 0) {
         if (st->buf != NULL) {
+            int e = errno;          /* what OpenSSL reports the failure by */
             free(st->buf);
             st->buf = NULL;
+            errno = e;
         }
         if (r == 0) {
             st->eof = 1;
@@ -441,10 +443,12 @@ long s2_tls_read(SSL *ssl, char *buf, long n, int *err, char *ready)
        clear): the answer can only be "want read", without asking OpenSSL
        (an SSL_read that finds nothing costs ~1,500 instructions: the
        error queue, the record layer, and its read buffer allocated and
-       released).  Not during a handshake, nor after a failure, which the
-       call below reports. */
-    if (st != NULL && !ready[0] && st->len == st->off &&
+       released).  Not when SSL_read answers without reading: after the
+       peer's close_notify (0, again and again) or the socket's EOF, with a
+       failure kept (the call below reports it), or during a handshake. */
+    if (st != NULL && !ready[0] && st->len == st->off && !st->eof &&
             !SSL_has_pending(ssl) && !SSL_in_init(ssl) &&
+            !(SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN) &&
             (s2_failed_idx < 0 || SSL_get_ex_data(ssl, s2_failed_idx) == NULL))
         return S2_TLS_WANT_READ;
     ERR_clear_error();
