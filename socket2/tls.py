@@ -1042,7 +1042,8 @@ class TLSSocket(_TLSBase, _Stream):
     def pending(self):
         """How many received bytes this socket holds that a ``poll()`` on
         its descriptor cannot see: read-ahead, data OpenSSL decrypted,
-        and (bio engine) encrypted bytes not decrypted yet.  A connection
+        and encrypted bytes not decrypted yet (the C engine's read buffer,
+        the bio engine's memory BIO).  A connection
         pool uses it to tell whether a response left bytes behind.  0 once
         closed."""
         io = self._io
