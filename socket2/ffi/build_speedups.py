@@ -17,6 +17,8 @@ SOURCE = os.path.join(HERE, "speedups.c")
 TLS_SOURCE = os.path.join(HERE, "tls_speedups.c")
 GREEN_SOURCE = os.path.join(HERE, "green_speedups.c")
 HTTP_SOURCE = os.path.join(HERE, "http_speedups.c")
+# What speedups.c offers tls_speedups.c (its capsule's layout).
+API_HEADER = os.path.join(HERE, "speedups_api.h")
 
 
 def greenlet_include():
@@ -35,7 +37,8 @@ def extension(setup_dir):
     from setuptools import Extension
     return Extension("socket2._speedups",
                      [os.path.relpath(SOURCE, setup_dir)],
-                     include_dirs=[greenlet_include()])
+                     include_dirs=[greenlet_include()],
+                     depends=[os.path.relpath(API_HEADER, setup_dir)])
 
 
 def tls_extension(setup_dir):
@@ -44,7 +47,8 @@ def tls_extension(setup_dir):
     build_openssl.py's, handed over at run time)."""
     from setuptools import Extension
     return Extension("socket2._tls_speedups",
-                     [os.path.relpath(TLS_SOURCE, setup_dir)])
+                     [os.path.relpath(TLS_SOURCE, setup_dir)],
+                     depends=[os.path.relpath(API_HEADER, setup_dir)])
 
 
 def green_extension(setup_dir):
