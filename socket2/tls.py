@@ -562,7 +562,9 @@ class _CEngine(_FdEngine):
                 # Sent already: SSL_shutdown would now read (for the
                 # peer's close_notify), which is what this avoids.
                 return
+            held = self.c
             r = lib.s2_tls_shutdown(self.p, err)
+            del held
             if r >= 0:
                 self.notified = True
                 if r == 1:
@@ -593,7 +595,9 @@ class _CEngine(_FdEngine):
             if self.sock._fd < 0 or self.p is None:
                 # (its number may be another connection's by now)
                 raise closed_error("TLS socket")
+            held = self.c      # through the call (TLSSocket._sslobj)
             r = lib.s2_tls_read(self.p, p, n, err, ffi_.NULL)
+            del held
             if r >= 0:
                 return r
             return self._read_wait(p, n, r, err[0], timeout, expires, owner)
@@ -624,10 +628,11 @@ class _CEngine(_FdEngine):
                     self.wait(1, deadline, True)
                 else:
                     raise self._failed(r, err, "TLS recv")
-                ssl_ = self.p
+                ssl_, held = self.p, self.c
                 if ssl_ is None:
                     raise closed_error()
                 r = lib.s2_tls_read(ssl_, p, n, cell, ffi_.NULL)
+                del held
                 if r >= 0:
                     return r
                 err = cell[0]
@@ -660,7 +665,9 @@ class _CEngine(_FdEngine):
             if self.wpending is not None:
                 r = 0           # the slow path writes it all
             else:
+                held = self.c       # through the call (TLSSocket._sslobj)
                 r = lib.s2_tls_write(self.p, p, min(n, _WRITE_CHUNK), err)
+                del held
                 if r == n:
                     return n    # the common case: one write, taken whole
             return self._sendall_rest(p, n, r, err[0], owner, timeout,
@@ -704,10 +711,11 @@ class _CEngine(_FdEngine):
         data = view[:_WRITE_CHUNK]
         ffi_, lib, err, _ = _c
         n = len(data)
-        p = self.p
+        p, held = self.p, self.c
         if p is None or self.sock._fd < 0:
             raise closed_error()
         r = lib.s2_tls_write(p, ffi_.from_buffer(data), n, err)
+        del held
         if r >= 0:
             return r
         if r != -1 and r != -2:
@@ -733,10 +741,11 @@ class _CEngine(_FdEngine):
             data = self.wpending
             if data is None:
                 return      # another writer wrote it meanwhile
-            p = self.p
+            p, held = self.p, self.c
             if p is None or self.sock._fd < 0:
                 raise closed_error()
             r = lib.s2_tls_write(p, data, len(data), err)
+            del held
             if r >= 0:
                 self.wpending = None
                 return
@@ -942,7 +951,7 @@ class _TLSBase:
     socket2/ffi/tls_speedups.c's TLSBase, which also has the compiled
     ``_c_recv``/``_c_sendall``)."""
 
-    __slots__ = ("_sock", "_io", "_rb", "timeout", "_ssl")
+    __slots__ = ("_sock", "_io", "_rb", "timeout", "_ssl", "_sslobj")
 
 
 if _hotpath.COMPILED:
@@ -971,6 +980,10 @@ class TLSSocket(_TLSBase, _Stream):
         # every call to the Python methods); cleared before anything
         # ends TLS or lets go of the engine.
         self._ssl = io.address() if type(io) is _CEngine else 0
+        # ... and the standard library's object that owns it, which the
+        # compiled calls hold while OpenSSL runs (Python code it calls
+        # back, a message callback say, may close this socket meanwhile).
+        self._sslobj = io.c if self._ssl else None
 
     # -- identity -------------------------------------------------------------
 
@@ -1130,6 +1143,7 @@ class TLSSocket(_TLSBase, _Stream):
         it meets there)."""
         io = self._live()
         self._ssl = 0
+        self._sslobj = None
         io.shutdown(self._deadline(timeout, expires))
         try:
             self._sock.shutdown("w")
@@ -1142,6 +1156,7 @@ class TLSSocket(_TLSBase, _Stream):
         ``tcp``, for protocols that go back to plain text (STARTTLS)."""
         io = self._live()
         self._ssl = 0
+        self._sslobj = None
         io.unwrap(self._deadline(timeout, expires))
         leftover = io.pending_input()
         if self._rb:
@@ -1162,6 +1177,7 @@ class TLSSocket(_TLSBase, _Stream):
         if io is None:
             return
         self._ssl = 0
+        self._sslobj = None
         self._io = None
         io.detach()       # the fd engine lets go of the descriptor first
         _discard_input(self._sock)
@@ -1174,6 +1190,7 @@ class TLSSocket(_TLSBase, _Stream):
         io = getattr(self, "_io", None)
         if io is not None:
             self._ssl = 0
+            self._sslobj = None
             self._io = None
             io.detach()
 

@@ -294,3 +294,103 @@ def test_review_7_8_odd_buffers_and_copies_are_refused_alike(pki, engine):
         assert "contiguous" in str(info.value)
         with pytest.raises(TypeError):
             copy.copy(ct)
+
+
+# -- the fifteenth review (each crashed or misbehaved before its fix) -------
+
+
+def _untimed_pair(pki):
+    """A TLS pair whose reads take the compiled path (no default timeout)."""
+    ct, st = _tls_pair(pki)
+    ct.timeout = st.timeout = None
+    return ct, st
+
+
+@pytest.mark.parametrize("when", ["before", "parked"])
+def test_review_15_a_deleted_sock_field(pki, engine, when):
+    """``del tls._sock`` is misuse, but it must not crash the compiled
+    recv (it read the field as a socket2 socket): the read goes on over
+    the engine's own reference, as on the fd engine."""
+    ct, st = _untimed_pair(pki)
+    sock = st._sock
+    try:
+        buf = bytearray(100)
+        if when == "before":
+            ct.sendall(b"hello")
+            socket2.sleep(0.05)
+            del st._sock
+            assert st.recv(buf) == 5
+        else:
+            t = socket2.newthread(st.recv, buf)
+            socket2.sleep(0.05)             # parked in the compiled wait
+            del st._sock
+            ct.sendall(b"hello")
+            assert t.join(timeout=5) == 5
+        assert bytes(buf[:5]) == b"hello"
+    finally:
+        st._sock = sock
+        st.close()
+        ct.close()
+
+
+def test_review_15_a_foreign_hub_core_on_the_socket(pki, engine):
+    """The socket under TLS with a ``_core`` that is not a hub core: the
+    compiled wait leaves it to the socket's hub (the Python wait), as the
+    plain compiled recv does, instead of raising TypeError."""
+    ct, st = _untimed_pair(pki)
+    core = st._sock._core
+    try:
+        st._sock._core = None
+        t = socket2.newthread(st.recv, bytearray(10))
+        socket2.sleep(0.05)
+        ct.sendall(b"abc")
+        assert t.join(timeout=5) == 3
+    finally:
+        st._sock._core = core
+        st.close()
+        ct.close()
+
+
+def test_review_15_closed_by_openssl_calling_back_mid_read(pki, engine):
+    """A message callback (Python code OpenSSL calls while it reads)
+    closes the socket: the read must not use the freed SSL object
+    (it crashed), and ends with the closed error or the end of stream."""
+    if not hasattr(ssl.SSLContext, "_msg_callback"):
+        pytest.skip("this Python's ssl has no _msg_callback hook")
+    import gc
+    ctx = server_ctx(pki)
+    box = {}
+
+    def cb(conn, direction, version, content_type, msg_type, data):
+        if direction == "read" and box.get("armed"):
+            box["armed"] = False
+            box["st"].close()
+            gc.collect()
+            box["closed"] = True
+    ctx._msg_callback = cb
+    with socket2.tcp() as srv:
+        srv.listen("127.0.0.1", 0)
+        c = socket2.tcp()
+        c.connect("127.0.0.1", srv.local_port)
+        a = srv.accept()
+    th = socket2.newthread(socket2.tls, a, ctx, server_side=True)
+    ct = socket2.tls(c, client_ctx(pki), server_hostname="localhost")
+    st = th.join(timeout=5)
+    st.timeout = None
+    box["st"] = st
+    del th
+    try:
+        ct.sendall(b"x" * 50000)
+        socket2.sleep(0.05)
+        box["armed"] = True
+        buf = bytearray(65536)
+        try:
+            n = st.recv(buf)
+        except socket2.Error as e:
+            assert e.err == "closed", e
+        else:
+            assert 0 <= n <= len(buf)
+        assert box.get("closed")
+    finally:
+        st.close()
+        ct.close()

@@ -55,6 +55,10 @@ typedef struct {
     PyObject *rb;        /* _rb: read-ahead of read()/readline(), or None */
     PyObject *timeout;   /* timeout: the default of every wait */
     Py_ssize_t ssl;      /* _ssl: the C engine's SSL *, 0 otherwise */
+    PyObject *sslobj;    /* _sslobj: the standard library's object that
+                            owns that SSL *, held through every call on it
+                            (Python code OpenSSL calls back may close the
+                            socket meanwhile), or None */
 } TLSBase;
 
 static PyObject *
@@ -72,6 +76,8 @@ tlsbase_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     Py_INCREF(Py_None);
     self->timeout = Py_None;
     self->ssl = 0;
+    Py_INCREF(Py_None);
+    self->sslobj = Py_None;
     return (PyObject *)self;
 }
 
@@ -82,6 +88,7 @@ tlsbase_traverse(TLSBase *self, visitproc visit, void *arg)
     Py_VISIT(self->io);
     Py_VISIT(self->rb);
     Py_VISIT(self->timeout);
+    Py_VISIT(self->sslobj);
     return 0;
 }
 
@@ -93,6 +100,7 @@ tlsbase_clear(TLSBase *self)
     Py_CLEAR(self->io);
     Py_CLEAR(self->rb);
     Py_CLEAR(self->timeout);
+    Py_CLEAR(self->sslobj);
     return 0;
 }
 
@@ -125,7 +133,8 @@ to_python(TLSBase *self, PyObject *name, PyObject *const *args,
 static inline char *
 sock_base(TLSBase *self)
 {
-    if (api != NULL && PyObject_TypeCheck(self->sock, api->socket_type))
+    if (api != NULL && self->sock != NULL
+            && PyObject_TypeCheck(self->sock, api->socket_type))
         return (char *)self->sock;
     return NULL;
 }
@@ -137,6 +146,8 @@ sock_open(TLSBase *self)
     PyObject *fd;
     if (b != NULL)
         return *(int *)(b + api->sock_fd) >= 0;
+    if (self->sock == NULL)     /* deleted: Python says what is wrong */
+        return 0;
     fd = PyObject_GetAttr(self->sock, str_fd);
     long v = fd == NULL ? -1 : PyLong_AsLong(fd);
     Py_XDECREF(fd);
@@ -172,7 +183,7 @@ static long
 read_once(TLSBase *self, char *buf, long n, int *err)
 {
     char *b = sock_base(self);
-    PyObject *w = NULL;
+    PyObject *w = NULL, *owner;
     char *ready = NULL;
     long r;
     if (b != NULL && api->waiters_rready >= 0) {
@@ -184,7 +195,10 @@ read_once(TLSBase *self, char *buf, long n, int *err)
             w = NULL;
         }
     }
+    owner = self->sslobj;
+    Py_XINCREF(owner);
     r = tls_read((void *)self->ssl, buf, n, err, ready);
+    Py_XDECREF(owner);
     Py_XDECREF(w);
     return r;
 }
@@ -204,7 +218,10 @@ wait_readable(TLSBase *self)
         int fdi = *(int *)(b + api->sock_fd), r;
         if (fdi < 0)
             return 1;
-        if (w != NULL && core != NULL) {
+        /* (anything but the hub's own records: the Python wait says) */
+        if (w != NULL && core != NULL
+                && PyObject_TypeCheck(w, api->waiters_type)
+                && PyObject_TypeCheck(core, api->core_type)) {
             Py_INCREF(w);
             Py_INCREF(core);
             r = api->wait(core, w, 0, Py_None, fdi);
@@ -213,6 +230,8 @@ wait_readable(TLSBase *self)
             return r;
         }
     }
+    if (sock == NULL)           /* deleted: the engine raises */
+        return 1;
     Py_INCREF(sock);
     fd = PyObject_GetAttr(sock, str_fd);
     fdv = fd == NULL ? -1 : PyLong_AsLong(fd);
@@ -259,7 +278,7 @@ tlsbase_recv(TLSBase *self, PyObject *const *args, Py_ssize_t nargs,
     PyObject *io, *res;
     if (kwnames != NULL || nargs < 1 || nargs > 2 || tls_read == NULL
             || self->ssl == 0 || !EMPTY(self->rb) || !EMPTY(self->timeout)
-            || !sock_open(self))
+            || self->io == NULL || !sock_open(self))
         return to_python(self, str_recv_py, args, nargs, kwnames);
     if (PyObject_GetBuffer(args[0], &view, PyBUF_WRITABLE) < 0) {
         PyErr_Clear();
@@ -294,6 +313,11 @@ tlsbase_recv(TLSBase *self, PyObject *const *args, Py_ssize_t nargs,
        as OpenSSL asked and reads again, into the same buffer
        (_CEngine._read_wait), or raises. */
     io = self->io;
+    if (EMPTY(io)) {            /* closed or deleted meanwhile: Python
+                                   says which */
+        PyBuffer_Release(&view);
+        return to_python(self, str_recv_py, args, nargs, kwnames);
+    }
     Py_INCREF(io);
     {
         PyObject *mv = PyMemoryView_FromBuffer(&view);
@@ -355,11 +379,11 @@ tlsbase_sendall(TLSBase *self, PyObject *const *args, Py_ssize_t nargs,
     int err = 0;
     PyObject *io, *pending;
     if (kwnames != NULL || nargs < 1 || nargs > 2 || tls_write == NULL
-            || self->ssl == 0 || !EMPTY(self->timeout) || !sock_open(self))
+            || self->ssl == 0 || !EMPTY(self->timeout) || self->io == NULL
+            || !sock_open(self))
         return to_python(self, str_sendall_py, args, nargs, kwnames);
-    io = self->io;
     /* A record an earlier write left committed goes out first: Python. */
-    pending = PyObject_GetAttr(io, str_wpending);
+    pending = PyObject_GetAttr(self->io, str_wpending);
     if (pending == NULL)
         return NULL;
     Py_DECREF(pending);
@@ -370,15 +394,26 @@ tlsbase_sendall(TLSBase *self, PyObject *const *args, Py_ssize_t nargs,
         return to_python(self, str_sendall_py, args, nargs, kwnames);
     }
     if (!take_maxlen(nargs == 2 ? args[1] : Py_None, view.len, &n)
-            || n == 0) {
+            || n == 0 || self->io == NULL || self->ssl == 0) {
         PyBuffer_Release(&view);
         return to_python(self, str_sendall_py, args, nargs, kwnames);
     }
+    /* Held: Python code OpenSSL calls back may close the socket. */
+    io = self->io;
+    Py_INCREF(io);
     first = n < write_chunk ? n : write_chunk;
-    r = tls_write((void *)self->ssl, (char *)view.buf, (long)first, &err);
+    {
+        PyObject *owner = self->sslobj;     /* held: see TLSBase */
+        Py_XINCREF(owner);
+        r = tls_write((void *)self->ssl, (char *)view.buf, (long)first,
+                      &err);
+        Py_XDECREF(owner);
+    }
     PyBuffer_Release(&view);
-    if (r == n)
+    if (r == n) {
+        Py_DECREF(io);
         return PyLong_FromSsize_t(n);
+    }
     /* Part of it went out, or OpenSSL must be given the first chunk again
        (a want), or it failed: the engine goes on from where this stopped,
        _sendall_rest(buf, maxlen, first_result, errno, owner). */
@@ -386,7 +421,6 @@ tlsbase_sendall(TLSBase *self, PyObject *const *args, Py_ssize_t nargs,
         PyObject *rr = PyLong_FromLong(r), *ee = PyLong_FromLong(err);
         PyObject *res = NULL, *b[6];
         if (rr != NULL && ee != NULL) {
-            Py_INCREF(io);
             b[0] = io;
             b[1] = args[0];
             b[2] = nargs == 2 ? args[1] : Py_None;
@@ -396,8 +430,8 @@ tlsbase_sendall(TLSBase *self, PyObject *const *args, Py_ssize_t nargs,
             res = PyObject_VectorcallMethod(
                 str_sendall_rest, b, 6 | PY_VECTORCALL_ARGUMENTS_OFFSET,
                 NULL);
-            Py_DECREF(io);
         }
+        Py_DECREF(io);
         Py_XDECREF(rr);
         Py_XDECREF(ee);
         return res;
@@ -419,6 +453,7 @@ static PyMemberDef tlsbase_members[] = {
     {"timeout", T_OBJECT, offsetof(TLSBase, timeout), 0,
      "the default timeout of this socket's waits (seconds), or None"},
     {"_ssl", T_PYSSIZET, offsetof(TLSBase, ssl), 0, NULL},
+    {"_sslobj", T_OBJECT, offsetof(TLSBase, sslobj), 0, NULL},
     {NULL}
 };
 
