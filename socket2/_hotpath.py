@@ -60,7 +60,9 @@ class Waiters:
       layer's recv (sockets.py ``_Socket._recv_loop`` and its compiled
       twin in speedups.c), on a stream, with ``hup`` unset: a read that
       proved the queue empty.  (The green socket's plain ``recv`` and
-      ``recv_into`` make the same proof the same way.)
+      ``recv_into`` make the same proof the same way, and so does the C
+      TLS engine's read BIO during a compiled ``recv``: build_openssl.py,
+      ``s2_rbio``.)
     - It is set again by anything that may have made the proof stale: an
       edge nobody waited for (``dispatch``), and the end of every wait for
       readability (``wait_readable``, whatever ended it).  A wait takes

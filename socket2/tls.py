@@ -1,8 +1,17 @@
 """TLS over socket2 streams, through the standard library's ``ssl``.
 
 ``socket2.tls(sock, context, ...)`` completes a handshake over a connected
-``tcp`` and returns a :class:`TLSSocket` with the same stream API.  Two
+``tcp`` and returns a :class:`TLSSocket` with the same stream API.  Three
 engines sit behind that one class:
+
+- **c** (the default where it can run: socket2 built with OpenSSL's
+  headers, and the ``ssl`` module on the very same OpenSSL): the fd
+  engine's SSL object, read and written from C (``_CEngine``,
+  socket2/ffi/build_openssl.py).  Its reads go through socket2's own read
+  BIO: one system call takes a whole record, none is made to hear EAGAIN
+  after a short read (the plain sockets' shortcut, _hotpath.Waiters), and
+  what follows a close_notify is handed to the plain socket on
+  ``unwrap()``.
 
 - **fd** (readiness pollers: epoll, kqueue, poll): OpenSSL reads and
   writes the socket's descriptor itself, through the SSL object the

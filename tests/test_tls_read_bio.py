@@ -129,6 +129,16 @@ def _recv(st, size=4096):
     return bytes(buf[:n])
 
 
+def _recv_to_end(st):
+    """Every byte until recv() returns 0, read as _recv does."""
+    got = b""
+    while True:
+        chunk = _recv(st, 65536)
+        if not chunk:
+            return got
+        got += chunk
+
+
 def test_records_sent_together_are_read_without_waiting(conn, engine):
     st, peer, run = conn
     wire = peer.records(b"one", b"two", b"three")
@@ -267,12 +277,7 @@ def test_close_notify_without_fin_ends_the_stream_every_time(conn, size):
         pass
     wire += peer.out.read()
     run(lambda: peer.sock.sendall(wire))()
-    got = b""
-    while True:
-        chunk = _recv(st, 65536)
-        if not chunk:
-            break
-        got += chunk
+    got = _recv_to_end(st)
     assert got == body
     assert _recv(st) == b""
     assert _recv(st) == b""
@@ -307,12 +312,7 @@ def test_a_stdlib_peer_that_waits_for_our_close_notify(conn, pki):
                           server_hostname="localhost")
     ct = t.join(timeout=10)
     try:
-        got = b""
-        while True:
-            chunk = _recv(ct, 65536)
-            if not chunk:
-                break
-            got += chunk
+        got = _recv_to_end(ct)
         assert got == body
         ct.shutdown()               # our close_notify: the peer's unwrap ends
         done()

@@ -126,9 +126,6 @@ to_python(TLSBase *self, PyObject *name, PyObject *const *args,
     return res;
 }
 
-/* Whether the socket under TLS is still open: once closed, its number
-   may be another connection's, which the SSL object would then read and
-   write (the Python methods raise the closed error). */
 /* The socket under TLS as socket2._speedups lays it out, or NULL. */
 static inline char *
 sock_base(TLSBase *self)
@@ -139,6 +136,9 @@ sock_base(TLSBase *self)
     return NULL;
 }
 
+/* Whether the socket under TLS is still open: once closed, its number
+   may be another connection's, which the SSL object would then read and
+   write (the Python methods raise the closed error). */
 static int
 sock_open(TLSBase *self)
 {
