@@ -339,6 +339,8 @@ long s2_tls_take_buffered(SSL *ssl, char *out, long n)
     k = st->len - st->off;
     if (k > (size_t)n)
         k = (size_t)n;
+    if (k == 0)                     /* (and buf may be NULL) */
+        return 0;
     memcpy(out, st->buf + st->off, k);
     st->off += k;
     if (st->off == st->len) {
