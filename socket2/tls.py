@@ -425,10 +425,28 @@ class _FdEngine:
     def detach(self):
         raw = self.raw
         if raw is not None:
+            self._forget_fd()
             obj = self.ssl
             self.raw = self.ssl = self.c = None
             obj._sslobj = None        # nothing can reach the fd through it
             raw.detach()              # releases the fd without closing it
+
+    def _forget_fd(self):
+        """Point the SSL object's BIOs at no descriptor (-1): an OpenSSL
+        call under way whose callback closed this socket fails with EBADF
+        rather than reading or writing the connection that takes the
+        number next (s2_tls_forget_fd).  The standard library's object is
+        reached through the C engine's proof of its layout; where the C
+        engine cannot run, there is nothing to reach it with."""
+        c = self.c
+        if _c_engine() is None or c is None:
+            return
+        ffi_, lib = _c[0], _c[1]
+        p = lib.s2_tls_adopt(ffi_.cast("void *", id(c)),
+                             ffi_.cast("void *", id(c.context)),
+                             type(c).__basicsize__, self.raw.fileno())
+        if p != ffi_.NULL:
+            lib.s2_tls_forget_fd(p)
 
     def info(self):
         return self.ssl
@@ -762,7 +780,14 @@ class _CEngine(_FdEngine):
                 raise self._failed(r, err[0], "TLS send")
             self.wait(0 if r == -1 else 1, deadline, False)
 
+    def _forget_fd(self):
+        p = self.p
+        if p is not None:
+            _c[1].s2_tls_forget_fd(p)     # (see _FdEngine._forget_fd)
+
     def detach(self):
+        if self.raw is not None:
+            self._forget_fd()
         self.p = None
         _FdEngine.detach(self)
 
@@ -960,7 +985,22 @@ class _TLSBase:
     socket2/ffi/tls_speedups.c's TLSBase, which also has the compiled
     ``_c_recv``/``_c_sendall``)."""
 
-    __slots__ = ("_sock", "_io", "_rb", "timeout", "_ssl", "_sslobj")
+    __slots__ = ("_sock", "_io", "_rb", "timeout", "_ssl_", "_sslobj_")
+
+    # The SSL object the compiled calls drive and its owner are set
+    # together, by TLSSocket only: read-only attributes, as in C (a
+    # replaced owner would let the SSL object be freed mid-call).
+    _ssl = property(lambda self: self._ssl_,
+                    doc="The C engine's SSL object's address, or 0.")
+    _sslobj = property(lambda self: self._sslobj_,
+                       doc="The object that owns ``_ssl``, or None.")
+
+    def _set_ssl(self, address, owner):
+        if (address == 0) != (owner is None):
+            raise ValueError("_set_ssl() needs an owner with an address, "
+                             "and None with 0")
+        self._ssl_ = address
+        self._sslobj_ = owner
 
 
 if _hotpath.COMPILED:
@@ -987,12 +1027,14 @@ class TLSSocket(_TLSBase, _Stream):
         self.timeout = sock.timeout
         # The SSL object the compiled recv/sendall drive (0: they hand
         # every call to the Python methods); cleared before anything
-        # ends TLS or lets go of the engine.
-        self._ssl = io.address() if type(io) is _CEngine else 0
-        # ... and the standard library's object that owns it, which the
+        # ends TLS or lets go of the engine; and the standard library's
+        # object that owns it, which the
         # compiled calls hold while OpenSSL runs (Python code it calls
         # back, a message callback say, may close this socket meanwhile).
-        self._sslobj = io.c if self._ssl else None
+        if type(io) is _CEngine and io.address():
+            self._set_ssl(io.address(), io.c)
+        else:
+            self._set_ssl(0, None)
 
     # -- identity -------------------------------------------------------------
 
@@ -1151,8 +1193,7 @@ class TLSSocket(_TLSBase, _Stream):
         after sending close_notify, and OpenSSL 3 drops application data
         it meets there)."""
         io = self._live()
-        self._ssl = 0
-        self._sslobj = None
+        self._set_ssl(0, None)
         io.shutdown(self._deadline(timeout, expires))
         try:
             self._sock.shutdown("w")
@@ -1164,8 +1205,7 @@ class TLSSocket(_TLSBase, _Stream):
         """End TLS (close_notify sent and received) and return the plain
         ``tcp``, for protocols that go back to plain text (STARTTLS)."""
         io = self._live()
-        self._ssl = 0
-        self._sslobj = None
+        self._set_ssl(0, None)
         io.unwrap(self._deadline(timeout, expires))
         leftover = io.pending_input()
         if self._rb:
@@ -1185,8 +1225,7 @@ class TLSSocket(_TLSBase, _Stream):
         io = self._io
         if io is None:
             return
-        self._ssl = 0
-        self._sslobj = None
+        self._set_ssl(0, None)
         self._io = None
         io.detach()       # the fd engine lets go of the descriptor first
         _discard_input(self._sock)
@@ -1198,8 +1237,7 @@ class TLSSocket(_TLSBase, _Stream):
         # socket does (once).
         io = getattr(self, "_io", None)
         if io is not None:
-            self._ssl = 0
-            self._sslobj = None
+            self._set_ssl(0, None)
             self._io = None
             io.detach()
 

@@ -306,6 +306,19 @@ def _untimed_pair(pki):
     return ct, st
 
 
+def _pair_on(lst, server_context, pki):
+    """(client, server) TLSSockets over a connection to the listener
+    *lst*, the server's with *server_context*; untimed server reads."""
+    c = socket2.tcp()
+    c.connect("127.0.0.1", lst.local_port)
+    a = lst.accept()
+    th = socket2.newthread(socket2.tls, a, server_context, server_side=True)
+    ct = socket2.tls(c, client_ctx(pki), server_hostname="localhost")
+    st = th.join(timeout=5)
+    st.timeout = None
+    return ct, st
+
+
 @pytest.mark.parametrize("when", ["before", "parked"])
 def test_review_15_a_deleted_sock_field(pki, engine, when):
     """``del tls._sock`` is misuse, but it must not crash the compiled
@@ -370,15 +383,8 @@ def test_review_15_closed_by_openssl_calling_back_mid_read(pki, engine):
     ctx._msg_callback = cb
     with socket2.tcp() as srv:
         srv.listen("127.0.0.1", 0)
-        c = socket2.tcp()
-        c.connect("127.0.0.1", srv.local_port)
-        a = srv.accept()
-    th = socket2.newthread(socket2.tls, a, ctx, server_side=True)
-    ct = socket2.tls(c, client_ctx(pki), server_hostname="localhost")
-    st = th.join(timeout=5)
-    st.timeout = None
+        ct, st = _pair_on(srv, ctx, pki)
     box["st"] = st
-    del th
     try:
         ct.sendall(b"x" * 50000)
         socket2.sleep(0.05)
@@ -394,3 +400,135 @@ def test_review_15_closed_by_openssl_calling_back_mid_read(pki, engine):
     finally:
         st.close()
         ct.close()
+
+
+# -- the sixteenth review (each hung, crashed or misbehaved before its fix) --
+
+
+def test_review_16_shutdown_while_a_compiled_read_waits(pki, engine):
+    """One thread parks in recv; another sends close_notify (shutdown).
+    Reading goes on after a shutdown, so the parked read must take the
+    data that arrives: it hung, waiting again without reading."""
+    ct, st = _untimed_pair(pki)
+    try:
+        buf = bytearray(100)
+        t = socket2.newthread(st.recv, buf)
+        socket2.sleep(0.05)             # parked in the compiled wait
+        st.shutdown()
+        ct.sendall(b"after")
+        assert t.join(timeout=5) == 5
+        assert bytes(buf[:5]) == b"after"
+    finally:
+        st.close()
+        ct.close()
+
+
+def test_review_16_the_ssl_fields_cannot_be_replaced(pki, engine):
+    """``_ssl`` (the SSL object's address) and ``_sslobj`` (its owner,
+    held through every OpenSSL call) are the compiled calls' own: a
+    replaced owner let a callback free the SSL object mid-call (SIGSEGV),
+    a replaced address is any pointer.  Both refuse assignment alike in
+    the compiled and the Python builds."""
+    ct, st = _untimed_pair(pki)
+    try:
+        for name, value in (("_ssl", 1234), ("_sslobj", None),
+                            ("_sslobj", object())):
+            with pytest.raises(AttributeError):
+                setattr(st, name, value)
+            with pytest.raises((AttributeError, TypeError)):
+                delattr(st, name)
+        ct.sendall(b"still")
+        buf = bytearray(10)
+        assert st.recv(buf) == 5 and bytes(buf[:5]) == b"still"
+    finally:
+        st.close()
+        ct.close()
+
+
+@pytest.mark.parametrize("call", ["recv", "sendall"])
+def test_review_16_an_engine_field_set_to_none(pki, engine, call):
+    """``tls._io = None`` is how the socket says "closed": the compiled
+    calls must say so too (recv read the data, sendall raised
+    AttributeError) instead of driving the SSL object."""
+    ct, st = _untimed_pair(pki)
+    io = st._io
+    try:
+        ct.sendall(b"queued")
+        socket2.sleep(0.05)
+        st._io = None
+        with pytest.raises(socket2.Error) as info:
+            if call == "recv":
+                st.recv(bytearray(10))
+            else:
+                st.sendall(b"x")
+        assert info.value.err == "closed"
+    finally:
+        st._io = io
+        st.close()
+        ct.close()
+
+
+@pytest.mark.parametrize("direction", ["write", "read"])
+def test_review_16_a_callback_closes_and_the_number_is_reused(
+        pki, engine, direction):
+    """A message callback (Python code OpenSSL runs in the middle of a
+    read or a write) closes the TLS socket and opens a new connection,
+    which takes the freed descriptor number.  The rest of OpenSSL's call
+    must not read from or write into the new connection: a record went to
+    the wrong peer."""
+    if engine == "bio":
+        pytest.skip("memory BIOs never touch a descriptor")
+    if not hasattr(ssl.SSLContext, "_msg_callback"):
+        pytest.skip("this Python's ssl has no _msg_callback hook")
+    ctx = server_ctx(pki)
+    box = {}
+
+    def cb(conn, way, version, content_type, msg_type, data):
+        if way == direction and box.get("armed"):
+            box["armed"] = False
+            fd = box["st"].fileno()
+            box["st"].close()
+            victim = socket2.tcp()
+            victim.connect("127.0.0.1", box["lst"].local_port)
+            box["victim"] = victim
+            box["reused"] = victim.fileno() == fd
+    ctx._msg_callback = cb
+    lst = socket2.tcp()
+    lst.listen("127.0.0.1", 0)
+    box["lst"] = lst
+    ct, st = _pair_on(lst, ctx, pki)
+    box["st"] = st
+    peer = None
+    try:
+        if direction == "read":
+            ct.sendall(b"first")
+            socket2.sleep(0.05)
+        box["armed"] = True
+        try:
+            if direction == "write":
+                st.sendall(b"y" * 100)
+            else:
+                while st.recv(bytearray(100)):
+                    pass
+        except socket2.Error as e:
+            assert e.err == "closed", e
+        assert box.get("victim") is not None
+        peer = lst.accept(timeout=5)
+        if direction == "read":
+            peer.sendall(b"Z" * 20)     # must stay for the victim to read
+        socket2.sleep(0.05)
+        got = bytearray(100)
+        if direction == "write":
+            with pytest.raises(socket2.TimeoutError):
+                n = peer.recv(got, timeout=0.2)
+                pytest.fail("a record reached the new connection: %r"
+                            % bytes(got[:n]))
+        else:
+            assert box["victim"].recvn(got, 20, timeout=5) == 20
+            assert bytes(got[:20]) == b"Z" * 20
+        if not box["reused"]:
+            pytest.skip("the new connection got another number")
+    finally:
+        for s in (peer, box.get("victim"), st, ct, lst):
+            if s is not None:
+                s.close()

@@ -49,6 +49,7 @@ int s2_tls_init(void);
 int s2_tls_buffer(SSL *ssl, int fd);
 long s2_tls_buffered(SSL *ssl);
 long s2_tls_take_buffered(SSL *ssl, char *out, long n);
+void s2_tls_forget_fd(SSL *ssl);
 """
 
 SOURCE = r"""
@@ -349,6 +350,25 @@ long s2_tls_take_buffered(SSL *ssl, char *out, long n)
         st->off = st->len = 0;
     }
     return (long)k;
+}
+
+/* The socket under this SSL object is closing: every read and write the
+   object still makes fails with EBADF instead of reaching whatever takes
+   the descriptor's number next.  That is a call under way whose Python
+   callback (a message or SNI callback) closed the socket, and maybe made
+   a new connection that got the same number, before OpenSSL went on to
+   write the record it had made, or to read the next one.  The read BIO
+   (socket2's or OpenSSL's socket BIO) and the write BIO both. */
+void s2_tls_forget_fd(SSL *ssl)
+{
+    BIO *r = SSL_get_rbio(ssl), *w = SSL_get_wbio(ssl);
+    s2_rbio *st = s2_rbio_of(ssl);
+    if (st != NULL)
+        st->fd = -1;
+    else if (r != NULL && BIO_method_type(r) == BIO_TYPE_SOCKET)
+        BIO_set_fd(r, -1, BIO_NOCLOSE);     /* (NOCLOSE: closes nothing) */
+    if (w != NULL && w != r && BIO_method_type(w) == BIO_TYPE_SOCKET)
+        BIO_set_fd(w, -1, BIO_NOCLOSE);
 }
 
 int s2_tls_init(void)

@@ -278,7 +278,7 @@ tlsbase_recv(TLSBase *self, PyObject *const *args, Py_ssize_t nargs,
     PyObject *io, *res;
     if (kwnames != NULL || nargs < 1 || nargs > 2 || tls_read == NULL
             || self->ssl == 0 || !EMPTY(self->rb) || !EMPTY(self->timeout)
-            || self->io == NULL || !sock_open(self))
+            || EMPTY(self->io) || !sock_open(self))
         return to_python(self, str_recv_py, args, nargs, kwnames);
     if (PyObject_GetBuffer(args[0], &view, PyBUF_WRITABLE) < 0) {
         PyErr_Clear();
@@ -301,8 +301,14 @@ tlsbase_recv(TLSBase *self, PyObject *const *args, Py_ssize_t nargs,
             PyBuffer_Release(&view);
             return NULL;
         }
-        if (self->ssl == 0)     /* closed (or TLS ended) meanwhile */
-            break;
+        if (self->ssl == 0) {
+            /* Closed, shut down or unwrapped meanwhile: the socket is
+               readable (or closed) and nothing has read it yet -- the
+               Python recv reads first, or says closed.  (The engine's
+               _read_wait would wait first, for an edge already taken.) */
+            PyBuffer_Release(&view);
+            return to_python(self, str_recv_py, args, nargs, kwnames);
+        }
         r = read_once(self, (char *)view.buf, (long)n, &err);
     }
     if (r >= 0) {
@@ -379,7 +385,7 @@ tlsbase_sendall(TLSBase *self, PyObject *const *args, Py_ssize_t nargs,
     int err = 0;
     PyObject *io, *pending;
     if (kwnames != NULL || nargs < 1 || nargs > 2 || tls_write == NULL
-            || self->ssl == 0 || !EMPTY(self->timeout) || self->io == NULL
+            || self->ssl == 0 || !EMPTY(self->timeout) || EMPTY(self->io)
             || !sock_open(self))
         return to_python(self, str_sendall_py, args, nargs, kwnames);
     /* A record an earlier write left committed goes out first: Python. */
@@ -394,7 +400,7 @@ tlsbase_sendall(TLSBase *self, PyObject *const *args, Py_ssize_t nargs,
         return to_python(self, str_sendall_py, args, nargs, kwnames);
     }
     if (!take_maxlen(nargs == 2 ? args[1] : Py_None, view.len, &n)
-            || n == 0 || self->io == NULL || self->ssl == 0) {
+            || n == 0 || EMPTY(self->io) || self->ssl == 0) {
         PyBuffer_Release(&view);
         return to_python(self, str_sendall_py, args, nargs, kwnames);
     }
@@ -438,7 +444,41 @@ tlsbase_sendall(TLSBase *self, PyObject *const *args, Py_ssize_t nargs,
     }
 }
 
+PyDoc_STRVAR(set_ssl_doc,
+"_set_ssl(address, owner)\n\n"
+"Set ``_ssl`` and ``_sslobj`` together (socket2/tls.py's TLSSocket\n"
+"only: *address* is the SSL object *owner* owns, or 0 and None).");
+
+static PyObject *
+tlsbase_set_ssl(TLSBase *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t addr;
+    PyObject *old;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_set_ssl() takes an address and its owner");
+        return NULL;
+    }
+    addr = PyLong_AsSsize_t(args[0]);
+    if (addr == -1 && PyErr_Occurred())
+        return NULL;
+    if ((addr == 0) != (args[1] == Py_None)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "_set_ssl() needs an owner with an address, "
+                        "and None with 0");
+        return NULL;
+    }
+    old = self->sslobj;
+    Py_INCREF(args[1]);
+    self->sslobj = args[1];
+    self->ssl = addr;
+    Py_XDECREF(old);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef tlsbase_methods[] = {
+    {"_set_ssl", (PyCFunction)(void (*)(void))tlsbase_set_ssl,
+     METH_FASTCALL, set_ssl_doc},
     {"_c_recv", (PyCFunction)(void (*)(void))tlsbase_recv,
      METH_FASTCALL | METH_KEYWORDS, recv_doc},
     {"_c_sendall", (PyCFunction)(void (*)(void))tlsbase_sendall,
@@ -452,8 +492,12 @@ static PyMemberDef tlsbase_members[] = {
     {"_rb", T_OBJECT, offsetof(TLSBase, rb), 0, NULL},
     {"timeout", T_OBJECT, offsetof(TLSBase, timeout), 0,
      "the default timeout of this socket's waits (seconds), or None"},
-    {"_ssl", T_PYSSIZET, offsetof(TLSBase, ssl), 0, NULL},
-    {"_sslobj", T_OBJECT, offsetof(TLSBase, sslobj), 0, NULL},
+    /* read-only: set together by _set_ssl (a replaced owner would let the
+       SSL object be freed mid-call, a replaced address is any pointer) */
+    {"_ssl", T_PYSSIZET, offsetof(TLSBase, ssl), READONLY,
+     "The C engine's SSL object's address, or 0."},
+    {"_sslobj", T_OBJECT, offsetof(TLSBase, sslobj), READONLY,
+     "The object that owns ``_ssl``, or None."},
     {NULL}
 };
 
