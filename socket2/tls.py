@@ -263,7 +263,10 @@ class _FdEngine:
             except _WantWrite:
                 want = 1
             except _Closed:
-                if op == self.c.read:
+                c = self.c
+                if c is None:       # closed meanwhile (another OS thread)
+                    raise closed_error() from None
+                if op == c.read:
                     return 0
                 raise _tls_error(sys.exc_info()[1], what) from None
             except (_SSLError, OSError) as e:
@@ -276,7 +279,7 @@ class _FdEngine:
         c = self.c
         if self.done:
             return 0      # TLS ended both ways (what follows is plain)
-        if self.sock._fd < 0:
+        if self.sock._fd < 0 or c is None:
             # (its number may be another connection's by now)
             raise closed_error("TLS socket")
         if self.failed is not None:
@@ -307,6 +310,8 @@ class _FdEngine:
         reader makes one call per buffer, not per record."""
         view = memoryview(buf).cast("B")
         c = self.c
+        if c is None:
+            return got      # closed meanwhile: the next read says so
         try:
             while got < n:
                 r = c.read(n - got, view[got:])
@@ -368,9 +373,12 @@ class _FdEngine:
         """One SSL write of all of *data* (partial writes are off): None
         when it went out, else what OpenSSL wants first (0: readable, 1:
         writable)."""
+        c = self.c
+        if c is None:   # detached meanwhile (closed from another OS thread)
+            raise closed_error()
         _clear_errors()
         try:
-            self.c.write(data)
+            c.write(data)
             return None
         except _WantWrite:
             return 1
@@ -389,9 +397,12 @@ class _FdEngine:
         if self.wpending is not None:
             self.flush_pending(deadline)
         while True:
+            obj = self.ssl
+            if obj is None or self.sock._fd < 0:
+                raise closed_error("TLS socket")
             _clear_errors()
             try:
-                self.ssl.unwrap()     # first SSL_shutdown: sends ours
+                obj.unwrap()          # first SSL_shutdown: sends ours
                 self.done = True      # ... and the peer's was in already
                 return
             except _WantRead:
