@@ -855,6 +855,7 @@ class Hub:
         ``threading.local`` values): the root greenlet itself may be kept
         a while by this hub's own greenlets."""
         self._root.__dict__.clear()
+        self._unwind()
         if getattr(self.poller, "shared", False):
             # Other OS threads' hubs wait on this poller's set: it stays.
             if self._lock_calls():
@@ -866,6 +867,27 @@ class Hub:
             self.close()
         except OSError:
             pass    # a descriptor a fork did not carry over (kqueue on BSD)
+
+
+    def _unwind(self):
+        """End the hub's own greenlets (the loop, then the waker, whose
+        parent the loop is) with GreenletExit, in the OS thread that is
+        ending, while it still can run them.  A suspended greenlet of an
+        ended thread is never run or unwound again: whatever its frames
+        hold (this hub, its core, poller and records) would stay for
+        good, ~16 KiB per OS thread that used socket2.  Greenlets of
+        socket2 threads still parked are left as they are: their code may
+        want to wait, and nothing runs here any more."""
+        if _finalizing() or _get_ident() != self.thread_ident:
+            return      # (a daemon thread's hub at exit: the process ends)
+        for g in (self.greenlet, self._waker):
+            if g is not None and g and g is not getcurrent():
+                try:
+                    g.throw(GreenletExit)
+                except GreenletExit:
+                    pass
+                except Exception:   # noqa: B902 - it ends either way
+                    pass
 
 
 def _after_fork_in_child():

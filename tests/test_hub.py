@@ -171,6 +171,39 @@ def test_each_os_thread_has_its_own_hub():
     assert seen["hub"] is not _hub.get_hub()
 
 
+def test_an_ended_os_threads_hub_is_freed():
+    """The hub of an OS thread that used socket2 (waited, ran threads,
+    made a connection) is freed when the thread ends: its loop and waker
+    greenlets are unwound while the thread still can run them.  Before,
+    their suspended frames held the hub, its core and poller for good
+    (~16 KiB per thread: a server that starts an OS thread per task
+    grew without bound)."""
+    import gc
+    import weakref
+    hubs = []
+
+    def worker(i):
+        hubs.append(weakref.ref(_hub.get_hub()))
+        socket2.sleep(0.001)
+        with socket2.tcp() as lst:
+            lst.listen("127.0.0.1", 0)
+            with socket2.tcp() as c:
+                c.connect("127.0.0.1", lst.local_port)
+                with lst.accept() as a:
+                    c.sendall(b"x")
+                    assert a.recv(bytearray(1), timeout=5) == 1
+        socket2.newthread(socket2.sleep, 0.001).join()
+
+    for i in range(20):
+        th = threading.Thread(target=worker, args=(i,))
+        th.start()
+        th.join()
+    for _ in range(3):
+        gc.collect()
+    assert len(hubs) == 20
+    assert [r for r in hubs if r() is not None] == []
+
+
 def test_misuse_is_reported():
     with pytest.raises(TypeError, match="callable"):
         socket2.newthread(42)
