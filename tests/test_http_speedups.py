@@ -240,6 +240,32 @@ def test_peer_address_of_real_sockets():
                     assert peer(s) == (host, str(c.local_port))
 
 
+@compiled
+def test_peer_address_formatting_matches_the_standard_library():
+    """The compiled REMOTE_ADDR/REMOTE_PORT are written without printf,
+    and the last IPv4 address's text is reused: every address and port,
+    repeated, alternating or new, reads as socket.inet_ntop says."""
+    import struct
+    rnd = random.Random(5)
+    v4 = ["0.0.0.0", "255.255.255.255", "10.0.0.1", "1.2.3.4",
+          "127.0.0.1", "127.0.0.1", "192.168.100.9", "10.0.0.1"]
+    v4 += [socket.inet_ntoa(struct.pack("!I", rnd.getrandbits(32)))
+           for _ in range(300)]
+    ports = [0, 1, 9, 10, 99, 100, 65535] + [rnd.randrange(65536)
+                                            for _ in range(301)]
+    for host, port in zip(v4, ports):
+        sa = struct.pack("=H", socket.AF_INET) + struct.pack("!H", port) \
+            + socket.inet_aton(host) + bytes(8)
+        assert _http_speedups.peer_address(sa) == (host, str(port))
+    for _ in range(50):
+        raw = bytes(rnd.getrandbits(8) for _ in range(16))
+        host = socket.inet_ntop(socket.AF_INET6, raw)
+        port = rnd.randrange(65536)
+        sa = struct.pack("=H", socket.AF_INET6) + struct.pack("!H", port) \
+            + bytes(4) + raw + bytes(4)
+        assert _http_speedups.peer_address(sa) == (host, str(port))
+
+
 @pytest.mark.unix
 def test_peer_address_of_a_unix_socket():
     """A unix socket has no address: empty, compiled or not."""

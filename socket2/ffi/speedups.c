@@ -1656,7 +1656,7 @@ typedef struct {
 static PyObject *str_rg, *str_dict, *str_greenlet, *str_s2_thread, *str_sole, *str_live,
                 *str_core, *str_name, *str_thread, *str_start_cancelled,
                 *str_failed, *str_wake_joiners, *str_sole_ended,
-                *str_gr_context;
+                *str_gr_context, *str_run, *str_parent, *empty_args;
 static PyObject *thread_run(ThreadBase *self, PyObject *unused);
 static PyMethodDef thread_run_def;
 
@@ -1722,6 +1722,39 @@ add_live(PyObject *hub, long delta)
     return r;
 }
 
+
+/* greenlet(run, parent=parent): PyGreenlet_New builds a keyword dict
+   (the name "parent" made and hashed each time) for greenlet's __init__,
+   ~2,900 instructions a thread; the type's tp_new and the two setters
+   do the same (parent, when it is not the current greenlet, which
+   tp_new gives) for a fraction. */
+static PyObject *
+new_greenlet(PyObject *run, PyObject *parent)
+{
+    PyTypeObject *gt = &PyGreenlet_Type;
+    PyObject *g, *cur;
+    if (empty_args == NULL && (empty_args = PyTuple_New(0)) == NULL)
+        return NULL;
+    g = gt->tp_new(gt, empty_args, NULL);
+    if (g == NULL)
+        return NULL;
+    if (PyObject_SetAttr(g, str_run, run) < 0) {
+        Py_DECREF(g);
+        return NULL;
+    }
+    cur = (PyObject *)PyGreenlet_GetCurrent();
+    if (cur == NULL) {
+        Py_DECREF(g);
+        return NULL;
+    }
+    Py_DECREF(cur);
+    if (cur != parent && PyObject_SetAttr(g, str_parent, parent) < 0) {
+        Py_DECREF(g);
+        return NULL;
+    }
+    return g;
+}
+
 static int
 threadbase_init(ThreadBase *self, PyObject *args, PyObject *kwds)
 {
@@ -1758,7 +1791,7 @@ threadbase_init(ThreadBase *self, PyObject *args, PyObject *kwds)
         Py_DECREF(parent);
         return -1;
     }
-    g = (PyObject *)PyGreenlet_New(run, (PyGreenlet *)parent);
+    g = new_greenlet(run, parent);
     Py_DECREF(run);
     Py_DECREF(parent);
     if (g == NULL)
@@ -2112,9 +2145,14 @@ hubcore_start_when_readable(HubCore *self, PyObject *const *args,
                         "and configure_fds() were not called");
         return NULL;
     }
-    w = PyObject_GetAttrString(sock, "_w");
-    if (w == NULL)
-        return NULL;
+    if (IS_A(sock, &SocketBaseType) && ((SocketBase *)sock)->w != NULL) {
+        w = ((SocketBase *)sock)->w;        /* (what sock._w reads) */
+        Py_INCREF(w);
+    } else {
+        w = PyObject_GetAttrString(sock, "_w");
+        if (w == NULL)
+            return NULL;
+    }
     if (IS_A(w, &WaitersType)) {
         if (!EMPTY(((Waiters *)w)->rg)) {
             raise_error("busy", "another thread is already receiving on "
@@ -2435,6 +2473,8 @@ PyInit__speedups(void)
             || !(str_append = PyUnicode_InternFromString("append"))
             || !(str_throw = PyUnicode_InternFromString("throw"))
             || !(str_greenlet = PyUnicode_InternFromString("greenlet"))
+            || !(str_run = PyUnicode_InternFromString("run"))
+            || !(str_parent = PyUnicode_InternFromString("parent"))
             || !(str_s2_thread = PyUnicode_InternFromString("_s2_thread"))
             || !(str_sole = PyUnicode_InternFromString("_sole"))
             || !(str_live = PyUnicode_InternFromString("_live"))
