@@ -775,6 +775,63 @@ static PyTypeObject ReaderType = {
 static PyObject *reply_type;       /* _reply.Reply */
 static PyObject *empty_input;      /* _input.EMPTY */
 static PyObject *checked_cache;    /* _reply._CHECKED */
+static PyObject *monotonic_fn;     /* time.monotonic (read in C: set_deadline) */
+
+/* The last (status, headers) start_response met, by identity: an
+   application's status and header names and values are most often the
+   same string objects every call (constants and globals of its code;
+   the tuples themselves are often made anew), and then the entry its
+   cache lookup found is reused without making and hashing the key.
+   Held: an identity is only one while the object lives. */
+#define SR_ITEMS 8
+static PyObject *sr_status, *sr_items[2 * SR_ITEMS], *sr_checked;
+static Py_ssize_t sr_n;
+
+/* Whether list holds exact (str, str) tuples of the very strings
+   remembered. */
+static int
+sr_same(PyObject *list)
+{
+    Py_ssize_t i;
+    for (i = 0; i < sr_n; i++) {
+        PyObject *item = PyList_GET_ITEM(list, i);
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2
+                || PyTuple_GET_ITEM(item, 0) != sr_items[2 * i]
+                || PyTuple_GET_ITEM(item, 1) != sr_items[2 * i + 1])
+            return 0;
+    }
+    return 1;
+}
+
+static void
+sr_remember(PyObject *status, PyObject *list, PyObject *checked)
+{
+    Py_ssize_t i, n = PyList_GET_SIZE(list);
+    PyObject *old_status = sr_status, *old_checked = sr_checked;
+    PyObject *old[2 * SR_ITEMS];
+    Py_ssize_t old_n = sr_n;
+    if (n > SR_ITEMS)
+        return;
+    for (i = 0; i < 2 * old_n; i++)
+        old[i] = sr_items[i];
+    for (i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(list, i);    /* (checked) */
+        sr_items[2 * i] = PyTuple_GET_ITEM(item, 0);
+        sr_items[2 * i + 1] = PyTuple_GET_ITEM(item, 1);
+        Py_INCREF(sr_items[2 * i]);
+        Py_INCREF(sr_items[2 * i + 1]);
+    }
+    sr_n = n;
+    Py_INCREF(status);
+    sr_status = status;
+    Py_INCREF(checked);
+    sr_checked = checked;
+    /* (last: a finalizer sees a whole entry) */
+    Py_XDECREF(old_status);
+    Py_XDECREF(old_checked);
+    for (i = 0; i < 2 * old_n; i++)
+        Py_DECREF(old[i]);
+}
 static PyObject *error_class;      /* socket2.errors.Error */
 static PyObject *slow_marker;      /* wsgi._SLOW */
 static PyObject *s_environ_attr;
@@ -1146,6 +1203,12 @@ reply_start_response(ReplyObject *self, PyObject *const *args,
             || checked_cache == NULL || !PyUnicode_CheckExact(args[0])
             || !PyList_CheckExact(args[1]))
         goto slow;
+    if (sr_checked != NULL && args[0] == sr_status
+            && PyList_GET_SIZE(args[1]) == sr_n && sr_same(args[1])) {
+        checked = sr_checked;   /* the very strings checked last time */
+        Py_INCREF(checked);
+        goto found;
+    }
     {
         /* The cache compares by equality: a subclass of tuple or str
          * equal to a checked item must still meet _check's exact types. */
@@ -1194,6 +1257,8 @@ reply_start_response(ReplyObject *self, PyObject *const *args,
         Py_DECREF(checked);
         goto slow;
     }
+    sr_remember(args[0], args[1], checked);
+found:
     {
         PyObject *st = PyTuple_GET_ITEM(checked, 0);
         long code = PyLong_AsLong(PyTuple_GET_ITEM(checked, 1));
@@ -1266,14 +1331,30 @@ is_error(void)
 static int
 set_deadline(ConnObject *c, FastObject *cfg, double after)
 {
-    PyObject *now = PyObject_CallNoArgs(cfg->clock), *d;
+    PyObject *now, *d;
     double t;
-    if (now == NULL)
-        return -1;
-    t = PyFloat_AsDouble(now);
-    Py_DECREF(now);
-    if (t == -1.0 && PyErr_Occurred())
-        return -1;
+#if defined(CLOCK_MONOTONIC) && !defined(_WIN32)
+    struct timespec ts;
+    if (cfg->clock == monotonic_fn && monotonic_fn != NULL
+            && clock_gettime(CLOCK_MONOTONIC, &ts) == 0) {
+        /* time.monotonic() itself, without the call: its arithmetic */
+        int64_t ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+        t = (double)ns;
+        if (ns % 1000000000 == 0)
+            t = (double)(ns / 1000000000);
+        else
+            t /= 1e9;
+    } else
+#endif
+    {
+        now = PyObject_CallNoArgs(cfg->clock);
+        if (now == NULL)
+            return -1;
+        t = PyFloat_AsDouble(now);
+        Py_DECREF(now);
+        if (t == -1.0 && PyErr_Occurred())
+            return -1;
+    }
     d = PyFloat_FromDouble(t + after);
     if (d == NULL)
         return -1;
@@ -1875,6 +1956,35 @@ static PyTypeObject ConnType = {
 /* -- peer_address ---------------------------------------------------------- */
 
 #ifndef _WIN32
+PyDoc_STRVAR(roomy_doc,
+"roomy(d, room) -> a copy of the dict d with room for *room* more keys\n\n"
+"serve()'s environ base: every request's environ is a copy of it plus\n"
+"~10 keys and one per header, and a copy keeps its original's table, so\n"
+"a base made roomy spares each request a resize of its environ.");
+
+static PyObject *
+roomy(PyObject *mod, PyObject *args)
+{
+    PyObject *d, *r, *k, *v;
+    Py_ssize_t room, pos = 0;
+    if (!PyArg_ParseTuple(args, "O!n:roomy", &PyDict_Type, &d, &room))
+        return NULL;
+    if (room < 0 || room > 4096) {
+        PyErr_SetString(PyExc_ValueError, "roomy: room must be 0..4096");
+        return NULL;
+    }
+    r = _PyDict_NewPresized(PyDict_GET_SIZE(d) + room);
+    if (r == NULL)
+        return NULL;
+    while (PyDict_Next(d, &pos, &k, &v)) {
+        if (PyDict_SetItem(r, k, v) < 0) {
+            Py_DECREF(r);
+            return NULL;
+        }
+    }
+    return r;
+}
+
 PyDoc_STRVAR(peer_address_doc,
 "peer_address(fd_or_sockaddr) -> (addr, port) or None\n\n"
 "The connected peer of the socket fd as text, ('1.2.3.4', '5678'), as\n"
@@ -1971,6 +2081,7 @@ static PyMethodDef module_methods[] = {
     {"configure_peer", configure_peer, METH_O, configure_peer_doc},
 #ifndef _WIN32
     {"peer_address", peer_address, METH_O, peer_address_doc},
+    {"roomy", roomy, METH_VARARGS, roomy_doc},
 #endif
     {NULL}
 };
@@ -2014,6 +2125,17 @@ PyInit__http_speedups(void)
     INTERN(str_fast, "fast");
     if (!(v_empty_bytes = PyBytes_FromStringAndSize(NULL, 0)))
         return NULL;
+    {
+        PyObject *time_mod = PyImport_ImportModule("time");
+        if (time_mod == NULL)
+            return NULL;
+        monotonic_fn = PyObject_GetAttrString(time_mod, "monotonic");
+        Py_DECREF(time_mod);
+        if (monotonic_fn == NULL)
+            return NULL;
+        if (!PyCFunction_Check(monotonic_fn))   /* replaced: always call */
+            Py_CLEAR(monotonic_fn);
+    }
     INTERN(s_wsgi_input, "wsgi.input");
     INTERN(s_start_response, "start_response");
     INTERN(s_write, "write");

@@ -76,6 +76,10 @@ def serve(listener, app, *, tls=None, tls_timeout=10, limits=None,
     srv = _Server(listener, app, limits, access_log, tls is not None)
     if environ:
         srv.environ.update(environ)
+    if wsgi.COMPILED:
+        # (each request's environ is a copy of it, plus ~10 keys and one
+        # per header: a copy keeps the table, so none has to grow)
+        srv.environ = wsgi._http_speedups.roomy(srv.environ, 30)
     sweeper = newthread(_sweep, srv)
     try:
         _serve_connections(listener, _connection, srv, tls=tls,
