@@ -270,8 +270,8 @@ class _FdEngine:
                     return 0
                 raise _tls_error(sys.exc_info()[1], what) from None
             except (_SSLError, OSError) as e:
-                if self.sock._fd < 0:
-                    raise closed_error() from None
+                if self.sock._fd < 0 or self.c is None:
+                    raise closed_error() from None     # (closed meanwhile)
                 raise _tls_error(e, what) from None
             self.wait(want, deadline, reading)
 
@@ -295,10 +295,12 @@ class _FdEngine:
         except _WantWrite:
             want = 1
         except _Closed:
+            if self.sock._fd < 0 or self.c is None:
+                raise closed_error() from None     # (closed meanwhile)
             return 0
         except (_SSLError, OSError, ValueError) as e:
-            if self.sock._fd < 0:
-                raise closed_error() from None
+            if self.sock._fd < 0 or self.c is None:
+                raise closed_error() from None     # (closed meanwhile)
             raise _tls_error(e, "TLS recv") from None
         deadline = owner._deadline(timeout, expires)
         self.wait(want, deadline, True)
@@ -325,7 +327,8 @@ class _FdEngine:
         except (_SSLError, OSError) as e:
             # The bytes before it are returned first; the failure is the
             # next read's (OpenSSL would answer that one with a plain EOF).
-            self.failed = _tls_error(e, "TLS recv")
+            self.failed = closed_error() if self.c is None else \
+                _tls_error(e, "TLS recv")
             if got == 0:
                 raise self.failed from None
         return got
@@ -385,8 +388,8 @@ class _FdEngine:
         except _WantRead:
             return 0
         except (_SSLError, OSError, ValueError) as e:
-            if self.sock._fd < 0:
-                raise closed_error() from None
+            if self.sock._fd < 0 or self.c is None:
+                raise closed_error() from None     # (closed meanwhile)
             raise _tls_error(e, "TLS send") from None
 
     def handshake(self, deadline):
@@ -499,7 +502,8 @@ def _c_engine():
         _tls_speedups.configure(
             int(ffi_.cast("intptr_t", ffi_.addressof(lib, "s2_tls_read"))),
             int(ffi_.cast("intptr_t", ffi_.addressof(lib, "s2_tls_write"))),
-            lib.S2_TLS_WANT_READ, lib.S2_TLS_WANT_WRITE, _WRITE_CHUNK)
+            lib.S2_TLS_WANT_READ, lib.S2_TLS_WANT_WRITE, _WRITE_CHUNK,
+            _ssl._SSLSocket)
     _c = (ffi_, lib, ffi_.new("int *"), ffi_.new("char[512]"))
     return _c
 
@@ -838,7 +842,9 @@ class _BioEngine:
         """Send what OpenSSL wrote to the outgoing BIO, in order."""
         if not self.out.pending and not self.unsent:
             return
-        with self.wlock:
+        # (another thread's send may hold it: the wait keeps the deadline)
+        self.wlock.acquire(expires=deadline)
+        try:
             while True:
                 data = self.unsent or self.out.read()
                 if not data:
@@ -849,6 +855,8 @@ class _BioEngine:
                 except Error as e:
                     self.unsent = data[getattr(e, "sent", 0):]
                     raise
+        finally:
+            self.wlock.release()
 
     def fill(self, deadline):
         """Receive more input for OpenSSL.  If another thread is already
@@ -906,7 +914,7 @@ class _BioEngine:
     def read(self, buf, n, timeout, expires, owner):
         c = self.c
         deadline = _UNSET
-        if self.sock._fd < 0:
+        if self.sock._fd < 0 or c is None:
             # (its number may be another connection's by now)
             raise closed_error("TLS socket")
         # Only ask OpenSSL when it has something to work on: an empty BIO
@@ -949,8 +957,10 @@ class _BioEngine:
         then); a send cut short keeps the rest for the next flush, and the
         error's ``sent`` counts the committed bytes."""
         data = view[:_WRITE_CHUNK]
-        n = self.call(self.c.write, (data,), deadline, "TLS send",
-                      flush=False)
+        c = self.c
+        if c is None:   # detached meanwhile (closed from another OS thread)
+            raise closed_error()
+        n = self.call(c.write, (data,), deadline, "TLS send", flush=False)
         try:
             self.flush(deadline)
         except Error as e:
@@ -1006,10 +1016,20 @@ class _TLSBase:
     _sslobj = property(lambda self: self._sslobj_,
                        doc="The object that owns ``_ssl``, or None.")
 
-    def _set_ssl(self, address, owner):
+    def _set_ssl(self, address, owner, /):
+        if type(address) is not int:
+            raise TypeError("_set_ssl(): the address must be an int")
         if (address == 0) != (owner is None):
             raise ValueError("_set_ssl() needs an owner with an address, "
                              "and None with 0")
+        if owner is not None and (
+                type(owner).__name__ != "_SSLSocket" or _c is None
+                or int(_c[0].cast("intptr_t", _c[0].cast(
+                    "void **", id(owner))[3])) != address):
+            # (as in C: the one address taken is the SSL * the owner holds,
+            # its field 3, the layout s2_tls_adopt proved)
+            raise ValueError("_set_ssl(): the address is not the SSL object "
+                             "its owner (an _ssl._SSLSocket) holds")
         self._ssl_ = address
         self._sslobj_ = owner
 
@@ -1217,6 +1237,7 @@ class TLSSocket(_TLSBase, _Stream):
         ``tcp``, for protocols that go back to plain text (STARTTLS)."""
         io = self._live()
         self._set_ssl(0, None)
+        self._evict_waiters()
         io.unwrap(self._deadline(timeout, expires))
         leftover = io.pending_input()
         if self._rb:
@@ -1229,6 +1250,25 @@ class TLSSocket(_TLSBase, _Stream):
                 sock._rb = bytearray()
             sock._rb[:0] = leftover
         return sock
+
+    def _evict_waiters(self):
+        """unwrap() ends TLS on a socket that stays open: threads parked in
+        a TLS recv or send on it get ``Error('closed')`` now (they would
+        otherwise wait for plain bytes they cannot read, and unwrap()
+        itself must read the peer's close_notify)."""
+        sock = self._sock
+        w = sock._w
+        rg, wg = w.rg, w.wg
+        if (rg is None or rg.dead) and (wg is None or wg.dead):
+            return
+        w.rg = w.wg = None
+        closed = Error("closed", "TLS was ended (unwrap) while this thread "
+                       "was waiting on it")
+        hub = sock._hub
+        if rg is not None:
+            hub._throw(rg, closed)
+        if wg is not None and wg is not rg:
+            hub._throw(wg, closed)
 
     def close(self):
         """Close the connection (without close_notify: see ``shutdown``);

@@ -707,3 +707,102 @@ def test_tls_over_a_unix_stream_socket(pki, engine, tmp_path):
         with st.join(timeout=5) as s:
             ct.sendall(b"over unix")
             assert s.read(9, timeout=5) == b"over unix"
+
+
+# -- the seventeenth review (each hung or misbehaved before its fix) --------
+
+
+def _untimed(pair):
+    ct, st = pair
+    ct.timeout = st.timeout = None
+    return ct, st
+
+
+def test_review_17_unwrap_wakes_a_parked_reader(pki, engine):
+    """unwrap() while another thread is parked in recv(): that thread gets
+    Error('closed') at once (it hung, or raised busy in unwrap itself),
+    and the plain socket unwrap() returns carries on."""
+    ct, st = _untimed(_tls_pair(pki))
+    buf = bytearray(100)
+    reader = socket2.newthread(st.recv, buf)
+    socket2.sleep(0.05)
+    peer = socket2.newthread(ct.unwrap, timeout=5)
+    plain = st.unwrap(timeout=5)
+    with pytest.raises(socket2.Error) as info:
+        reader.join(timeout=1)
+    assert info.value.err == "closed"
+    pc = peer.join(timeout=5)
+    with plain, pc:
+        pc.sendall(b"PLAIN")
+        got = bytearray(5)
+        assert plain.recvn(got, timeout=5) == 5 and bytes(got) == b"PLAIN"
+
+
+def test_review_17_closed_between_detach_and_close(pki, engine):
+    """close() from another OS thread lets go of the engine before the
+    socket is closed: a send or receive under way in that moment must
+    say 'closed' (the fd engine raised TLSError), never reach OpenSSL's
+    failure for a BIO that lost its descriptor."""
+    ct, st = _untimed(_tls_pair(pki))
+    try:
+        io = st._io
+        io.detach()                     # what close() does first
+        for call in (lambda: io.write(memoryview(b"x" * 100), None),
+                     lambda: io.read(bytearray(10), 10, None, None, st)):
+            with pytest.raises(socket2.Error) as info:
+                call()
+            assert info.value.err == "closed", info.value
+    finally:
+        st._io = None
+        st._sock.close()
+        ct.close()
+
+
+def test_review_17_shutdown_keeps_its_timeout_behind_a_parked_writer(
+        pki, engine):
+    """shutdown(timeout=...) while another thread's sendall is parked on
+    a peer that does not read: it times out when asked (the bio engine
+    waited for the other writer's lock without a deadline: for good)."""
+    ct, st = _untimed(_tls_pair(pki))
+    with ct, st:
+        def writer():
+            try:
+                for _ in range(40):
+                    st.sendall(b"w" * 300000)
+            except socket2.Error:
+                pass
+        w = socket2.newthread(writer)
+        socket2.sleep(0.1)
+        t0 = socket2.clock()
+        try:
+            st.shutdown(timeout=0.5)
+        except socket2.TimeoutError:
+            pass
+        assert socket2.clock() - t0 < 3
+        st.close()
+        w.join(timeout=5)
+
+
+def test_review_17_set_ssl_takes_only_the_owners_own_ssl_object(pki,
+                                                                engine):
+    """TLSSocket._set_ssl (private) is how the socket records the SSL
+    object its compiled calls drive: any other address was driven as one
+    (SIGSEGV).  Only the pointer the owner holds is taken, in both
+    builds alike."""
+    ct, st = _untimed(_tls_pair(pki))
+    with ct, st:
+        addr, owner = st._ssl, st._sslobj
+        cases = [((1, object()), ValueError), ((12345, owner), ValueError),
+                 ((1.5, owner), TypeError)]
+        if owner is not None:
+            cases += [((0, owner), ValueError), ((addr, None), ValueError),
+                      ((addr + 8, owner), ValueError)]
+        for args, exc in cases:
+            with pytest.raises(exc):
+                st._set_ssl(*args)
+        assert (st._ssl, st._sslobj) == (addr, owner)
+        if owner is not None:
+            st._set_ssl(addr, owner)        # its own: taken
+        ct.sendall(b"still")
+        got = bytearray(5)
+        assert st.recvn(got, timeout=5) == 5 and bytes(got) == b"still"

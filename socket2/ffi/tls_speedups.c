@@ -39,6 +39,10 @@ static s2_tls_fn tls_write;
    older or missing _speedups): attribute lookups and the hub's Python
    wait, and every read of the BIO a system call. */
 static S2SpeedupsAPI *api;
+/* _ssl._SSLSocket (configure()): the only owner _set_ssl takes, and the
+   SSL * it owns is its field 3, the layout s2_tls_adopt proves before
+   the C engine adopts any object. */
+static PyTypeObject *sslsocket_type;
 static long want_read = -1, want_write = -2;
 static Py_ssize_t write_chunk = 256 * 1024;
 
@@ -459,6 +463,11 @@ tlsbase_set_ssl(TLSBase *self, PyObject *const *args, Py_ssize_t nargs)
                         "_set_ssl() takes an address and its owner");
         return NULL;
     }
+    if (!PyLong_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_set_ssl(): the address must be an int");
+        return NULL;
+    }
     addr = PyLong_AsSsize_t(args[0]);
     if (addr == -1 && PyErr_Occurred())
         return NULL;
@@ -466,6 +475,17 @@ tlsbase_set_ssl(TLSBase *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError,
                         "_set_ssl() needs an owner with an address, "
                         "and None with 0");
+        return NULL;
+    }
+    /* Any other pointer would be driven as an SSL object: only the very
+       one the standard library's object holds is taken. */
+    if (addr != 0 && (sslsocket_type == NULL
+            || !Py_IS_TYPE(args[1], sslsocket_type)
+            || sslsocket_type->tp_basicsize < (Py_ssize_t)(5 * sizeof(void *))
+            || ((void **)args[1])[3] != (void *)addr)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "_set_ssl(): the address is not the SSL object "
+                        "its owner (an _ssl._SSLSocket) holds");
         return NULL;
     }
     old = self->sslobj;
@@ -517,18 +537,25 @@ static PyTypeObject TLSBaseType = {
 };
 
 PyDoc_STRVAR(configure_doc,
-"configure(read_addr, write_addr, want_read, want_write, chunk)\n\n"
+"configure(read_addr, write_addr, want_read, want_write, chunk,\n"
+"          sslsocket_type)\n\n"
 "Hand over socket2._openssl_ffi's s2_tls_read and s2_tls_write (their\n"
-"addresses), the codes they return for a want, and the most one\n"
-"write takes.");
+"addresses), the codes they return for a want, the most one write\n"
+"takes, and _ssl._SSLSocket (the owners _set_ssl takes).");
 
 static PyObject *
 configure(PyObject *mod, PyObject *args)
 {
     Py_ssize_t r, w, chunk;
     long wr, ww;
-    if (!PyArg_ParseTuple(args, "nnlln", &r, &w, &wr, &ww, &chunk))
+    PyObject *st = NULL;
+    if (!PyArg_ParseTuple(args, "nnlln|O!", &r, &w, &wr, &ww, &chunk,
+                          &PyType_Type, &st))
         return NULL;
+    if (st != NULL) {
+        Py_INCREF(st);
+        Py_XSETREF(sslsocket_type, (PyTypeObject *)st);
+    }
     if (chunk <= 0) {
         PyErr_SetString(PyExc_ValueError, "chunk must be positive");
         return NULL;
