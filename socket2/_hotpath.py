@@ -425,7 +425,8 @@ class SocketBase:
     """The fields of a socket that the hot path reads (sockets.py's
     ``_Socket`` adds the rest)."""
     __slots__ = ("_fd", "_type", "_w", "_hub", "_core", "_rb", "timeout",
-                 "_family", "_proto", "_bound", "_opts", "_excl")
+                 "_family", "_proto", "_bound", "_opts", "_excl",
+                 "_busy", "_held")
 
     def __enter__(self):
         return self

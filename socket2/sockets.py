@@ -137,6 +137,8 @@ class _Socket(_hotpath.SocketBase):
         self._proto = proto
         self._bound = False
         self._opts = None    # options set by setopt(), for _reopen
+        self._busy = 0       # OpenSSL calls under way on fd (tls.py)
+        self._held = -1      # fd, if a close waits for them (_release)
         self._rb = None      # read-ahead of read()/readline(), when used
         self.timeout = None
         self._hub = hub
@@ -214,6 +216,14 @@ class _Socket(_hotpath.SocketBase):
             return
         self._release(fd)
 
+    def _close_held(self):
+        """Close the descriptor a close() left open while OpenSSL calls
+        ran on it (see _release), once none does."""
+        fd = self._held
+        if fd >= 0 and not self._busy:
+            self._held = -1
+            lib.s2_close(fd)
+
     def _release_quietly(self, fd):
         """Release *fd* with nobody to wake (its hub's thread has ended)."""
         self._release(fd, wake=False)
@@ -224,10 +234,19 @@ class _Socket(_hotpath.SocketBase):
         w, hub = self._w, self._hub
         rg, wg = w.rg, w.wg
         w.rg = w.wg = None
+        busy = self._busy
         # Detach the waiters before the fd number can be reused, then
         # release it; only then wake them (which may switch away).
-        hub.unregister(fd, closing=self._excl == _forks[0])
-        lib.s2_close(fd)     # (_unregister_for_close, inlined: per close)
+        hub.unregister(fd, closing=self._excl == _forks[0] and not busy)
+        if busy:
+            # Closed from a callback of an OpenSSL call under way on fd
+            # (tls.py pins it around them): the call goes on after the
+            # callback, on the number -- which must not be another
+            # connection's by then.  It stays taken until the call
+            # returns (_close_held).
+            self._held = fd
+        else:
+            lib.s2_close(fd)     # (_unregister_for_close, inlined)
         if not wake or (rg is None and wg is None):
             return
         closed = Error("closed", "socket was closed while this thread was "

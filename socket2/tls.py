@@ -127,6 +127,22 @@ def _error_queue_clearer():
     return lambda: None
 
 
+def _pinned(sock, fn, *args):
+    """fn(*args), an OpenSSL call that may read or write *sock*'s
+    descriptor, with the descriptor pinned: Python code OpenSSL calls back
+    (a message or SNI callback) may close the socket, and the call goes on
+    afterwards on the same number -- which must not be another
+    connection's by then.  A close meanwhile keeps the number taken until
+    the call returns (sockets.py _release, _close_held)."""
+    sock._busy += 1
+    try:
+        return fn(*args)
+    finally:
+        sock._busy -= 1
+        if sock._held >= 0:
+            sock._close_held()
+
+
 def _server_hostname(name, server_side):
     """*name* as the ssl module gives it to OpenSSL (IDNA-encoded ASCII),
     or ``None``; raises ``ValueError``/``TypeError`` naming what is wrong.
@@ -257,7 +273,7 @@ class _FdEngine:
         while True:
             _clear_errors()       # others ran while this thread waited
             try:
-                return op(*args)
+                return _pinned(self.sock, op, *args)
             except _WantRead:
                 want = 0
             except _WantWrite:
@@ -286,7 +302,8 @@ class _FdEngine:
             raise self.failed.with_traceback(None)
         _clear_errors()                     # (see _error_queue_clearer)
         try:
-            r = c.read(n, buf)              # the common case: data is there
+            # the common case: data is there
+            r = _pinned(self.sock, c.read, n, buf)
             if r < _RECORD or r >= n:
                 return r
             return self.more(buf, r, n)     # a full record: likely more
@@ -316,7 +333,7 @@ class _FdEngine:
             return got      # closed meanwhile: the next read says so
         try:
             while got < n:
-                r = c.read(n - got, view[got:])
+                r = _pinned(self.sock, c.read, n - got, view[got:])
                 if r == 0:
                     break
                 got += r
@@ -381,7 +398,7 @@ class _FdEngine:
             raise closed_error()
         _clear_errors()
         try:
-            c.write(data)
+            _pinned(self.sock, c.write, data)
             return None
         except _WantWrite:
             return 1
@@ -405,7 +422,8 @@ class _FdEngine:
                 raise closed_error("TLS socket")
             _clear_errors()
             try:
-                obj.unwrap()          # first SSL_shutdown: sends ours
+                # (the first SSL_shutdown: sends ours)
+                _pinned(self.sock, obj.unwrap)
                 self.done = True      # ... and the peer's was in already
                 return
             except _WantRead:
@@ -605,7 +623,7 @@ class _CEngine(_FdEngine):
                 # peer's close_notify), which is what this avoids.
                 return
             held = self.c
-            r = lib.s2_tls_shutdown(self.p, err)
+            r = _pinned(self.sock, lib.s2_tls_shutdown, self.p, err)
             del held
             if r >= 0:
                 self.notified = True
@@ -638,7 +656,8 @@ class _CEngine(_FdEngine):
                 # (its number may be another connection's by now)
                 raise closed_error("TLS socket")
             held = self.c      # through the call (TLSSocket._sslobj)
-            r = lib.s2_tls_read(self.p, p, n, err, ffi_.NULL)
+            r = _pinned(self.sock, lib.s2_tls_read, self.p, p, n, err,
+                        ffi_.NULL)
             del held
             if r >= 0:
                 return r
@@ -673,7 +692,8 @@ class _CEngine(_FdEngine):
                 ssl_, held = self.p, self.c
                 if ssl_ is None:
                     raise closed_error()
-                r = lib.s2_tls_read(ssl_, p, n, cell, ffi_.NULL)
+                r = _pinned(self.sock, lib.s2_tls_read, ssl_, p, n, cell,
+                            ffi_.NULL)
                 del held
                 if r >= 0:
                     return r
@@ -708,7 +728,8 @@ class _CEngine(_FdEngine):
                 r = 0           # the slow path writes it all
             else:
                 held = self.c       # through the call (TLSSocket._sslobj)
-                r = lib.s2_tls_write(self.p, p, min(n, _WRITE_CHUNK), err)
+                r = _pinned(self.sock, lib.s2_tls_write, self.p, p,
+                            min(n, _WRITE_CHUNK), err)
                 del held
                 if r == n:
                     return n    # the common case: one write, taken whole
@@ -756,7 +777,8 @@ class _CEngine(_FdEngine):
         p, held = self.p, self.c
         if p is None or self.sock._fd < 0:
             raise closed_error()
-        r = lib.s2_tls_write(p, ffi_.from_buffer(data), n, err)
+        r = _pinned(self.sock, lib.s2_tls_write, p, ffi_.from_buffer(data), n,
+                    err)
         del held
         if r >= 0:
             return r
@@ -786,7 +808,7 @@ class _CEngine(_FdEngine):
             p, held = self.p, self.c
             if p is None or self.sock._fd < 0:
                 raise closed_error()
-            r = lib.s2_tls_write(p, data, len(data), err)
+            r = _pinned(self.sock, lib.s2_tls_write, p, data, len(data), err)
             del held
             if r >= 0:
                 self.wpending = None

@@ -468,9 +468,10 @@ def test_review_16_an_engine_field_set_to_none(pki, engine, call):
         ct.close()
 
 
+@pytest.mark.parametrize("what", ["tls", "tcp"])
 @pytest.mark.parametrize("direction", ["write", "read"])
 def test_review_16_a_callback_closes_and_the_number_is_reused(
-        pki, engine, direction):
+        pki, engine, direction, what):
     """A message callback (Python code OpenSSL runs in the middle of a
     read or a write) closes the TLS socket and opens a new connection,
     which takes the freed descriptor number.  The rest of OpenSSL's call
@@ -487,7 +488,10 @@ def test_review_16_a_callback_closes_and_the_number_is_reused(
         if way == direction and box.get("armed"):
             box["armed"] = False
             fd = box["st"].fileno()
-            box["st"].close()
+            if what == "tls":
+                box["st"].close()
+            else:                       # the tcp under it (review 17)
+                box["st"]._sock.close()
             victim = socket2.tcp()
             victim.connect("127.0.0.1", box["lst"].local_port)
             box["victim"] = victim
@@ -526,9 +530,51 @@ def test_review_16_a_callback_closes_and_the_number_is_reused(
         else:
             assert box["victim"].recvn(got, 20, timeout=5) == 20
             assert bytes(got[:20]) == b"Z" * 20
-        if not box["reused"]:
-            pytest.skip("the new connection got another number")
     finally:
         for s in (peer, box.get("victim"), st, ct, lst):
+            if s is not None:
+                s.close()
+
+
+# -- the seventeenth review ----------------------------------------------------
+
+
+def test_review_17_an_sni_callback_closes_the_tcp_mid_handshake(pki, engine):
+    """An SNI callback closes the connection being handshaken (the tcp:
+    no TLSSocket exists yet) and opens a new one.  OpenSSL goes on with
+    the handshake after the callback: its records went to the new
+    connection, which had taken the descriptor's number.  The number now
+    stays taken until OpenSSL's call returns."""
+    box = {}
+    lst = socket2.tcp()
+    lst.listen("127.0.0.1", 0)
+
+    def sni(sslobj, name, ctx):
+        box["a"].close()
+        v = box["v"] = socket2.tcp()
+        v.connect("127.0.0.1", lst.local_port)
+    ctx = server_ctx(pki)
+    ctx.sni_callback = sni
+    c = socket2.tcp()
+    c.connect("127.0.0.1", lst.local_port)
+    a = box["a"] = lst.accept()
+    th = socket2.newthread(socket2.tls, a, ctx, server_side=True)
+    peer = ct = None
+    try:
+        try:
+            ct = socket2.tls(c, client_ctx(pki), server_hostname="localhost",
+                             timeout=2)
+        except socket2.Error:
+            pass                # (the client may see the close first)
+        with pytest.raises(socket2.Error) as info:
+            th.join(timeout=5)
+        assert info.value.err == "closed"
+        peer = lst.accept(timeout=5)    # the new connection's other end
+        with pytest.raises(socket2.TimeoutError):
+            n = peer.recv(bytearray(100), timeout=0.3)
+            pytest.fail("%d bytes of the handshake reached the new "
+                        "connection" % n)
+    finally:
+        for s in (peer, box.get("v"), ct, c, lst):
             if s is not None:
                 s.close()

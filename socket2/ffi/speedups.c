@@ -1081,6 +1081,11 @@ typedef struct {
     /* sockets.py's other fields (here so that accept() fills them in C) */
     int family;
     int proto;
+    /* OpenSSL calls under way on fd (tls.py pins it around them): a close
+       meanwhile keeps the number taken, in held, until they return
+       (sockets.py _release; -1: none) */
+    int busy;
+    int held;
     long excl;           /* fork generation it was made in, or -1 */
     char bound;
     PyObject *opts;      /* options set by setopt(), or None */
@@ -1092,8 +1097,10 @@ static PyObject *
 sockbase_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     SocketBase *s = (SocketBase *)type->tp_alloc(type, 0);
-    if (s != NULL)
+    if (s != NULL) {
         s->fd = -1;         /* __del__ of a half-made socket closes nothing */
+        s->held = -1;
+    }
     return (PyObject *)s;
 }
 
@@ -1481,8 +1488,9 @@ sockbase_close(SocketBase *self, PyObject *unused)
             || !IS_A(self->core, &HubCoreType))
         return to_python(self, str_close_py, NULL, 0, NULL);
     w = (Waiters *)self->w;
-    if (!EMPTY(w->rg) || !EMPTY(w->wg))
-        return to_python(self, str_close_py, NULL, 0, NULL); /* to wake */
+    if (!EMPTY(w->rg) || !EMPTY(w->wg) || self->busy > 0)
+        return to_python(self, str_close_py, NULL, 0, NULL); /* to wake;
+                                        or OpenSSL still runs on fd */
     ident = PyObject_GetAttr(self->hub, str_thread_ident);
     if (ident == NULL)
         return NULL;
@@ -1608,6 +1616,8 @@ static PyMemberDef sockbase_members[] = {
      "the default timeout of this socket's waits (seconds), or None"},
     {"_family", T_INT, offsetof(SocketBase, family), 0, NULL},
     {"_proto", T_INT, offsetof(SocketBase, proto), 0, NULL},
+    {"_busy", T_INT, offsetof(SocketBase, busy), 0, NULL},
+    {"_held", T_INT, offsetof(SocketBase, held), 0, NULL},
     {"_excl", T_LONG, offsetof(SocketBase, excl), 0, NULL},
     {"_bound", T_BOOL, offsetof(SocketBase, bound), 0, NULL},
     {"_opts", T_OBJECT, offsetof(SocketBase, opts), 0, NULL},
@@ -2445,6 +2455,8 @@ api_capsule(void)
     speedups_api.sock_fd = offsetof(SocketBase, fd);
     speedups_api.sock_w = offsetof(SocketBase, w);
     speedups_api.sock_core = offsetof(SocketBase, core);
+    speedups_api.sock_busy = offsetof(SocketBase, busy);
+    speedups_api.sock_held = offsetof(SocketBase, held);
     speedups_api.waiters_rready =
         offsetof(Waiters, hup) == offsetof(Waiters, rready) + 1
         ? (Py_ssize_t)offsetof(Waiters, rready) : -1;

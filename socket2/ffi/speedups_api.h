@@ -13,7 +13,7 @@
 
 #include <Python.h>
 
-#define S2_SPEEDUPS_API_VERSION 1
+#define S2_SPEEDUPS_API_VERSION 2
 #define S2_SPEEDUPS_API_CAPSULE "socket2._speedups._C_API"
 
 typedef struct {
@@ -25,6 +25,12 @@ typedef struct {
     Py_ssize_t sock_w;              /* SocketBase: PyObject *w (Waiters) */
     Py_ssize_t sock_core;           /* SocketBase: PyObject *core (HubCore) */
     Py_ssize_t waiters_rready;      /* Waiters: char rready; char hup next */
+    /* SocketBase: int busy, the OpenSSL calls under way on fd (a close
+       meanwhile keeps the number taken: int held, -1 or the fd whose
+       close waits for busy to drop to 0, which the socket's Python
+       _close_held() does; see sockets.py _release) */
+    Py_ssize_t sock_busy;
+    Py_ssize_t sock_held;
     /* Park the current greenlet on w (a Waiters or subclass) of core (a
        HubCore) until readable (write=0) or writable, as
        HubCore.wait_readable/wait_writable(w, deadline, fd) do: 0, or -1

@@ -181,6 +181,34 @@ take_maxlen(PyObject *maxlen, Py_ssize_t size, Py_ssize_t *n)
     return *n >= 0 && *n <= size;
 }
 
+/* The socket under TLS pinned around an OpenSSL call on its descriptor
+   (tls.py _pinned: a callback may close it, and the call goes on on the
+   same number; the close keeps it taken until unpin).  b: sock_base(), or
+   NULL (then nothing is pinned: the attribute-lookup fallback). */
+static inline void
+pin(char *b)
+{
+    if (b != NULL)
+        (*(int *)(b + api->sock_busy))++;
+}
+
+/* 0, or -1 with an error set (the held descriptor's close failed to run) */
+static int
+unpin(char *b)
+{
+    PyObject *r;
+    if (b == NULL)
+        return 0;
+    if (--*(int *)(b + api->sock_busy) > 0 || *(int *)(b + api->sock_held) < 0)
+        return 0;
+    /* closed during the call: the number is let go of now (Python) */
+    r = PyObject_CallMethod((PyObject *)b, "_close_held", NULL);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
 /* One s2_tls_read into buf, with the socket's shortcut flags when its
    Waiters is the exact compiled type (held for the call). */
 static long
@@ -201,7 +229,14 @@ read_once(TLSBase *self, char *buf, long n, int *err)
     }
     owner = self->sslobj;
     Py_XINCREF(owner);
+    if (b != NULL)
+        Py_INCREF((PyObject *)b);   /* (held: pinned) */
+    pin(b);
     r = tls_read((void *)self->ssl, buf, n, err, ready);
+    if (unpin(b) < 0)
+        PyErr_WriteUnraisable((PyObject *)b);
+    if (b != NULL)
+        Py_DECREF((PyObject *)b);
     Py_XDECREF(owner);
     Py_XDECREF(w);
     return r;
@@ -414,9 +449,17 @@ tlsbase_sendall(TLSBase *self, PyObject *const *args, Py_ssize_t nargs,
     first = n < write_chunk ? n : write_chunk;
     {
         PyObject *owner = self->sslobj;     /* held: see TLSBase */
+        char *b = sock_base(self);
         Py_XINCREF(owner);
+        if (b != NULL)
+            Py_INCREF((PyObject *)b);       /* (held: pinned) */
+        pin(b);
         r = tls_write((void *)self->ssl, (char *)view.buf, (long)first,
                       &err);
+        if (unpin(b) < 0)
+            PyErr_WriteUnraisable((PyObject *)b);
+        if (b != NULL)
+            Py_DECREF((PyObject *)b);
         Py_XDECREF(owner);
     }
     PyBuffer_Release(&view);
