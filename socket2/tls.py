@@ -1256,7 +1256,9 @@ class TLSSocket(_TLSBase, _Stream):
 
     def unwrap(self, timeout=None, expires=None):
         """End TLS (close_notify sent and received) and return the plain
-        ``tcp``, for protocols that go back to plain text (STARTTLS)."""
+        ``tcp``, for protocols that go back to plain text (STARTTLS).
+        Threads parked in a ``recv`` or ``send`` of this TLS socket get
+        ``Error('closed')`` first."""
         io = self._live()
         self._set_ssl(0, None)
         self._evict_waiters()
