@@ -551,6 +551,25 @@ def test_trickled_body_runs_out_of_body_timeout(capfd):
     assert "Traceback" not in capfd.readouterr().err
 
 
+def test_a_body_timeout_lingers_so_the_408_is_not_reset_away():
+    """The body ran out of body_timeout: the 408 goes out and the close
+    lingers (reads and drops what the client still sends), because a
+    close with unread bytes resets the connection, which can destroy the
+    408 on its way.  The timeout marked the connection as gone (a failed
+    read), so it closed at once: a client still trickling got a reset
+    (the test above failed that way ~4 runs in 10 under load)."""
+    limits = Limits(body_timeout=0.3)
+    with running(echo, limits=limits) as lst, connect(lst) as c:
+        c.sendall(get(extra=b"Content-Length: 100\r\n", method=b"POST"))
+        data = c.recvall(timeout=5)          # the 408, then the FIN
+        assert split(data)[0].status == 408
+        for _ in range(8):                   # still trickling: drained
+            c.sendall(b"x")
+            socket2.sleep(0.05)
+        socket2.sleep(0.05)
+        c.sendall(b"x")                      # no reset came back
+
+
 def test_client_that_never_reads_is_dropped_after_send_timeout():
     big = b"z" * (32 << 20)
 

@@ -302,6 +302,10 @@ class Connection(ConnBase):
             else:
                 n = self.sock.recv(srv.scratch, timeout=timeout,
                                    expires=expires)
+        except TimeoutError:
+            # A slow client is not gone: its answer (408) still goes out,
+            # and the close after it lingers (a reset would destroy it).
+            raise
         except Error:
             self.gone = True
             raise
