@@ -175,6 +175,7 @@ class Hub:
         self._main = root
         self.greenlet = greenlet(self._run, parent=root)
         self.thread_ident = _get_ident()
+        self._pid = os.getpid()      # (a forked child: see _thread_ended)
         # The hot path (socket2/_hotpath.py: compiled or Python): the waits
         # of the socket layer, the dispatch of events and the count of
         # greenlets parked on a socket (nio).
@@ -766,6 +767,7 @@ class Hub:
             return
         # A lock another OS thread held at the fork stays held here.
         self._calls_lock = _RLock()
+        self._pid = os.getpid()
         wake = [fd for fd, w in self._fdmap.items() if w is self._wake_w]
         for fd in wake:
             del self._fdmap[fd]
@@ -854,6 +856,13 @@ class Hub:
         What hangs on its root greenlet goes (at_greenlet_end: its
         ``threading.local`` values): the root greenlet itself may be kept
         a while by this hub's own greenlets."""
+        if self._pid != os.getpid():
+            # In a forked child, CPython ends the parent's other OS
+            # threads' states (which runs this for their hubs): a lock one
+            # of them, or a thread calling in, held at the fork stays held
+            # here for good, and closing would wait on it for ever.
+            self._calls_lock = _RLock()
+            self._pid = os.getpid()
         self._root.__dict__.clear()
         self._unwind()
         if getattr(self.poller, "shared", False):
@@ -862,6 +871,9 @@ class Hub:
                 self._closed = True
                 self._calls_lock.release()
             self._orphan_calls()
+            release = getattr(self.poller, "release_shared", None)
+            if release is not None:
+                release()       # (its own descriptors: the set stays)
             return
         try:
             self.close()

@@ -1,3 +1,4 @@
+import os
 import threading
 
 import pytest
@@ -202,6 +203,58 @@ def test_an_ended_os_threads_hub_is_freed():
         gc.collect()
     assert len(hubs) == 20
     assert [r for r in hubs if r() is not None] == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_fork_while_another_thread_calls_into_a_hub():
+    """os.fork() while one OS thread calls call_threadsafe() into another
+    thread's hub in a loop: in the child, CPython ends the other threads'
+    states, which closes their hubs, and the lock the caller held at the
+    fork stayed held there: the child hung in os.fork() for ever (every
+    time).  The eighteenth review's program, bounded."""
+    import time
+    box = {}
+    ready = threading.Event()
+    stop = threading.Event()
+
+    def owner():
+        box["hub"] = _hub.get_hub()
+        ready.set()
+        while not stop.is_set():
+            socket2.sleep(0.01)
+
+    def caller():
+        h = box["hub"]
+        while not stop.is_set():
+            h.call_threadsafe(int)
+
+    threads = [threading.Thread(target=owner)]
+    threads[0].start()
+    ready.wait(5)
+    threads.append(threading.Thread(target=caller))
+    threads[1].start()
+    hung = 0
+    try:
+        for _ in range(5):
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0)
+            deadline = time.monotonic() + 5
+            while True:
+                r, _status = os.waitpid(pid, os.WNOHANG)
+                if r:
+                    break
+                if time.monotonic() > deadline:
+                    hung += 1
+                    os.kill(pid, 9)
+                    os.waitpid(pid, 0)
+                    break
+                time.sleep(0.005)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(5)
+    assert hung == 0
 
 
 def test_misuse_is_reported():

@@ -239,6 +239,18 @@ class EpollPoller:
     def drain_wakeup(self):
         lib.s2_eventfd_drain(self._wakefd)
 
+    def release_shared(self):
+        """This poller's OS thread ended while its set is shared: close
+        what is its own (its private epoll and its eventfd, two descriptors
+        per thread that joined), and leave the set to the OS threads that
+        still wait on it."""
+        if self._wakefd >= 0:
+            os.close(self._wakefd)
+            self._wakefd = -1
+        if self._waitfd >= 0 and self._waitfd != self._set:
+            os.close(self._waitfd)
+        self._waitfd = -1
+
     def close(self):
         if _CREATORS.get(self._set) is self:
             del _CREATORS[self._set]
