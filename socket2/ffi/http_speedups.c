@@ -1953,9 +1953,8 @@ static PyTypeObject ConnType = {
     .tp_init = (initproc)conn_init,
 };
 
-/* -- peer_address ---------------------------------------------------------- */
+/* -- roomy ----------------------------------------------------------------- */
 
-#ifndef _WIN32
 PyDoc_STRVAR(roomy_doc,
 "roomy(d, room) -> a copy of the dict d with room for *room* more keys\n\n"
 "serve()'s environ base: every request's environ is a copy of it plus\n"
@@ -1985,6 +1984,9 @@ roomy(PyObject *mod, PyObject *args)
     return r;
 }
 
+/* -- peer_address ---------------------------------------------------------- */
+
+#ifndef _WIN32
 PyDoc_STRVAR(peer_address_doc,
 "peer_address(fd_or_sockaddr) -> (addr, port) or None\n\n"
 "The connected peer of the socket fd as text, ('1.2.3.4', '5678'), as\n"
@@ -2079,9 +2081,9 @@ configure_peer(PyObject *mod, PyObject *fn)
 static PyMethodDef module_methods[] = {
     {"configure", configure, METH_VARARGS, configure_doc},
     {"configure_peer", configure_peer, METH_O, configure_peer_doc},
+    {"roomy", roomy, METH_VARARGS, roomy_doc},
 #ifndef _WIN32
     {"peer_address", peer_address, METH_O, peer_address_doc},
-    {"roomy", roomy, METH_VARARGS, roomy_doc},
 #endif
     {NULL}
 };
