@@ -229,6 +229,17 @@ class IocpPoller(Member):
     def drain_wakeup(self):
         pass                      # a posted packet is consumed by the wait
 
+    def release_shared(self):
+        """This poller's OS thread ended while its port is shared: leave
+        the members and close its private port; the shared port and the
+        orphaned operations stay for the OS threads that still wait on
+        it."""
+        self._leave()
+        _PORTS.forget(self, _addr(self._port), False)
+        if self._private != ffi.NULL:
+            lib.s2_iocp_close(self._private)
+            self._private = ffi.NULL
+
     def close(self):
         self._leave()
         if self._private != ffi.NULL:

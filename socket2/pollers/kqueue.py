@@ -265,6 +265,21 @@ class KqueuePoller(Member):
     def drain_wakeup(self):
         pass                        # EV_CLEAR: nothing to drain
 
+    def release_shared(self):
+        """This poller's OS thread ended while its kqueue is shared: leave
+        the members, drop its wakeup from the shared kqueue and close its
+        private one; the kqueue, its slots and armed one-shots stay for
+        the OS threads that still wait on it."""
+        self._leave()
+        _KQUEUES.forget(self, self._kq, False)
+        if self._user and self._kq >= 0:
+            lib.s2_kqueue_user_del(self._kq, self._wake_ident)
+            self._user = False
+        if self._pkq >= 0:
+            os.close(self._pkq)
+            self._pkq = -1
+        self._arms.clear()
+
     def close(self):
         sh = self._sh
         self._leave()
