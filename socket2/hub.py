@@ -55,6 +55,7 @@ import os
 import sys
 import _thread
 import time
+from _weakref import ref as _weakref
 from collections import deque
 
 from greenlet import getcurrent, greenlet, GreenletExit
@@ -1051,6 +1052,7 @@ def get_hub():
     try:
         return _local.hub
     except AttributeError:
+        _refuse_an_ended_thread()
         hub = _local.hub = Hub()
         _local.ending = _ThreadEnd(hub)
         _THREAD_HUBS[hub.thread_ident] = hub
@@ -1059,6 +1061,35 @@ def get_hub():
             _prepare_parking()
         return hub
 
+
+
+# OS thread ident -> a weak reference to the root greenlet of the thread
+# whose hub closed as it ended (see _refuse_an_ended_thread).
+_ENDED = {}
+
+
+def _refuse_an_ended_thread():
+    """No new hub for an OS thread whose hub closed as it ended: a
+    finalizer of one of its thread-local values calling socket2 after
+    _ThreadEnd ran would make one in locals the interpreter has already
+    cleared, never to be freed (its epoll set and eventfd with it).  The
+    thread is told by its root greenlet (an ident is reused by the next
+    thread; the root greenlet is not)."""
+    ident = _get_ident()
+    ended = _ENDED.pop(ident, None)
+    if ended is None:
+        return
+    root = ended()
+    if root is None:
+        return
+    g = getcurrent()
+    while g.parent is not None:
+        g = g.parent
+    if g is root:
+        _ENDED[ident] = ended
+        raise Error("closed", "this OS thread is ending and its hub is "
+                    "closed: socket2 cannot run here (a finalizer of one "
+                    "of the thread's threading.local values?)")
 
 
 class _ThreadEnd:
@@ -1078,6 +1109,11 @@ class _ThreadEnd:
         try:
             if _THREAD_HUBS.get(hub.thread_ident) is hub:
                 del _THREAD_HUBS[hub.thread_ident]
+            ident = hub.thread_ident
+            if _get_ident() == ident:
+                _ENDED[ident] = _weakref(
+                    hub._root, lambda r, i=ident: _ENDED.get(i) is r
+                    and _ENDED.pop(i, None))
             hub._thread_ended()
         except Exception:   # noqa: B902 - see below
             # At the interpreter's exit modules are torn down in no set
