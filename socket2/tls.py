@@ -44,7 +44,9 @@ that is not a host name is refused before the socket is touched; and
 OpenSSL's per-thread error queue is emptied before each SSL call (see
 ``_error_queue_clearer``).
 """
+import errno as _errno
 import os
+import _socket
 import sys
 
 from . import _hotpath, pollers as _pollers
@@ -221,6 +223,12 @@ def _tls_error(e, what):
 
 # -- the fd engine -------------------------------------------------------------
 
+_ECONNRESET = _errno.ECONNRESET
+_IPPROTO_TCP = _socket.IPPROTO_TCP
+_TCP_INFO = getattr(_socket, "TCP_INFO", None) \
+    if sys.platform.startswith("linux") else None
+_TCP_CLOSE = 7          # tcpi_state (linux/tcp_states.h)
+
 
 class _FdEngine:
     """OpenSSL on socket2's descriptor (see the module docstring)."""
@@ -278,13 +286,15 @@ class _FdEngine:
                 want = 0
             except _WantWrite:
                 want = 1
-            except _Closed:
+            except _Closed as e:
                 c = self.c
                 if c is None:       # closed meanwhile (another OS thread)
                     raise closed_error() from None
                 if op == c.read:
+                    if self._reset(e):
+                        raise os_error(_ECONNRESET, what) from None
                     return 0
-                raise _tls_error(sys.exc_info()[1], what) from None
+                raise _tls_error(e, what) from None
             except (_SSLError, OSError) as e:
                 if self.sock._fd < 0 or self.c is None:
                     raise closed_error() from None     # (closed meanwhile)
@@ -311,9 +321,11 @@ class _FdEngine:
             want = 0
         except _WantWrite:
             want = 1
-        except _Closed:
+        except _Closed as e:
             if self.sock._fd < 0 or self.c is None:
                 raise closed_error() from None     # (closed meanwhile)
+            if self._reset(e):
+                raise os_error(_ECONNRESET, "TLS recv") from None
             return 0
         except (_SSLError, OSError, ValueError) as e:
             if self.sock._fd < 0 or self.c is None:
@@ -322,6 +334,28 @@ class _FdEngine:
         deadline = owner._deadline(timeout, expires)
         self.wait(want, deadline, True)
         return self.call(c.read, (n, buf), deadline, True, "TLS recv")
+
+    def _reset(self, e):
+        """Whether the EOF *e* was a connection reset.  The standard
+        library reads an ECONNRESET during SSL_read as an EOF without
+        close_notify (SSLEOFError: it loses the errno), where the other
+        engines and plain sockets say connection_reset.  OpenSSL 3 names
+        a real EOF (UNEXPECTED_EOF_WHILE_READING), so an SSLEOFError
+        without a reason is the socket's error; OpenSSL 1.1 says the same
+        for both, and TCP_INFO tells them apart where it exists (Linux): a
+        reset connection is CLOSED, one the peer shut down CLOSE_WAIT."""
+        if not isinstance(e, ssl.SSLEOFError) or \
+                getattr(e, "reason", None) is not None:
+            return False        # close_notify, or an EOF OpenSSL 3 names
+        if ssl.OPENSSL_VERSION_INFO >= (3,):
+            return True
+        raw = self.raw
+        if _TCP_INFO is None or raw is None:
+            return False
+        try:
+            return raw.getsockopt(_IPPROTO_TCP, _TCP_INFO, 1)[0] == _TCP_CLOSE
+        except (OSError, ValueError):
+            return False        # not TCP, or gone meanwhile
 
     def more(self, buf, got, n):
         """Streaming: one SSL_read returns one record (16 KiB at most); fill
@@ -337,8 +371,11 @@ class _FdEngine:
                 if r == 0:
                     break
                 got += r
-        except _Closed:
-            pass        # the end: what came before it is returned first
+        except _Closed as e:
+            # The end: what came before it is returned first (a reset is
+            # the next read's).
+            if self._reset(e):
+                self.failed = os_error(_ECONNRESET, "TLS recv")
         except (_WantRead, _WantWrite):
             pass        # what is there is returned; the next call says more
         except (_SSLError, OSError) as e:

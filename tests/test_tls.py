@@ -806,3 +806,39 @@ def test_review_17_set_ssl_takes_only_the_owners_own_ssl_object(pki,
         ct.sendall(b"still")
         got = bytearray(5)
         assert st.recvn(got, timeout=5) == 5 and bytes(got) == b"still"
+
+
+@pytest.mark.parametrize("how", ["reset", "fin"])
+def test_a_reset_is_connection_reset_and_a_fin_the_end_on_every_engine(
+        pki, engine, how):
+    """The peer's TCP ends without close_notify: a RST reads as
+    connection_reset, a FIN as the end (0, suppressed as the standard
+    library does), on every engine.  The fd engine read a RST as the
+    end: the ssl module reports an ECONNRESET in SSL_read as SSLEOFError
+    (the eighteenth review)."""
+    with socket2.tcp() as lst:
+        lst.listen("127.0.0.1", 0)
+
+        def client():
+            c = socket2.connect("localhost", lst.local_port,
+                                tls=client_ctx(pki))
+            c.sendall(b"x")
+            assert c.recv(bytearray(1), timeout=5) == 1
+            if how == "reset":
+                c._sock.setopt("so_linger", 0)     # its TCP socket's
+            c.close()                   # (no close_notify)
+
+        t = socket2.newthread(client)
+        with socket2.tls(lst.accept(), server_ctx(pki), server_side=True,
+                         timeout=5) as s:
+            buf = bytearray(10)
+            assert s.recv(buf, timeout=5) == 1
+            s.sendall(b"y")
+            t.join(timeout=5)
+            socket2.sleep(0.05)     # the RST or FIN is in
+            if how == "reset":
+                with pytest.raises(socket2.Error) as e:
+                    s.recv(buf, timeout=5)
+                assert e.value.err == "connection_reset"
+            else:
+                assert s.recv(buf, timeout=5) == 0
