@@ -287,7 +287,7 @@ wait_readable(TLSBase *self)
         if (w != NULL) {
             PyObject *a[4] = {hub, w, Py_None, fd};
             res = PyObject_VectorcallMethod(
-                str_wait_readable, a, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                str_wait_readable, a, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET,
                 NULL);
         }
         Py_XDECREF(w);
