@@ -1078,7 +1078,9 @@ def get_hub():
     try:
         return _local.hub
     except AttributeError:
-        _refuse_an_ended_thread()
+        hub = _hub_of_an_ending_thread()
+        if hub is not None:
+            return hub
         hub = _local.hub = Hub()
         _local.ending = _ThreadEnd(hub)
         _THREAD_HUBS[hub.thread_ident] = hub
@@ -1090,32 +1092,43 @@ def get_hub():
 
 
 # OS thread ident -> a weak reference to the root greenlet of the thread
-# whose hub closed as it ended (see _refuse_an_ended_thread).
+# whose hub closed as it ended (see _hub_of_an_ending_thread).
 _ENDED = {}
 
 
-def _refuse_an_ended_thread():
-    """No new hub for an OS thread whose hub closed as it ended: a
-    finalizer of one of its thread-local values calling socket2 after
-    _ThreadEnd ran would make one in locals the interpreter has already
-    cleared, never to be freed (its epoll set and eventfd with it).  The
-    thread is told by its root greenlet (an ident is reused by the next
-    thread; the root greenlet is not)."""
+def _hub_of_an_ending_thread():
+    """None, or the hub to use, when the calling OS thread's locals are
+    being dropped as it ends.  The interpreter drops them one
+    ``threading.local`` at a time, in its own order (the first touched
+    first on 3.11, the last first on 3.13), and a finalizer of one of them
+    that calls socket2 reads locals reset under it:
+
+    - before _ThreadEnd ran, the thread's hub is still open (in
+      _THREAD_HUBS, same root greenlet): that one serves, not a new one
+      made in locals the interpreter never frees (an epoll set and an
+      eventfd per thread: the eighteenth review);
+    - after it ran, the hub is closed: the call is refused, saying why.
+
+    The thread is told by its root greenlet (an ident is reused by the
+    next thread; the root greenlet is not)."""
     ident = _get_ident()
-    ended = _ENDED.pop(ident, None)
-    if ended is None:
-        return
-    root = ended()
-    if root is None:
-        return
+    hub = _THREAD_HUBS.get(ident)
+    ended = _ENDED.get(ident)
+    if hub is None and ended is None:
+        return None
     g = getcurrent()
     while g.parent is not None:
         g = g.parent
-    if g is root:
-        _ENDED[ident] = ended
+    if hub is not None:
+        if hub._root is g and not hub._closed:
+            return hub
+        return None
+    if ended() is g:
         raise Error("closed", "this OS thread is ending and its hub is "
                     "closed: socket2 cannot run here (a finalizer of one "
                     "of the thread's threading.local values?)")
+    _ENDED.pop(ident, None)     # a new thread with the ended one's ident
+    return None
 
 
 class _ThreadEnd:
