@@ -659,3 +659,31 @@ def test_a_kill_queued_before_a_timeout_is_not_replaced_by_it(poller):
     time.sleep(0.05)
     t.join(timeout=5)
     assert seen == ["GreenletExit"], seen
+
+
+def test_a_wait_given_no_descriptor_says_so_where_each_wait_is_armed():
+    """A poller that arms each wait on its descriptor (kqueue) was handed
+    fd=-1 by the compiled TLS recv's Python wait and parked for good (the
+    CI run with libkqueue).  The call that forgets the descriptor, or a
+    socket closed meanwhile, now gets the closed error instead."""
+    hub = _hub.get_hub()
+    if hub._arm is None:
+        pytest.skip("this poller registers each socket once: a wait needs "
+                    "no descriptor")
+    with socket2.tcp() as lst:
+        lst.listen("127.0.0.1", 0)
+        b = socket2.tcp()
+        b.connect("127.0.0.1", lst.local_port)
+        a = lst.accept()
+    try:
+        for wait in (hub.wait_readable, hub.wait_writable):
+            with pytest.raises(socket2.Error) as e:
+                wait(a._w, None)
+            assert e.value.err == "closed"
+        # With its descriptor the same wait works.
+        b.sendall(b"x")
+        hub.wait_readable(a._w, None, a._fd)
+        assert a.recv(bytearray(1)) == 1
+    finally:
+        a.close()
+        b.close()

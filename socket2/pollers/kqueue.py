@@ -159,7 +159,12 @@ class KqueuePoller(Member):
 
     def arm(self, fd, write):
         """A thread is about to park on *fd*: watch it once (applied with
-        the next wait)."""
+        the next wait).  Without its descriptor (closed meanwhile, or a
+        wait not given one) nothing would ever wake the thread: that is
+        said instead of parking for good."""
+        if fd < 0:
+            raise Error("closed", "no descriptor to wait on: the socket "
+                        "is closed, or the wait was not given its fd")
         self._arms[fd << 1 | write] = None
 
     def unregister(self, fd, closing=False):
