@@ -119,12 +119,15 @@ class _Socket(_hotpath.SocketBase):
         fam = _names.lookup(_names.FAMILIES, family, "family")
         proto = _names.lookup(_names.PROTOCOLS, protocol, "protocol",
                               allow_none=True) or 0
+        # The hub first: where none may be had (a finalizer of an ending
+        # thread, see hub.get_hub) no descriptor is made to leak.
+        hub = get_hub()
         fd = lib.s2_socket(fam, self._default_type, proto)
         if fd < 0:
             raise os_error(-fd, "socket(%s, %s, %s)" % (
                 _names.family_name(fam), _names.type_name(self._default_type),
                 protocol))
-        self._setup(fd, fam, self._default_type, proto, get_hub())
+        self._setup(fd, fam, self._default_type, proto, hub)
 
     def _setup(self, fd, family, socktype, proto, hub, exclusive=True):
         self._fd = fd

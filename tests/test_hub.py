@@ -210,7 +210,9 @@ def test_a_thread_local_finalizer_after_the_hub_closed_makes_no_hub():
     thread ends, after the thread's hub closed: before, it made a new hub
     in locals the interpreter had already cleared, never freed (an epoll
     set and an eventfd per thread: the eighteenth review).  Now the call
-    is refused, saying why; closing a socket there still works.  Which of
+    is refused, saying why, and leaves no descriptor (socket2.tcp() made
+    its socket before asking for the hub); closing a socket there still
+    works.  Which of
     a thread's locals the interpreter drops first is its own affair (the
     first touched on 3.11, the last on 3.13): each finalizer records
     whether the hub was still there, and the threads touch the two locals
@@ -227,7 +229,8 @@ def test_a_thread_local_finalizer_after_the_hub_closed_makes_no_hub():
             self.sock.close()
             alive = _threading.get_ident() in _hub._THREAD_HUBS
             got = []
-            for call in (_hub.get_hub, lambda: socket2.sleep(0)):
+            for call in (_hub.get_hub, lambda: socket2.sleep(0),
+                         lambda: socket2.tcp().close()):
                 try:
                     call()
                     got.append("ran")
@@ -256,7 +259,7 @@ def test_a_thread_local_finalizer_after_the_hub_closed_makes_no_hub():
         th.join()
     assert len(seen) == 10
     for alive, got in seen:
-        assert got == (["ran"] * 2 if alive else ["closed"] * 2), seen
+        assert got == (["ran"] * 3 if alive else ["closed"] * 3), seen
     assert sum(not alive for alive, _ in seen) == 5, seen
     assert _hub._THREAD_HUBS == hubs
     assert count() <= before

@@ -41,9 +41,10 @@ def adopt_stream(sock):
     from ..sockets import TCPSocket
     from ..hub import get_hub
     family = _FAMILIES[sock.family]
+    hub = get_hub()         # (before the descriptor leaves *sock*)
     sock.setblocking(False)
     s = TCPSocket._from_fd(sock.detach(), family, _lib.SOCK_STREAM, 0,
-                           get_hub(), exclusive=False)
+                           hub, exclusive=False)
     s._bound = True
     return s
 
