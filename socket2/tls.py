@@ -228,12 +228,27 @@ _IPPROTO_TCP = _socket.IPPROTO_TCP
 _TCP_INFO = getattr(_socket, "TCP_INFO", None) \
     if sys.platform.startswith("linux") else None
 _TCP_CLOSE = 7          # tcpi_state (linux/tcp_states.h)
+_EPIPE = _errno.EPIPE
+
+
+def _taken_error(sock):
+    """The socket error a poller took with its event (kqueue: the kernel
+    then reports a plain EOF), left in the socket's slot record: as an
+    OSError to raise (once), or None.  EPIPE is the write side's news: the
+    data read up to the end stands (as sockets._Socket._eof says)."""
+    w = sock._w
+    err = w.soerr
+    if not err:
+        return None
+    w.soerr = 0
+    return None if err == _EPIPE else os_error(err, "TLS recv")
 
 
 class _FdEngine:
     """OpenSSL on socket2's descriptor (see the module docstring)."""
 
-    __slots__ = ("ssl", "c", "raw", "sock", "wpending", "done", "failed")
+    __slots__ = ("ssl", "c", "raw", "sock", "wpending", "done", "failed",
+                 "ended")
 
     def __init__(self, sock, context, server_side, server_hostname):
         raw = _Raw(sock._family, sock._type, sock._proto, sock._fd)
@@ -259,6 +274,7 @@ class _FdEngine:
         self.wpending = None      # the bytes of a write cut short (committed)
         self.done = False         # both close_notifys exchanged
         self.failed = None        # a failure met after bytes were returned
+        self.ended = False        # a read met the end (see _end)
 
     def wait(self, want, deadline, reading):
         """Wait for what OpenSSL asked for: readable (0) or writable (1).
@@ -291,8 +307,9 @@ class _FdEngine:
                 if c is None:       # closed meanwhile (another OS thread)
                     raise closed_error() from None
                 if op == c.read:
-                    if self._reset(e):
-                        raise os_error(_ECONNRESET, what) from None
+                    failure = self._end(e)
+                    if failure is not None:
+                        raise failure from None
                     return 0
                 raise _tls_error(e, what) from None
             except (_SSLError, OSError) as e:
@@ -324,8 +341,9 @@ class _FdEngine:
         except _Closed as e:
             if self.sock._fd < 0 or self.c is None:
                 raise closed_error() from None     # (closed meanwhile)
-            if self._reset(e):
-                raise os_error(_ECONNRESET, "TLS recv") from None
+            failure = self._end(e)
+            if failure is not None:
+                raise failure from None
             return 0
         except (_SSLError, OSError, ValueError) as e:
             if self.sock._fd < 0 or self.c is None:
@@ -335,18 +353,35 @@ class _FdEngine:
         self.wait(want, deadline, True)
         return self.call(c.read, (n, buf), deadline, True, "TLS recv")
 
-    def _reset(self, e):
-        """Whether the EOF *e* was a connection reset.  The standard
-        library reads an ECONNRESET during SSL_read as an EOF without
-        close_notify (SSLEOFError: it loses the errno), where the other
-        engines and plain sockets say connection_reset.  OpenSSL 3 names
-        a real EOF (UNEXPECTED_EOF_WHILE_READING), so an SSLEOFError
-        without a reason is the socket's error; OpenSSL 1.1 says the same
-        for both, and TCP_INFO tells them apart where it exists (Linux): a
-        reset connection is CLOSED, one the peer shut down CLOSE_WAIT."""
-        if not isinstance(e, ssl.SSLEOFError) or \
-                getattr(e, "reason", None) is not None:
-            return False        # close_notify, or an EOF OpenSSL 3 names
+    def _end(self, e):
+        """A read met the end of the stream (*e*: the ssl module's
+        SSLZeroReturnError for the peer's close_notify, SSLEOFError for an
+        EOF without one): None for the end itself (the read returns 0), or
+        the error to raise when that EOF was the socket failing, as the
+        other engines and plain sockets raise it.  Only the first end is
+        judged: every read after it is the end again (and, on OpenSSL 3,
+        a reasonless SSLEOFError whatever the first was).
+
+        - The standard library reads an ECONNRESET during SSL_read as an
+          SSLEOFError (it loses the errno).  OpenSSL 3 names a real EOF
+          (UNEXPECTED_EOF_WHILE_READING), so a first SSLEOFError without a
+          reason is the socket's error; OpenSSL 1.1 says the same for
+          both, and TCP_INFO tells them apart where it exists (Linux): a
+          reset connection is CLOSED, one the peer shut down CLOSE_WAIT.
+        - A poller that takes the socket's error with its event (kqueue:
+          the kernel then reports a plain EOF) left it in the socket's
+          slot record (``soerr``)."""
+        if self.ended:
+            return None
+        self.ended = True
+        if not isinstance(e, ssl.SSLEOFError):
+            return None         # close_notify: the end the peer meant
+        if getattr(e, "reason", None) is None and self._reset_seen():
+            return os_error(_ECONNRESET, "TLS recv")
+        return _taken_error(self.sock)
+
+    def _reset_seen(self):
+        """After a reasonless SSLEOFError: whether it was a reset."""
         if ssl.OPENSSL_VERSION_INFO >= (3,):
             return True
         raw = self.raw
@@ -374,8 +409,7 @@ class _FdEngine:
         except _Closed as e:
             # The end: what came before it is returned first (a reset is
             # the next read's).
-            if self._reset(e):
-                self.failed = os_error(_ECONNRESET, "TLS recv")
+            self.failed = self._end(e)
         except (_WantRead, _WantWrite):
             pass        # what is there is returned; the next call says more
         except (_SSLError, OSError) as e:
@@ -696,8 +730,10 @@ class _CEngine(_FdEngine):
             r = _pinned(self.sock, lib.s2_tls_read, self.p, p, n, err,
                         ffi_.NULL)
             del held
-            if r >= 0:
+            if r > 0:
                 return r
+            if r == 0:
+                return self._eof()
             return self._read_wait(p, n, r, err[0], timeout, expires, owner)
         except BaseException:
             ffi_.release(p)     # no view outlives the call (sockets._drop)
@@ -709,6 +745,20 @@ class _CEngine(_FdEngine):
         if self.done:
             return 0
         return self.recv(buf, n, timeout, expires, owner)
+
+    def _eof(self):
+        """A read came back 0: the end (0), or the socket error a poller
+        took with its event (kqueue: the kernel then reports a plain EOF;
+        see _taken_error), raised once as a plain recv raises it -- unless
+        the peer's close_notify came in, which is the end it meant.  (The
+        compiled recv calls this only when that error is there.)"""
+        p = self.p
+        if p is not None and _c[1].s2_tls_peer_closed(p):
+            return 0
+        failure = _taken_error(self.sock)
+        if failure is not None:
+            raise failure
+        return 0
 
     def _read_wait(self, buf, n, r, err, timeout, expires, owner):
         """The read into *buf* (a cffi pointer, or any writable buffer)
@@ -732,8 +782,10 @@ class _CEngine(_FdEngine):
                 r = _pinned(self.sock, lib.s2_tls_read, ssl_, p, n, cell,
                             ffi_.NULL)
                 del held
-                if r >= 0:
+                if r > 0:
                     return r
+                if r == 0:
+                    return self._eof()
                 err = cell[0]
         finally:
             if p is not buf:

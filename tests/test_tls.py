@@ -808,14 +808,23 @@ def test_review_17_set_ssl_takes_only_the_owners_own_ssl_object(pki,
         assert st.recvn(got, timeout=5) == 5 and bytes(got) == b"still"
 
 
+@pytest.mark.parametrize("when", ["queued", "parked"])
 @pytest.mark.parametrize("how", ["reset", "fin"])
 def test_a_reset_is_connection_reset_and_a_fin_the_end_on_every_engine(
-        pki, engine, how):
+        pki, engine, how, when):
     """The peer's TCP ends without close_notify: a RST reads as
     connection_reset, a FIN as the end (0, suppressed as the standard
-    library does), on every engine.  The fd engine read a RST as the
-    end: the ssl module reports an ECONNRESET in SSL_read as SSLEOFError
-    (the eighteenth review)."""
+    library does, and 0 again after it), on every engine, after the data
+    that came before it (*queued*: two full records, which the C engine
+    reads in one call, meeting the reset on a third read) or while the
+    read is parked (*parked*).  The fd engine read a RST as the end:
+    the ssl module reports an ECONNRESET in SSL_read as SSLEOFError (the
+    eighteenth review); then it read the EOF after a FIN as a reset (every
+    SSLEOFError after the first has no reason); and on kqueue, which takes
+    the socket's error with its event, a RST that came while the read was
+    parked read as the end on the c and fd engines, and the C engine lost
+    a reset met after the bytes one call returned (the nineteenth)."""
+    data = b"z" * 32768 if when == "queued" else b""
     with socket2.tcp() as lst:
         lst.listen("127.0.0.1", 0)
 
@@ -824,6 +833,13 @@ def test_a_reset_is_connection_reset_and_a_fin_the_end_on_every_engine(
                                 tls=client_ctx(pki))
             c.sendall(b"x")
             assert c.recv(bytearray(1), timeout=5) == 1
+            if data:
+                # (each record goes out at once: Nagle's wait would keep
+                # the last for the RST to discard)
+                c._sock.setopt("tcp_nodelay", True)
+                c.sendall(data)
+            else:
+                socket2.sleep(0.1)      # the server's read parks
             if how == "reset":
                 c._sock.setopt("so_linger", 0)     # its TCP socket's
             c.close()                   # (no close_notify)
@@ -831,14 +847,23 @@ def test_a_reset_is_connection_reset_and_a_fin_the_end_on_every_engine(
         t = socket2.newthread(client)
         with socket2.tls(lst.accept(), server_ctx(pki), server_side=True,
                          timeout=5) as s:
-            buf = bytearray(10)
+            buf = bytearray(65536)
             assert s.recv(buf, timeout=5) == 1
             s.sendall(b"y")
-            t.join(timeout=5)
-            socket2.sleep(0.05)     # the RST or FIN is in
+            if data:
+                t.join(timeout=5)
+                socket2.sleep(0.05)     # the data and the RST or FIN are in
+                got = 0
+                while got < len(data):
+                    r = s.recv(buf, timeout=5)
+                    assert r > 0, (got, r)
+                    got += r
+                assert got == len(data)
             if how == "reset":
                 with pytest.raises(socket2.Error) as e:
                     s.recv(buf, timeout=5)
                 assert e.value.err == "connection_reset"
             else:
                 assert s.recv(buf, timeout=5) == 0
+                assert s.recv(buf, timeout=5) == 0
+            t.join(timeout=5)

@@ -41,6 +41,7 @@ typedef struct ssl_st SSL;
 long s2_tls_read(SSL *ssl, char *buf, long n, int *err, char *ready);
 long s2_tls_write(SSL *ssl, const char *buf, long n, int *err);
 long s2_tls_shutdown(SSL *ssl, int *err);
+int s2_tls_peer_closed(SSL *ssl);
 int s2_tls_error(char *out, int outlen);
 int s2_tls_same_openssl(const char *ssl_module_path);
 SSL *s2_tls_adopt(void *sslobj, void *sslcontext, long basicsize, int fd);
@@ -106,6 +107,8 @@ static int s2_failed_idx = -1;
 typedef struct {
     int fd;
     int eof;                /* the peer's FIN was read (BIO_eof) */
+    int err;                /* a socket error s2_tls_read met after its
+                               first bytes: the next read's (once) */
     char *ready;            /* {rready, hup} during s2_tls_read, else NULL */
     unsigned char *buf;     /* what was read and not given out yet */
     size_t off, len, cap;   /* buf[off:len] is unread; cap: next fill */
@@ -154,6 +157,11 @@ static int s2_rbio_read(BIO *b, char *out, int outl)
             st->off = st->len = 0;
         }
         return (int)k;
+    }
+    if (st->err) {                  /* (see s2_tls_read) */
+        errno = st->err;
+        st->err = 0;
+        return -1;
     }
     if (st->ready != NULL && !st->ready[0]) {
         BIO_set_retry_read(b);      /* the queue is empty: wait for an edge */
@@ -469,6 +477,7 @@ long s2_tls_read(SSL *ssl, char *buf, long n, int *err, char *ready)
        peer's close_notify (0, again and again) or the socket's EOF, with a
        failure kept (the call below reports it), or during a handshake. */
     if (st != NULL && !ready[0] && st->len == st->off && !st->eof &&
+            !st->err &&
             !SSL_has_pending(ssl) && !SSL_in_init(ssl) &&
             !(SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN) &&
             (s2_failed_idx < 0 || SSL_get_ex_data(ssl, s2_failed_idx) == NULL))
@@ -488,11 +497,18 @@ long s2_tls_read(SSL *ssl, char *buf, long n, int *err, char *ready)
     }
     got = r;
     while (r >= S2_RECORD && got < (size_t)n) {
+        errno = 0;
         ret = SSL_read_ex(ssl, buf + got, (size_t)n - got, &r);
         if (ret <= 0) {
-            int dummy = 0;
-            errno = 0;
-            s2_stopped(ssl, ret, &dummy);   /* keeps a failure */
+            int e = 0;
+            /* keeps a failure; a socket error (a reset after the bytes
+               given out) is kept in the read BIO for the next call, or
+               it would read as the end (the kernel reports it once) */
+            if (s2_stopped(ssl, ret, &e) == S2_TLS_OS_ERROR) {
+                s2_rbio *rb = st != NULL ? st : s2_rbio_of(ssl);
+                if (rb != NULL)
+                    rb->err = e;
+            }
             ERR_clear_error();
             break;
         }
@@ -552,6 +568,13 @@ long s2_tls_shutdown(SSL *ssl, int *err)
         return S2_TLS_OS_ERROR;
     }
     return r;
+}
+
+/* Whether the peer's close_notify came in: a read's 0 was the end it
+   sent, not an EOF of the socket (which may hide the socket's error). */
+int s2_tls_peer_closed(SSL *ssl)
+{
+    return (SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN) != 0;
 }
 
 /* The last queued OpenSSL error as the standard library words it,

@@ -2461,6 +2461,7 @@ api_capsule(void)
         offsetof(Waiters, hup) == offsetof(Waiters, rready) + 1
         ? (Py_ssize_t)offsetof(Waiters, rready) : -1;
     speedups_api.wait = api_wait;
+    speedups_api.waiters_soerr = offsetof(Waiters, soerr);
     return PyCapsule_New(&speedups_api, S2_SPEEDUPS_API_CAPSULE, NULL);
 }
 

@@ -13,7 +13,7 @@
 
 #include <Python.h>
 
-#define S2_SPEEDUPS_API_VERSION 2
+#define S2_SPEEDUPS_API_VERSION 3
 #define S2_SPEEDUPS_API_CAPSULE "socket2._speedups._C_API"
 
 typedef struct {
@@ -37,6 +37,9 @@ typedef struct {
        with an exception set. */
     int (*wait)(PyObject *core, PyObject *w, int write, PyObject *deadline,
                 int fd);
+    /* Waiters: int soerr, a socket error the poller took with its event
+       (kqueue: the kernel no longer reports it), 0 if none */
+    Py_ssize_t waiters_soerr;
 } S2SpeedupsAPI;
 
 #endif

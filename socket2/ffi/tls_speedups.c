@@ -48,7 +48,7 @@ static Py_ssize_t write_chunk = 256 * 1024;
 
 static PyObject *str_recv_py, *str_sendall_py, *str_sendall_rest,
                 *str_read_wait, *str_wpending, *str_fd, *str_hub, *str_w,
-                *str_wait_readable;
+                *str_wait_readable, *str_eof;
 
 #define EMPTY(o) ((o) == NULL || (o) == Py_None)
 
@@ -301,6 +301,24 @@ wait_readable(TLSBase *self)
     return 0;
 }
 
+/* Whether a read's 0 may hide the socket's error: a poller that takes it
+   with its event (kqueue; the kernel then reports an EOF) left it in the
+   socket's Waiters (soerr), which the engine's _eof() raises unless the
+   peer's close_notify came in -- as a plain recv does.  Without the
+   records the engine looks itself. */
+static int
+eof_hides_error(TLSBase *self)
+{
+    char *b = sock_base(self);
+    PyObject *w;
+    if (b == NULL)
+        return 1;
+    w = *(PyObject **)(b + api->sock_w);
+    if (w == NULL || !Py_IS_TYPE(w, api->waiters_type))
+        return 1;
+    return *(int *)((char *)w + api->waiters_soerr) != 0;
+}
+
 PyDoc_STRVAR(recv_doc,
 "recv(buf, maxlen=None, timeout=None, expires=None)\n\n"
 "Receive into the writable *buf* (up to *maxlen* bytes); return the\n"
@@ -352,6 +370,13 @@ tlsbase_recv(TLSBase *self, PyObject *const *args, Py_ssize_t nargs,
     }
     if (r >= 0) {
         PyBuffer_Release(&view);
+        if (r == 0 && !EMPTY(self->io) && eof_hides_error(self)) {
+            io = self->io;
+            Py_INCREF(io);
+            res = PyObject_CallMethodNoArgs(io, str_eof);
+            Py_DECREF(io);
+            return res;
+        }
         return PyLong_FromLong(r);
     }
     /* Nothing yet (or a failure, or the socket closed): the engine waits
@@ -634,7 +659,8 @@ PyInit__tls_speedups(void)
             || !(str_fd = PyUnicode_InternFromString("_fd"))
             || !(str_hub = PyUnicode_InternFromString("_hub"))
             || !(str_w = PyUnicode_InternFromString("_w"))
-            || !(str_wait_readable = PyUnicode_InternFromString("wait_readable")))
+            || !(str_wait_readable = PyUnicode_InternFromString("wait_readable"))
+            || !(str_eof = PyUnicode_InternFromString("_eof")))
         return NULL;
     if (PyType_Ready(&TLSBaseType) < 0)
         return NULL;
