@@ -46,7 +46,25 @@ _ADD_ADDR = int(ffi.cast("uintptr_t", ffi.addressof(lib, "s2_epoll_add")))
 BATCH = 512  # events per epoll_wait: large enough for 10k connections' bursts
 
 _CREATORS = {}   # epoll fd -> the EpollPoller that created it (set owner)
+_SETS = {}       # epoll fd -> its _SetUse, while open
 _JOIN_LOCK = _thread.allocate_lock()
+
+
+class _SetUse:
+    """Who uses one epoll set: socket2's pollers on it (its creator and the
+    hubs that joined it), and whether socket2 made it and its creator's
+    thread ended while others still used it: then the last of them to go
+    closes it (see EpollPoller._leave), so rounds of threads sharing sets
+    leave none behind.  A set the user made is theirs to close.  Each
+    poller holds its record, so one that leaves late never counts against
+    a new set under the same number."""
+    __slots__ = ("fd", "users", "orphaned", "closed")
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.users = 0
+        self.orphaned = False
+        self.closed = False
 
 
 def _create():
@@ -92,6 +110,7 @@ class EpollPoller:
         self._wakefd = -1
         self._in_wait = False
         self._polls = 0
+        self._use = None        # the set's _SetUse, while this uses it
         # ``(address, handle)``: register() as a C function ``int f(int
         # handle, int fd)`` returning 0 or a negative errno, for the hub's
         # compiled core (a registration per connection without a Python
@@ -103,6 +122,8 @@ class EpollPoller:
             self._owned = True
             self.shared = False
             _CREATORS[self._set] = self
+            self._use = _SETS[self._set] = _SetUse(self._set)
+            self._use.users = 1
             self.native_register = (_ADD_ADDR, self._set)
         else:
             # Joining a set another hub (or the user) created.
@@ -119,6 +140,11 @@ class EpollPoller:
             # poller always has one.
             self.wakeup_fd()
             with _JOIN_LOCK:      # two threads joining at once migrate once
+                use = _SETS.get(fd)
+                if use is None:     # (the user's own set)
+                    use = _SETS[fd] = _SetUse(fd)
+                use.users += 1
+                self._use = use
                 creator = _CREATORS.get(fd)
                 if creator is not None and not creator.shared:
                     creator._go_nested()
@@ -136,8 +162,11 @@ class EpollPoller:
                         "into a forked child")
         old = self._set
         _CREATORS.pop(old, None)
+        _SETS.pop(old, None)
         self._set = self._waitfd = _create()
         _CREATORS[self._set] = self
+        self._use = _SETS[self._set] = _SetUse(self._set)
+        self._use.users = 1
         self.native_register = (_ADD_ADDR, self._set)
         os.close(old)
         if self._wakefd >= 0:
@@ -250,15 +279,43 @@ class EpollPoller:
         if self._waitfd >= 0 and self._waitfd != self._set:
             os.close(self._waitfd)
         self._waitfd = -1
+        self._leave(self._owned)
+
+    def _leave(self, orphan):
+        """This poller stops using its set (*orphan*: it made the set and
+        leaves it to the others); the last user of an orphaned set closes
+        it.  See _SetUse."""
+        use, self._use = self._use, None
+        if use is None:
+            return
+        with _JOIN_LOCK:
+            if _CREATORS.get(use.fd) is self:
+                del _CREATORS[use.fd]
+            if orphan:
+                use.orphaned = True
+            use.users -= 1
+            if use.users > 0 or use.closed or not use.orphaned:
+                return
+            use.closed = True
+            if _SETS.get(use.fd) is use:
+                del _SETS[use.fd]
+        os.close(use.fd)
 
     def close(self):
-        if _CREATORS.get(self._set) is self:
-            del _CREATORS[self._set]
         if self._wakefd >= 0:
             os.close(self._wakefd)
             self._wakefd = -1
         if self._waitfd >= 0 and self._waitfd != self._set:
             os.close(self._waitfd)
+        # (the creator closes its set now, whoever else is on it: an
+        # explicit close; a thread's end only leaves, release_shared)
+        use = self._use
+        self._leave(False)
         if self._set >= 0 and self._owned:
+            if use is not None:
+                with _JOIN_LOCK:
+                    use.closed = True
+                    if _SETS.get(use.fd) is use:
+                        del _SETS[use.fd]
             os.close(self._set)
         self._set = self._waitfd = -1

@@ -274,7 +274,9 @@ class KqueuePoller(Member):
         """This poller's OS thread ended while its kqueue is shared: leave
         the members, drop its wakeup from the shared kqueue and close its
         private one; the kqueue, its slots and armed one-shots stay for
-        the OS threads that still wait on it."""
+        the OS threads that still wait on it -- and the last of them to
+        go, once its creator went, closes it."""
+        sh = self._sh
         self._leave()
         _KQUEUES.forget(self, self._kq, False)
         if self._user and self._kq >= 0:
@@ -284,6 +286,9 @@ class KqueuePoller(Member):
             os.close(self._pkq)
             self._pkq = -1
         self._arms.clear()
+        if _KQUEUES.leave(sh, self._owned) and self._kq >= 0:
+            os.close(self._kq)
+            self._kq = -1
 
     def close(self):
         sh = self._sh
@@ -294,8 +299,8 @@ class KqueuePoller(Member):
             os.close(self._pkq)
             self._pkq = -1
         _KQUEUES.forget(self, self._kq, self._owned)
-        if self._kq >= 0 and self._owned:
-            os.close(self._kq)
+        if self._kq >= 0 and (self._owned or _KQUEUES.leave(sh, False)):
+            os.close(self._kq)      # (its own, or the last on an orphan)
         self._kq = -1
         self._arms.clear()
         if sh is None:

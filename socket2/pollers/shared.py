@@ -41,6 +41,11 @@ class SharedQueue:
         self.leader = None
         self.members = []
         self.data = {}        # backend state all members see (slots, orphans)
+        # socket2 made the queue and its creator's thread ended while
+        # others still used it: the last member to leave closes it
+        # (Registry.leave).  A queue the user made is theirs to close.
+        self.orphaned = False
+        self.closed = False
 
 
 class Registry:
@@ -71,7 +76,28 @@ class Registry:
             del self.creators[handle]
         if owner:
             with _JOIN_LOCK:
-                self.shared.pop(handle, None)
+                sh = self.shared.pop(handle, None)
+                if sh is not None:
+                    sh.closed = True    # (its owner closes it now)
+
+    def leave(self, sh, orphan):
+        """A member left *sh* for good, its OS thread ended (*orphan*: it
+        is the queue's creator, leaving the queue to the others).  True
+        when it was the last user of a queue socket2 made whose creator
+        left: the caller closes the queue, so rounds of threads sharing
+        queues leave none behind.  Only once per queue (its number may be
+        another descriptor's afterwards)."""
+        if sh is None:
+            return False
+        with _JOIN_LOCK:
+            if orphan:
+                sh.orphaned = True
+            if sh.members or not sh.orphaned or sh.closed:
+                return False
+            sh.closed = True
+            if self.shared.get(sh.handle) is sh:
+                del self.shared[sh.handle]
+            return True
 
 
 class Member:
