@@ -326,7 +326,13 @@ class _FdEngine:
             # (its number may be another connection's by now)
             raise closed_error("TLS socket")
         if self.failed is not None:
-            raise self.failed.with_traceback(None)
+            failure = self.failed
+            if self.ended:
+                # The end's error (a reset): once, as the socket reports
+                # it; then the end, and the bytes a buffered read kept
+                # before it are still returned.
+                self.failed = None
+            raise failure.with_traceback(None)
         _clear_errors()                     # (see _error_queue_clearer)
         try:
             # the common case: data is there

@@ -898,3 +898,56 @@ def test_a_reset_is_connection_reset_and_a_fin_the_end_on_every_engine(
                 assert s.recv(buf, timeout=5) == 0
                 assert s.recv(buf, timeout=5) == 0
             t.join(timeout=5)
+
+
+def _four_reads(s):
+    """What four read(40000) calls on *s* give: bytes counts or errors."""
+    out = []
+    for _ in range(4):
+        try:
+            out.append(len(s.read(40000, timeout=5)))
+        except socket2.Error as e:
+            out.append(e.err)
+    return out
+
+
+def test_a_reset_after_buffered_bytes_reads_as_on_a_plain_socket(pki, engine):
+    """read(n) asks for more than came before the peer's RST (two full
+    records): the reset is raised once, then the bytes the buffered read
+    kept are returned, then the end -- what a plain socket does on the
+    same platform.  The fd engine raised the reset for good, and the
+    32 KiB before it were never returned (the nineteenth review)."""
+    data = b"z" * 32768
+
+    def peer_then_reset(c, tcp):
+        tcp.setopt("tcp_nodelay", True)
+        c.sendall(data)
+        tcp.setopt("so_linger", 0)
+        c.close()
+
+    with socket2.tcp() as lst:                  # the plain socket's reads
+        lst.listen("127.0.0.1", 0)
+        c = socket2.tcp()
+        c.connect("127.0.0.1", lst.local_port)
+        with lst.accept() as a:
+            peer_then_reset(c, c)
+            socket2.sleep(0.1)
+            plain = _four_reads(a)
+    assert plain[-1] == 0 and 32768 in plain
+
+    with socket2.tcp() as lst:
+        lst.listen("127.0.0.1", 0)
+
+        def client():
+            c = socket2.connect("localhost", lst.local_port,
+                                tls=client_ctx(pki))
+            assert c.recv(bytearray(1), timeout=5) == 1
+            peer_then_reset(c, c._sock)
+
+        t = socket2.newthread(client)
+        with socket2.tls(lst.accept(), server_ctx(pki), server_side=True,
+                         timeout=5) as s:
+            s.sendall(b"y")
+            t.join(timeout=5)
+            socket2.sleep(0.1)
+            assert _four_reads(s) == plain
