@@ -324,5 +324,79 @@ def test_rounds_of_threads_sharing_a_set_leave_no_descriptor(shared, order):
     for _ in range(20):
         one_round()
     if before is not None:
-        assert _open_handles() - before <= 1
+        # libkqueue frees a closed kqueue's own descriptors lazily (at a
+        # later kqueue()): a few may be pending, never one set per round.
+        slack = 8 if name == "kqueue" else 1
+        assert _open_handles() - before <= slack
     socket2.sleep(0.001)                  # this hub's own set is untouched
+
+
+@pytest.mark.parametrize("third_set", [False, True])
+def test_closing_the_creators_hub_leaves_the_set_to_those_still_on_it(
+        shared, third_set):
+    """The hub that made a shared set is closed explicitly while another
+    thread's hub still waits on the set, and (*third_set*) a third thread
+    then makes a set of its own, which may take the closed one's number:
+    the other
+    thread's sockets go on being woken.  The creator's close used to close
+    the set under it -- errors (EINVAL, ENOENT), a move into the third
+    thread's set (epoll), or a recv never woken (kqueue: the nineteenth
+    review)."""
+    main_hub, handle = shared
+    name = main_hub.poller.name
+    if name == "iocp":
+        pytest.skip("a completion port stays open for the operations "
+                    "orphaned on it")
+    box = {}
+    made, joined, closed, third_ready, done = (
+        threading.Event() for _ in range(5))
+
+    def creator():
+        socket2.pollers.preset(name, None)
+        box["fd"] = handle()
+        made.set()
+        socket2.sleep(0.001)
+        joined.wait(10)
+        _hub.get_hub().close()
+        closed.set()
+
+    def third():
+        closed.wait(10)
+        if not third_set:
+            third_ready.set()
+            return
+        socket2.pollers.preset(name, None)
+        handle()
+        third_ready.set()
+        while not done.is_set():
+            socket2.sleep(0.05)     # its hub waits on its own set meanwhile
+
+    def joiner():
+        try:
+            made.wait(10)
+            handle(box["fd"])
+            socket2.sleep(0.001)
+            joined.set()
+            third_ready.wait(10)
+            with socket2.tcp() as lst:
+                lst.listen("127.0.0.1", 0)
+                c = socket2.tcp()
+                c.connect("127.0.0.1", lst.local_port, timeout=5)
+                with c, lst.accept(timeout=5) as a:
+                    sender = threading.Timer(0.1, c.sendall, (b"hi",))
+                    sender.start()
+                    box["got"] = a.recv(bytearray(10), timeout=5)
+                    sender.join()
+        except Exception as e:      # noqa: B902 - reported below
+            box["error"] = e
+        finally:
+            done.set()
+
+    threads = [threading.Thread(target=f) for f in (creator, joiner, third)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(15)
+    assert not any(t.is_alive() for t in threads)
+    assert "error" not in box, box
+    assert box["got"] == 2

@@ -302,13 +302,17 @@ class EpollPoller:
         os.close(use.fd)
 
     def close(self):
+        if self.shared:
+            # Others may still wait on the set: it is left to them as at
+            # a thread's end (the last of them closes it, see _SetUse).
+            self.release_shared()
+            self._set = -1
+            return
         if self._wakefd >= 0:
             os.close(self._wakefd)
             self._wakefd = -1
         if self._waitfd >= 0 and self._waitfd != self._set:
             os.close(self._waitfd)
-        # (the creator closes its set now, whoever else is on it: an
-        # explicit close; a thread's end only leaves, release_shared)
         use = self._use
         self._leave(False)
         if self._set >= 0 and self._owned:

@@ -291,18 +291,16 @@ class KqueuePoller(Member):
             self._kq = -1
 
     def close(self):
-        sh = self._sh
-        self._leave()
-        if sh is not None and self._kq >= 0 and self._wake_ident != self._kq:
-            lib.s2_kqueue_user_del(self._kq, self._wake_ident)
-        if self._pkq >= 0:
-            os.close(self._pkq)
-            self._pkq = -1
+        if self._sh is not None:
+            # Others may still wait on the kqueue: it is left to them as
+            # at a thread's end (the last of them closes it).
+            self.release_shared()
+            self._kq = -1
+            return
         _KQUEUES.forget(self, self._kq, self._owned)
-        if self._kq >= 0 and (self._owned or _KQUEUES.leave(sh, False)):
-            os.close(self._kq)      # (its own, or the last on an orphan)
+        if self._kq >= 0 and self._owned:
+            os.close(self._kq)
         self._kq = -1
         self._arms.clear()
-        if sh is None:
-            self._slots.clear()
-            self._armed.clear()
+        self._slots.clear()
+        self._armed.clear()
