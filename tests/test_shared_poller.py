@@ -275,6 +275,17 @@ def test_threads_that_joined_a_shared_set_leave_no_descriptor(shared):
     socket2.sleep(0.001)                  # the set still serves this hub
 
 
+def _create_and_hand_out(name, handle, box, made, joined):
+    """In a new OS thread: a hub on the *name* poller with a set of its
+    own, handed out (``box['fd']``, *made*); it runs once and waits until
+    the other thread *joined*."""
+    socket2.pollers.preset(name, None)
+    box["fd"] = handle()
+    made.set()
+    socket2.sleep(0.001)
+    joined.wait(10)
+
+
 @pytest.mark.parametrize("order", ["creator_first", "joiner_first"])
 def test_rounds_of_threads_sharing_a_set_leave_no_descriptor(shared, order):
     """Rounds of: an OS thread makes a hub and hands out its set, another
@@ -294,11 +305,7 @@ def test_rounds_of_threads_sharing_a_set_leave_no_descriptor(shared, order):
                                      threading.Event())
 
         def creator():
-            socket2.pollers.preset(name, None)
-            box["fd"] = handle()
-            made.set()
-            socket2.sleep(0.001)
-            joined.wait(10)
+            _create_and_hand_out(name, handle, box, made, joined)
             if order == "joiner_first":
                 joiner_done.wait(10)
 
@@ -352,11 +359,7 @@ def test_closing_the_creators_hub_leaves_the_set_to_those_still_on_it(
         threading.Event() for _ in range(5))
 
     def creator():
-        socket2.pollers.preset(name, None)
-        box["fd"] = handle()
-        made.set()
-        socket2.sleep(0.001)
-        joined.wait(10)
+        _create_and_hand_out(name, handle, box, made, joined)
         _hub.get_hub().close()
         closed.set()
 
