@@ -1110,7 +1110,10 @@ def _hub_of_an_ending_thread():
     - after it ran, the hub is closed: the call is refused, saying why.
 
     The thread is told by its root greenlet (an ident is reused by the
-    next thread; the root greenlet is not)."""
+    next thread; the root greenlet is not).  A thread that had no hub
+    cannot be told from one starting: a finalizer there makes a hub in
+    locals nothing frees.  Such a hub is closed here when the next thread
+    with that ident asks for one, so they never pile up."""
     ident = _get_ident()
     hub = _THREAD_HUBS.get(ident)
     ended = _ENDED.get(ident)
@@ -1120,8 +1123,10 @@ def _hub_of_an_ending_thread():
     while g.parent is not None:
         g = g.parent
     if hub is not None:
-        if hub._root is g and not hub._closed:
-            return hub
+        if hub._root is g:
+            return None if hub._closed else hub
+        _close_stale(ident, hub)    # (idents are unique among live threads)
+    if ended is None:
         return None
     if ended() is g:
         raise Error("closed", "this OS thread is ending and its hub is "
@@ -1129,6 +1134,17 @@ def _hub_of_an_ending_thread():
                     "of the thread's threading.local values?)")
     _ENDED.pop(ident, None)     # a new thread with the ended one's ident
     return None
+
+
+def _close_stale(ident, hub):
+    """Close the hub an ended OS thread left under *ident* (see
+    _hub_of_an_ending_thread); nothing runs there any more."""
+    if _THREAD_HUBS.get(ident) is hub:
+        del _THREAD_HUBS[ident]
+    try:
+        hub.close()
+    except Exception:   # noqa: B902 - its descriptors are what matters
+        pass
 
 
 class _ThreadEnd:
