@@ -269,7 +269,10 @@ def test_threads_that_joined_a_shared_set_leave_no_descriptor(shared):
         t.start()
         t.join()
     if before is not None:
-        assert _open_handles() - before <= 1
+        # (libkqueue frees a closed kqueue's own descriptors lazily, at a
+        # later kqueue(): a few may be pending, never some per thread)
+        slack = 8 if main_hub.poller.name == "kqueue" else 1
+        assert _open_handles() - before <= slack
     if before_members is not None:
         assert members() == before_members == 1   # the test's own hub
     socket2.sleep(0.001)                  # the set still serves this hub
