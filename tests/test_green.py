@@ -281,3 +281,45 @@ def test_short_read_then_bursts_never_strand_queued_data():
     assert got == 5000 + 4 * 500000
     t.join(timeout=5)
     a.close()
+
+
+@pytest.mark.parametrize("call", ["recv", "recv_into", "makefile"])
+def test_a_reset_while_the_read_is_parked_raises_on_every_poller(call):
+    """The peer resets the connection while a green read is parked: the
+    read raises ConnectionResetError, as the standard library's socket
+    does.  kqueue (libkqueue) takes the socket's error with its event and
+    the kernel then reports a plain EOF: the green read returned b''
+    there (the nineteenth review's class of defect, found in the green
+    layer after it)."""
+    import struct
+    lst = gsocket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen()
+    port = lst.getsockname()[1]
+    c = stdsocket.create_connection(("127.0.0.1", port))
+    a, _ = lst.accept()
+    a.settimeout(5)
+    linger = struct.pack("ii", 1, 0)
+
+    def reset():
+        time.sleep(0.1)                 # the green read parks meanwhile
+        c.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_LINGER, linger)
+        c.close()
+
+    t = threading.Thread(target=reset)
+    t.start()
+    try:
+        with pytest.raises(ConnectionResetError):
+            if call == "recv":
+                a.recv(10)
+            elif call == "recv_into":
+                a.recv_into(bytearray(10))
+            else:
+                with a.makefile("rb", buffering=0) as f:
+                    f.read(10)
+        # then the end, as the kernel says once the error is read
+        assert a.recv(10) == b""
+    finally:
+        t.join()
+        a.close()
+        lst.close()

@@ -266,7 +266,13 @@ class _GreenIO:
             rop = s2._w.rop
             if rop is None or not rop.pending:
                 hub._prime_read(s2._fd, s2._w, s2._type)
-            return hub.wait_readable(s2._w, deadline, s2._fd)
+            hub.wait_readable(s2._w, deadline, s2._fd)
+            # The zero-byte receive failed: that is the socket's error (a
+            # reset), which the read that follows may no longer be told.
+            rop = s2._w.rop
+            if rop is not None and not rop.pending and rop.done_err:
+                raise s2._fail(-rop.done_err, "recv")
+            return
         if deadline is not None and _clock() >= deadline:
             raise _S2Timeout()
         _sleep(0.001)
@@ -568,6 +574,8 @@ class socket(_GreenIO, _std):
                     and s2._hub is _existing_hub():
                 w = s2._w
                 w.rready = len(data) == bufsize or w.hup
+        elif bufsize and not flags:
+            self._g_eof()
         return data
 
     def recv_into(self, buffer, nbytes=0, flags=0):
@@ -586,7 +594,25 @@ class socket(_GreenIO, _std):
                 w = s2._w
                 w.rready = n == (nbytes or memoryview(buffer).nbytes) \
                     or w.hup
+        elif not flags and (nbytes or memoryview(buffer).nbytes):
+            self._g_eof()
         return n
+
+    def _g_eof(self):
+        """A read came to the end: unless the poller took the socket's
+        error with its event (kqueue through libkqueue: the kernel then
+        reports a plain EOF), which is raised here once, as the kernel
+        would have (a RST that came while the read was parked read as the
+        end).  EPIPE is the write side's news: the end stands."""
+        s2 = self._g_s2
+        if s2 is None:
+            return
+        w = s2._w
+        err = w.soerr
+        if err:
+            w.soerr = 0
+            if err != _errno.EPIPE:
+                raise OSError(err, _os.strerror(err))
 
     def recvfrom(self, bufsize, flags=0):
         return self._g_flagged(False, flags, _std.recvfrom, self, bufsize,
