@@ -289,13 +289,16 @@ def _create_and_hand_out(name, handle, box, made, joined):
     joined.wait(10)
 
 
-@pytest.mark.parametrize("order", ["creator_first", "joiner_first"])
+@pytest.mark.parametrize("order", ["creator_first", "joiner_first",
+                                   "creator_closes"])
 def test_rounds_of_threads_sharing_a_set_leave_no_descriptor(shared, order):
     """Rounds of: an OS thread makes a hub and hands out its set, another
     joins it, both end (the creator first, or the joiner).  The last user
     of a set whose creator's thread ended closes it: before, one epoll set
     per round stayed open (four descriptors with libkqueue's kqueue: the
-    nineteenth review)."""
+    nineteenth review).  *creator_closes*: the creator closes its hub
+    first, and its thread's end releases the set again (a kqueue leaked
+    per round then)."""
     main_hub, handle = shared
     name = main_hub.poller.name
     if name == "iocp":
@@ -304,12 +307,18 @@ def test_rounds_of_threads_sharing_a_set_leave_no_descriptor(shared, order):
 
     def one_round():
         box = {}
-        made, joined, joiner_done = (threading.Event(), threading.Event(),
-                                     threading.Event())
+        made, joined, joiner_done, closed = (
+            threading.Event() for _ in range(4))
 
         def creator():
             _create_and_hand_out(name, handle, box, made, joined)
-            if order == "joiner_first":
+            if order == "creator_closes":
+                # The joiner ends after this close, and this thread's end
+                # releases the set a second time.
+                _hub.get_hub().close()
+                closed.set()
+                tj.join(10)
+            elif order == "joiner_first":
                 joiner_done.wait(10)
 
         def joiner():
@@ -319,6 +328,8 @@ def test_rounds_of_threads_sharing_a_set_leave_no_descriptor(shared, order):
             joined.set()
             if order == "creator_first":
                 tc.join(10)
+            elif order == "creator_closes":
+                closed.wait(10)
             joiner_done.set()
 
         tc = threading.Thread(target=creator)

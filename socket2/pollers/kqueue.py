@@ -277,6 +277,8 @@ class KqueuePoller(Member):
         the OS threads that still wait on it -- and the last of them to
         go, once its creator went, closes it."""
         sh = self._sh
+        if sh is None:
+            return          # (released already: an explicit close first)
         self._leave()
         _KQUEUES.forget(self, self._kq, False)
         if self._user and self._kq >= 0:
@@ -286,16 +288,15 @@ class KqueuePoller(Member):
             os.close(self._pkq)
             self._pkq = -1
         self._arms.clear()
-        if _KQUEUES.leave(sh, self._owned) and self._kq >= 0:
-            os.close(self._kq)
-            self._kq = -1
+        kq, self._kq, self._sh = self._kq, -1, None     # done with it
+        if _KQUEUES.leave(sh, self._owned) and kq >= 0:
+            os.close(kq)
 
     def close(self):
         if self._sh is not None:
             # Others may still wait on the kqueue: it is left to them as
             # at a thread's end (the last of them closes it).
             self.release_shared()
-            self._kq = -1
             return
         _KQUEUES.forget(self, self._kq, self._owned)
         if self._kq >= 0 and self._owned:
