@@ -323,3 +323,89 @@ def test_a_reset_while_the_read_is_parked_raises_on_every_poller(call):
         t.join()
         a.close()
         lst.close()
+
+
+def _reads_as(mod, scenario):
+    """What a reader made with *mod* (the standard socket module or the
+    green one) sees in *scenario*; the peer is a standard socket in a
+    plain OS thread.  A list of byte counts and exception names."""
+    import struct
+
+    def r(fn):
+        try:
+            v = fn()
+            if isinstance(v, tuple):
+                v = v[0]
+            return len(v) if isinstance(v, (bytes, bytearray)) else v
+        except Exception as e:     # noqa: B902 - what is compared
+            return type(e).__name__
+
+    out = []
+    if scenario == "udp_refused":
+        dead = stdsocket.socket(stdsocket.AF_INET, stdsocket.SOCK_DGRAM)
+        dead.bind(("127.0.0.1", 0))
+        port = dead.getsockname()
+        dead.close()
+        a = mod.socket(mod.AF_INET, mod.SOCK_DGRAM)
+        a.bind(("127.0.0.1", 0))
+        a.connect(port)
+        a.settimeout(2)
+        fd = a.fileno()
+        t = threading.Timer(0.1, os.write, (fd, b"x"))   # an ICMP refusal
+        t.start()
+        out.append(r(lambda: a.recv(10)))      # parked when it comes
+        t.join()
+        live = stdsocket.socket(stdsocket.AF_INET, stdsocket.SOCK_DGRAM)
+        live.bind(port)
+        live.sendto(b"", a.getsockname())      # an empty datagram
+        live.sendto(b"abc", a.getsockname())
+        out.append(r(lambda: a.recv(10)))
+        out.append(r(lambda: a.recv(10)))
+        live.close()
+        a.close()
+        return out
+    lst = mod.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen()
+    c = stdsocket.create_connection(lst.getsockname())
+    a, _ = lst.accept()
+    lst.close()
+    a.settimeout(5)
+
+    def reset():
+        c.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_LINGER,
+                     struct.pack("ii", 1, 0))
+        c.close()
+
+    t = threading.Timer(0.2, reset)
+    t.start()
+    if scenario == "sendall":           # parked on a full send buffer
+        out.append(r(lambda: a.sendall(b"y" * 20000000)))
+    elif scenario == "recvfrom":
+        out.append(r(lambda: a.recvfrom(10)))
+    elif scenario == "recvmsg":
+        out.append(r(lambda: a.recvmsg(10)))
+    elif scenario == "peek":
+        out.append(r(lambda: a.recv(10, mod.MSG_PEEK)))
+    t.join()
+    out.append(r(lambda: a.recv(10)))
+    out.append(r(lambda: a.recv(10)))
+    a.close()
+    return out
+
+
+@pytest.mark.skipif(not hasattr(stdsocket, "MSG_PEEK") or os.name == "nt",
+                    reason="POSIX socket semantics (recvmsg, ICMP errors on "
+                           "connected UDP)")
+@pytest.mark.parametrize("scenario", ["sendall", "recvfrom", "recvmsg",
+                                      "peek", "udp_refused"])
+def test_errors_a_poller_took_read_as_the_standard_socket_reads_them(
+        scenario):
+    """kqueue (libkqueue) takes a socket's error with its event, and the
+    kernel then reports a plain EOF (or, on UDP, nothing): the green layer
+    raises what it kept where the standard library's socket raises the
+    kernel's, once.  Before: a reset after a failed sendall was raised
+    again by the next recv, recvfrom/recvmsg/MSG_PEEK read a reset as the
+    end, a parked UDP recv missed an ICMP refusal and a later empty
+    datagram raised it (the nineteenth review, third round)."""
+    assert _reads_as(gsocket, scenario) == _reads_as(stdsocket, scenario)

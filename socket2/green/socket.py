@@ -230,6 +230,11 @@ class _GreenIO:
                 # This wait took the edge; what it brought is not known to
                 # be read yet (see the class docstring).
                 w.rready = True
+                if w.soerr and s2._type != _STREAM:
+                    # A datagram socket's error (an ICMP refusal) the
+                    # poller took with the event: the kernel would have
+                    # reported it to the next read, which would now block.
+                    self._g_taken()
         except _S2Error as e:
             raise _os_error(e) from None
 
@@ -304,6 +309,11 @@ class _GreenIO:
                 return fn(*args)
             except (BlockingIOError, InterruptedError):
                 pass
+            except BrokenPipeError:
+                if write:
+                    # (the reset the poller took, as the kernel says it)
+                    self._g_taken(_errno.EPIPE)
+                raise
 
     # -- connections (shared with the green SSLSocket) -------------------------
 
@@ -574,7 +584,7 @@ class socket(_GreenIO, _std):
                     and s2._hub is _existing_hub():
                 w = s2._w
                 w.rready = len(data) == bufsize or w.hup
-        elif bufsize and not flags:
+        elif bufsize:
             self._g_eof()
         return data
 
@@ -594,16 +604,23 @@ class socket(_GreenIO, _std):
                 w = s2._w
                 w.rready = n == (nbytes or memoryview(buffer).nbytes) \
                     or w.hup
-        elif not flags and (nbytes or memoryview(buffer).nbytes):
+        elif nbytes or memoryview(buffer).nbytes:
             self._g_eof()
         return n
 
     def _g_eof(self):
-        """A read came to the end: unless the poller took the socket's
-        error with its event (kqueue through libkqueue: the kernel then
-        reports a plain EOF), which is raised here once, as the kernel
-        would have (a RST that came while the read was parked read as the
-        end).  EPIPE is the write side's news: the end stands."""
+        """A read of a stream came to the end: unless the poller took the
+        socket's error with its event (kqueue through libkqueue: the
+        kernel then reports a plain EOF), which is raised here once, as
+        the kernel would have (a RST that came while the read was parked
+        read as the end).  EPIPE is the write side's news: the end
+        stands.  (An empty datagram is no end.)"""
+        if self.type == SOCK_STREAM:
+            self._g_taken(_errno.EPIPE)
+
+    def _g_taken(self, but=0):
+        """Raise, once, the socket error the poller took with its event
+        (see _g_eof), unless there is none or it is *but*."""
         s2 = self._g_s2
         if s2 is None:
             return
@@ -611,25 +628,37 @@ class socket(_GreenIO, _std):
         err = w.soerr
         if err:
             w.soerr = 0
-            if err != _errno.EPIPE:
+            if err != but:
                 raise OSError(err, _os.strerror(err))
 
     def recvfrom(self, bufsize, flags=0):
-        return self._g_flagged(False, flags, _std.recvfrom, self, bufsize,
-                               flags)
+        r = self._g_flagged(False, flags, _std.recvfrom, self, bufsize,
+                            flags)
+        if not r[0] and bufsize:
+            self._g_eof()
+        return r
 
     def recvfrom_into(self, buffer, nbytes=0, flags=0):
-        return self._g_flagged(False, flags, _std.recvfrom_into, self,
-                               buffer, nbytes, flags)
+        r = self._g_flagged(False, flags, _std.recvfrom_into, self,
+                            buffer, nbytes, flags)
+        if not r[0] and (nbytes or memoryview(buffer).nbytes):
+            self._g_eof()
+        return r
 
     if hasattr(_std, "recvmsg"):
         def recvmsg(self, bufsize, ancbufsize=0, flags=0):
-            return self._g_flagged(False, flags, _std.recvmsg, self,
-                                   bufsize, ancbufsize, flags)
+            r = self._g_flagged(False, flags, _std.recvmsg, self,
+                                bufsize, ancbufsize, flags)
+            if not r[0] and not r[1] and bufsize:
+                self._g_eof()
+            return r
 
         def recvmsg_into(self, buffers, ancbufsize=0, flags=0):
-            return self._g_flagged(False, flags, _std.recvmsg_into, self,
-                                   buffers, ancbufsize, flags)
+            r = self._g_flagged(False, flags, _std.recvmsg_into, self,
+                                buffers, ancbufsize, flags)
+            if not r[0] and not r[1]:
+                self._g_eof()
+            return r
 
         def sendmsg(self, buffers, ancdata=(), flags=0, address=None):
             if address is None:
@@ -678,6 +707,9 @@ class socket(_GreenIO, _std):
                     raise
             except InterruptedError:
                 continue
+            except BrokenPipeError:
+                self._g_taken(_errno.EPIPE)     # (see _g_retry)
+                raise
             self._g_wait(True, deadline)
 
     def sendfile(self, file, offset=0, count=None):
