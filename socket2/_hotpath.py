@@ -526,6 +526,24 @@ class ThreadBase:
 socket_methods = None
 COMPILED = False
 
+
+def thread_state_id():
+    """The interpreter's id of the calling thread's state: an OS thread
+    that calls into Python again from C (a native thread's callbacks)
+    gets a new one each time, unlike its ident.  (Through ctypes here;
+    the compiled twin asks the C API directly.)"""
+    global thread_state_id
+    import ctypes
+    get = ctypes.pythonapi.PyThreadState_Get
+    get.restype, get.argtypes = ctypes.c_void_p, []
+    gid = ctypes.pythonapi.PyThreadState_GetID
+    gid.restype, gid.argtypes = ctypes.c_uint64, [ctypes.c_void_p]
+
+    def thread_state_id():
+        return gid(get())
+    return thread_state_id()
+
+
 if os.environ.get("SOCKET2_PURE_PYTHON", "").strip() not in ("", "0"):
     pass
 else:
@@ -543,6 +561,7 @@ else:
                           "accept": SocketBase._c_accept,
                           "close": SocketBase._c_close}
         COMPILED = True
+        thread_state_id = _speedups.thread_state_id     # noqa: F811
         # A thread that ends leaves its 16 KiB frame-stack chunk for the
         # next one instead of unmapping it (speedups.c explains).
         _speedups.cache_stack_chunks()

@@ -177,6 +177,8 @@ class Hub:
         self.greenlet = greenlet(self._run, parent=root)
         self.thread_ident = _get_ident()
         self._pid = os.getpid()      # (a forked child: see _thread_ended)
+        # The thread state it was made in (see _hub_of_an_ending_thread).
+        self._tstate = _hotpath.thread_state_id()
         # The hot path (socket2/_hotpath.py: compiled or Python): the waits
         # of the socket layer, the dispatch of events and the count of
         # greenlets parked on a socket (nio).
@@ -1091,8 +1093,9 @@ def get_hub():
 
 
 
-# OS thread ident -> a weak reference to the root greenlet of the thread
-# whose hub closed as it ended (see _hub_of_an_ending_thread).
+# OS thread ident -> (a weak reference to the root greenlet, the thread
+# state id) of the thread whose hub closed as it ended (see
+# _hub_of_an_ending_thread).
 _ENDED = {}
 
 
@@ -1128,11 +1131,15 @@ def _hub_of_an_ending_thread():
         _close_stale(ident, hub)    # (idents are unique among live threads)
     if ended is None:
         return None
-    if ended() is g:
+    root, tstate = ended
+    if root() is g and tstate == _hotpath.thread_state_id():
         raise Error("closed", "this OS thread is ending and its hub is "
                     "closed: socket2 cannot run here (a finalizer of one "
                     "of the thread's threading.local values?)")
-    _ENDED.pop(ident, None)     # a new thread with the ended one's ident
+    # A new thread with the ended one's ident, or the same OS thread
+    # calling into Python again from C (a native thread's next callback,
+    # in a new thread state): a hub as always.
+    _ENDED.pop(ident, None)
     return None
 
 
@@ -1166,9 +1173,10 @@ class _ThreadEnd:
                 del _THREAD_HUBS[hub.thread_ident]
             ident = hub.thread_ident
             if _get_ident() == ident:
-                _ENDED[ident] = _weakref(
-                    hub._root, lambda r, i=ident: _ENDED.get(i) is r
-                    and _ENDED.pop(i, None))
+                _ENDED[ident] = (_weakref(
+                    hub._root, lambda r, i=ident:
+                    _ENDED.get(i, (None,))[0] is r and _ENDED.pop(i, None)),
+                    hub._tstate)
             hub._thread_ended()
         except Exception:   # noqa: B902 - see below
             # At the interpreter's exit modules are torn down in no set

@@ -1,4 +1,7 @@
 import os
+import shutil
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -269,6 +272,56 @@ def test_a_thread_local_finalizer_after_the_hub_closed_makes_no_hub():
     th.start()
     th.join()
     assert got and got[0].thread_ident == th.ident
+
+
+_TWICE_C = r"""
+#include <pthread.h>
+typedef void (*cb_t)(void);
+static void *run(void *arg)
+{
+    ((cb_t)arg)();              /* each call: a thread state of its own */
+    ((cb_t)arg)();
+    return 0;
+}
+int run_twice(cb_t cb)
+{
+    pthread_t t;
+    if (pthread_create(&t, 0, run, (void *)cb))
+        return -1;
+    return pthread_join(t, 0);
+}
+"""
+
+
+@pytest.mark.skipif(os.name != "posix" or not shutil.which("cc"),
+                    reason="builds a pthread helper with cc")
+def test_a_native_thread_that_calls_python_again_gets_a_hub_again(tmp_path):
+    """A native OS thread calls into Python twice (a C library's worker
+    calling a ctypes callback): each call has a thread state of its own,
+    dropped at its return with the hub made in it.  The second call was
+    refused as a finalizer of an ending thread (same ident, same root
+    greenlet: the nineteenth review, third round); a new thread state is
+    a new start."""
+    import ctypes
+    src = tmp_path / "twice.c"
+    lib = tmp_path / "libtwice.so"
+    src.write_text(_TWICE_C)
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(lib), str(src),
+                    "-lpthread"], check=True)
+    twice = ctypes.CDLL(str(lib))
+    seen = []
+
+    def use():
+        try:
+            hub = _hub.get_hub()
+            socket2.sleep(0.001)
+            seen.append(not hub._closed)
+        except Exception as e:     # noqa: B902 - reported below
+            seen.append(repr(e))
+
+    cb = ctypes.CFUNCTYPE(None)(use)
+    assert twice.run_twice(cb) == 0
+    assert seen == [True, True]
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"),

@@ -2411,8 +2411,22 @@ cache_stack_chunks(PyObject *self, PyObject *unused)
     Py_RETURN_TRUE;
 }
 
+PyDoc_STRVAR(thread_state_id_doc,
+"thread_state_id()\n\n"
+"The interpreter's id of the calling thread's state: an OS thread that\n"
+"calls into Python again from C (a native thread's callbacks) gets a new\n"
+"one each time, unlike its ident (see hub._hub_of_an_ending_thread).");
+
+static PyObject *
+thread_state_id(PyObject *module, PyObject *unused)
+{
+    return PyLong_FromUnsignedLongLong(
+        (unsigned long long)PyThreadState_GetID(PyThreadState_Get()));
+}
+
 static PyMethodDef module_methods[] = {
     {"configure", configure, METH_VARARGS, configure_doc},
+    {"thread_state_id", thread_state_id, METH_NOARGS, thread_state_id_doc},
     {"configure_accept", configure_accept, METH_VARARGS,
      configure_accept_doc},
     {"cache_stack_chunks", cache_stack_chunks, METH_NOARGS,
