@@ -837,8 +837,21 @@ class Hub:
         hub's close, or a finalizer's call_threadsafe: an unclosed
         socket's release).  The process is ending, its descriptors with
         it; to callers the hub is closed."""
-        if self._calls_lock.acquire(not _finalizing()):
-            return True
+        lock = self._calls_lock
+        try:
+            if lock.acquire(not _finalizing()):
+                return True
+        except BaseException:
+            # A signal handler raised (KeyboardInterrupt) as the acquire
+            # returned -- the interpreter runs them after a C call -- with
+            # the lock taken: let go of it, or the hub's own thread (its
+            # end, its close) and every thread handing it events wait on
+            # it for ever (a hang at Ctrl-C, seen with the threaded echo
+            # example).  Not taken (the blocking acquire interrupted):
+            # nothing to let go of; held before (an RLock): one level.
+            if lock._is_owned():
+                lock.release()
+            raise
         self._closed = True
         return False
 

@@ -687,3 +687,49 @@ def test_a_wait_given_no_descriptor_says_so_where_each_wait_is_armed():
     finally:
         a.close()
         b.close()
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"),
+                    reason="needs setitimer (POSIX)")
+def test_a_signal_as_a_hubs_calls_lock_is_taken_does_not_keep_it():
+    """A signal handler that raises (Ctrl-C's KeyboardInterrupt) runs when
+    the acquire of a hub's calls lock returns: the lock stayed taken, and
+    the hub's own thread and every thread handing it events waited on it
+    for ever -- the threaded echo example hung at Ctrl-C now and then.
+    Here a profiling timer raises while this thread pokes a hub: after
+    thousands of interruptions the lock is free."""
+    hub = _hub.get_hub()
+
+    class Tick(Exception):
+        pass
+
+    armed = [False]
+    ticks = [0]
+
+    def handler(signum, frame):
+        if armed[0]:
+            armed[0] = False
+            ticks[0] += 1
+            raise Tick()
+
+    end = time.monotonic() + 1.0
+
+    def spin():
+        armed[0] = True
+        while time.monotonic() < end:
+            hub._poke()
+
+    old = signal.signal(signal.SIGPROF, handler)
+    signal.setitimer(signal.ITIMER_PROF, 0.0005, 0.0005)
+    try:
+        while time.monotonic() < end:
+            try:
+                spin()
+            except Tick:
+                pass
+    finally:
+        armed[0] = False
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, old)
+    assert ticks[0] > 100
+    assert not hub._calls_lock._is_owned()
