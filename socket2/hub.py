@@ -620,15 +620,11 @@ class Hub:
         """From any OS thread: hand a finished job back to this hub (a
         closed hub drops it)."""
         item = (job, value, exc)
-        if not self._lock_calls():
-            return
-        try:
-            if self._closed:
+        with self._calls_held() as held:
+            if not held or self._closed:
                 return
             self._completed.append(item)
             self.poller.wakeup()
-        finally:
-            self._calls_lock.release()
 
     def call_threadsafe(self, func, *args, orphaned=None):
         """From any OS thread: run ``func(*args)`` in this hub's OS thread
@@ -639,27 +635,19 @@ class Hub:
         ran, ``orphaned(*args)`` (when given) runs instead, in the closing
         thread: what must happen anyway (a descriptor's release)."""
         item = (func, args, orphaned)
-        if not self._lock_calls():
-            return False
-        try:
-            if self._closed:
+        with self._calls_held() as held:
+            if not held or self._closed:
                 return False
             self._calls.append(item)
             self.poller.wakeup()
-        finally:
-            self._calls_lock.release()
         return True
 
     def _poke(self):
         """From any OS thread: make this hub's poll return (not after
         close(): the wakeup descriptor's number may be another file's)."""
-        if not self._lock_calls():
-            return
-        try:
-            if not self._closed:
+        with self._calls_held() as held:
+            if held and not self._closed:
                 self.poller.wakeup()
-        finally:
-            self._calls_lock.release()
 
     def _start_waker(self):
         """Create the waker (once; every hub has one from the start)."""
@@ -814,46 +802,37 @@ class Hub:
         """Close the hub's poller (idempotent).  Later ``call_threadsafe``
         calls return False.  A hub made by :func:`get_hub` is closed when
         its OS thread ends."""
-        if not self._lock_calls():
-            return
-        try:
-            if self._closed:
+        with self._calls_held() as held:
+            if not held or self._closed:
                 return
             self._closed = True
-        finally:
-            self._calls_lock.release()
         # Outside the lock: a wakeup() from another OS thread that was
         # under way has finished (it held the lock), and none starts once
         # _closed is set; the lock is held for a few bytecodes only.
         self.poller.close()
         self._orphan_calls()
 
-    def _lock_calls(self):
-        """Take ``_calls_lock`` (for close(), call_threadsafe() ...); False,
-        and the hub marked closed, nothing else done, at the interpreter's
-        exit when another thread holds it: a daemon thread that was inside
-        call_threadsafe() when the exit began keeps it for good (daemon
-        threads stop where they are), and waiting would hang the exit (a
-        hub's close, or a finalizer's call_threadsafe: an unclosed
-        socket's release).  The process is ending, its descriptors with
-        it; to callers the hub is closed."""
-        lock = self._calls_lock
-        try:
-            if lock.acquire(not _finalizing()):
-                return True
-        except BaseException:
-            # A signal handler raised (KeyboardInterrupt) as the acquire
-            # returned -- the interpreter runs them after a C call -- with
-            # the lock taken: let go of it, or the hub's own thread (its
-            # end, its close) and every thread handing it events wait on
-            # it for ever (a hang at Ctrl-C, seen with the threaded echo
-            # example).  Not taken (the blocking acquire interrupted):
-            # nothing to let go of; held before (an RLock): one level.
-            if lock._is_owned():
-                lock.release()
-            raise
+    def _calls_held(self):
+        """What to hold ``_calls_lock`` with, for close(),
+        call_threadsafe() ...: ``with hub._calls_held() as held:``.
+        Mostly the lock itself, whose C ``__enter__``/``__exit__`` make the
+        block signal-safe: a handler that raises as the acquire returns
+        (Ctrl-C's KeyboardInterrupt: the interpreter runs handlers after a
+        C call) is inside the block, and its exit lets go of the level
+        this block took, and of no other (an acquire written in Python
+        left the lock taken: the hub's own thread and every thread handing
+        it events then waited for ever, a hang at Ctrl-C).  At the
+        interpreter's exit the lock is tried, not waited for: a daemon
+        thread that was inside call_threadsafe() when the exit began keeps
+        it for good (daemon threads stop where they are), and waiting
+        would hang the exit; then *held* is False and the hub is marked
+        closed -- the process is ending, its descriptors with it."""
+        if not _finalizing():
+            return self._calls_lock
+        if self._calls_lock.acquire(False):
+            return _Held(self._calls_lock)
         self._closed = True
-        return False
+        return _NOT_HELD
 
     def _orphan_calls(self):
         """The hub closed with calls from other OS threads not run: run
@@ -883,9 +862,8 @@ class Hub:
         self._unwind()
         if getattr(self.poller, "shared", False):
             # Other OS threads' hubs wait on this poller's set: it stays.
-            if self._lock_calls():
+            with self._calls_held():
                 self._closed = True
-                self._calls_lock.release()
             self._orphan_calls()
             release = getattr(self.poller, "release_shared", None)
             if release is not None:
@@ -1087,6 +1065,35 @@ if _PARK_AT_EXIT:
     atexit.register(_park_other_hubs)
 
 
+class _Held:
+    """An acquired lock, let go of at the end of a ``with`` block (see
+    Hub._calls_held)."""
+    __slots__ = ("lock",)
+
+    def __init__(self, lock):
+        self.lock = lock
+
+    def __enter__(self):
+        return True
+
+    def __exit__(self, *exc):
+        self.lock.release()
+
+
+class _NotHeld:
+    """A lock that could not be had (see Hub._calls_held)."""
+    __slots__ = ()
+
+    def __enter__(self):
+        return False
+
+    def __exit__(self, *exc):
+        pass
+
+
+_NOT_HELD = _NotHeld()
+
+
 def get_hub():
     """The hub of the calling OS thread (created on first use, closed when
     the thread ends)."""
@@ -1139,9 +1146,12 @@ def _hub_of_an_ending_thread():
     while g.parent is not None:
         g = g.parent
     if hub is not None:
-        if hub._root is g:
+        if hub._root is g and hub._tstate == _hotpath.thread_state_id():
             return None if hub._closed else hub
-        _close_stale(ident, hub)    # (idents are unique among live threads)
+        # Another thread's (idents are unique among live threads), or an
+        # earlier thread state's of this OS thread (a native thread's
+        # previous call into Python): its thread state is gone.
+        _close_stale(ident, hub)
     if ended is None:
         return None
     root, tstate = ended

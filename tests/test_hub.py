@@ -274,19 +274,24 @@ def test_a_thread_local_finalizer_after_the_hub_closed_makes_no_hub():
     assert got and got[0].thread_ident == th.ident
 
 
-_TWICE_C = r"""
+_NTIMES_C = r"""
 #include <pthread.h>
-typedef void (*cb_t)(void);
+typedef void (*cb_t)(int);
+static cb_t cb;
+static int times;
 static void *run(void *arg)
 {
-    ((cb_t)arg)();              /* each call: a thread state of its own */
-    ((cb_t)arg)();
+    int i;
+    for (i = 0; i < times; i++)
+        cb(i);                  /* each call: a thread state of its own */
     return 0;
 }
-int run_twice(cb_t cb)
+int run_n(cb_t f, int n)
 {
     pthread_t t;
-    if (pthread_create(&t, 0, run, (void *)cb))
+    cb = f;
+    times = n;
+    if (pthread_create(&t, 0, run, 0))
         return -1;
     return pthread_join(t, 0);
 }
@@ -296,32 +301,53 @@ int run_twice(cb_t cb)
 @pytest.mark.skipif(os.name != "posix" or not shutil.which("cc"),
                     reason="builds a pthread helper with cc")
 def test_a_native_thread_that_calls_python_again_gets_a_hub_again(tmp_path):
-    """A native OS thread calls into Python twice (a C library's worker
-    calling a ctypes callback): each call has a thread state of its own,
-    dropped at its return with the hub made in it.  The second call was
-    refused as a finalizer of an ending thread (same ident, same root
-    greenlet: the nineteenth review, third round); a new thread state is
-    a new start."""
+    """A native OS thread calls into Python several times (a C library's
+    worker calling a ctypes callback): each call has a thread state of
+    its own, dropped at its return with the hub made in it.  The second
+    call was refused as a finalizer of an ending thread (same ident, same
+    root greenlet: the nineteenth review, third round); a new thread
+    state is a new start.  A call that leaves a threading.local whose
+    finalizer calls socket2 without having used it gets a hub nothing
+    frees: the next call closes it (the fourth round), and a finalizer
+    of a call that used socket2 is refused.  No descriptor is left."""
     import ctypes
-    src = tmp_path / "twice.c"
-    lib = tmp_path / "libtwice.so"
-    src.write_text(_TWICE_C)
+    import threading as _threading
+    src = tmp_path / "ntimes.c"
+    lib = tmp_path / "libntimes.so"
+    src.write_text(_NTIMES_C)
     subprocess.run(["cc", "-shared", "-fPIC", "-o", str(lib), str(src),
                     "-lpthread"], check=True)
-    twice = ctypes.CDLL(str(lib))
-    seen = []
+    ntimes = ctypes.CDLL(str(lib))
+    seen, at_end = [], []
+    loc = _threading.local()
 
-    def use():
+    class Finalizer:
+        def __del__(self):
+            try:
+                socket2.sleep(0)
+                at_end.append("ran")
+            except socket2.Error as e:
+                at_end.append(e.err)
+
+    def use(i):
         try:
-            hub = _hub.get_hub()
-            socket2.sleep(0.001)
-            seen.append(not hub._closed)
+            if i != 1:
+                hub = _hub.get_hub()
+                socket2.sleep(0.001)
+                seen.append(not hub._closed)
+            if i >= 1:
+                loc.value = Finalizer()
         except Exception as e:     # noqa: B902 - reported below
             seen.append(repr(e))
 
-    cb = ctypes.CFUNCTYPE(None)(use)
-    assert twice.run_twice(cb) == 0
+    before = len(os.listdir("/proc/self/fd")) \
+        if os.path.isdir("/proc/self/fd") else None
+    cb = ctypes.CFUNCTYPE(None, ctypes.c_int)(use)
+    assert ntimes.run_n(cb, 3) == 0
     assert seen == [True, True]
+    assert at_end[1:] == ["closed"]     # (the first made a hub: see above)
+    if before is not None:
+        assert len(os.listdir("/proc/self/fd")) <= before
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"),

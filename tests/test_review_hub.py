@@ -695,9 +695,13 @@ def test_a_signal_as_a_hubs_calls_lock_is_taken_does_not_keep_it():
     """A signal handler that raises (Ctrl-C's KeyboardInterrupt) runs when
     the acquire of a hub's calls lock returns: the lock stayed taken, and
     the hub's own thread and every thread handing it events waited on it
-    for ever -- the threaded echo example hung at Ctrl-C now and then.
-    Here a profiling timer raises while this thread pokes a hub: after
-    thousands of interruptions the lock is free."""
+    for ever -- the threaded echo example hung at Ctrl-C now and then.  A
+    first fix let go in an except clause, where a second signal could
+    skip the release, and a handler's own nested call (a poke while the
+    thread held the lock) could let go of the outer level (the fourth
+    round).  Here one timer raises while this thread pokes a hub and
+    calls into it, another pokes it from its handler, nested: after
+    thousands of interruptions the lock is free and never released twice."""
     hub = _hub.get_hub()
 
     class Tick(Exception):
@@ -705,12 +709,18 @@ def test_a_signal_as_a_hubs_calls_lock_is_taken_does_not_keep_it():
 
     armed = [False]
     ticks = [0]
+    errors = []
 
-    def handler(signum, frame):
+    def raiser(signum, frame):
         if armed[0]:
-            armed[0] = False
             ticks[0] += 1
             raise Tick()
+
+    def poker(signum, frame):
+        try:
+            hub._poke()             # nested in whatever this thread held
+        except Tick:
+            pass
 
     end = time.monotonic() + 1.0
 
@@ -718,18 +728,28 @@ def test_a_signal_as_a_hubs_calls_lock_is_taken_does_not_keep_it():
         armed[0] = True
         while time.monotonic() < end:
             hub._poke()
+            hub.complete_external(None, None, None)
 
-    old = signal.signal(signal.SIGPROF, handler)
-    signal.setitimer(signal.ITIMER_PROF, 0.0005, 0.0005)
+    old = signal.signal(signal.SIGPROF, raiser)
+    old2 = signal.signal(signal.SIGVTALRM, poker)
+    signal.setitimer(signal.ITIMER_PROF, 0.0002, 0.0002)
+    signal.setitimer(signal.ITIMER_VIRTUAL, 0.0003, 0.0003)
     try:
         while time.monotonic() < end:
             try:
                 spin()
             except Tick:
-                pass
+                armed[0] = False
+            except RuntimeError as e:   # released a level not taken
+                armed[0] = False
+                errors.append(e)
     finally:
         armed[0] = False
         signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.setitimer(signal.ITIMER_VIRTUAL, 0)
         signal.signal(signal.SIGPROF, old)
+        signal.signal(signal.SIGVTALRM, old2)
+    hub._completed.clear()
     assert ticks[0] > 100
+    assert not errors
     assert not hub._calls_lock._is_owned()
