@@ -1133,7 +1133,9 @@ def _hub_of_an_ending_thread():
     - after it ran, the hub is closed: the call is refused, saying why.
 
     The thread is told by its root greenlet (an ident is reused by the
-    next thread; the root greenlet is not).  A thread that had no hub
+    next thread; the root greenlet is not) and its thread state (a native
+    OS thread that calls into Python again gets a new one, and a hub as
+    any thread: see Hub._tstate).  A thread that had no hub
     cannot be told from one starting: a finalizer there makes a hub in
     locals nothing frees.  Such a hub is closed here when the next thread
     with that ident asks for one, so they never pile up."""
