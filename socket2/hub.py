@@ -1013,6 +1013,13 @@ def _park_other_hubs():
     """atexit: park the hubs of the other OS threads still running (see
     above)."""
     me = _get_ident()
+    # First say that the exit began: a thread that makes its hub from now
+    # on parks at once (get_hub), before it ever switches into it.  A
+    # thread that made it before is in _THREAD_HUBS below: the GIL orders
+    # its registration and this mark.
+    _exiting[0] = me
+    if _parking[0] is None:
+        _prepare_parking()
     live = sys._current_frames()
     hubs = [hub for ident, hub in list(_THREAD_HUBS.items())
             if ident != me and ident in live and not hub._closed]
@@ -1038,6 +1045,7 @@ def _park_other_hubs():
 
 
 _parking = [None]       # the _Parking, made with the first other thread's hub
+_exiting = [None]       # the ident of the thread running the exit's parking
 
 
 def _main_ident():
@@ -1109,7 +1117,21 @@ def get_hub():
         if _parking[0] is None and _PARK_AT_EXIT and \
                 hub.thread_ident != _main_ident():
             _prepare_parking()
+        if _exiting[0] is not None:
+            _park_late(hub)
         return hub
+
+
+def _park_late(hub):
+    """A thread made its hub after the exit's parking began (it was
+    starting, say): the exit did not see that hub, so this thread parks
+    itself, on its own stack, before its hub ever runs.  Without this,
+    its first wait entered the hub's poll, released the GIL there, and
+    was unwound across greenlet stacks at the exit (SIGSEGV, 1 exit in
+    40 with six daemon threads starting as the program ended)."""
+    parking = _parking[0]
+    if parking and hub.thread_ident != _exiting[0]:
+        parking.park()
 
 
 
