@@ -301,9 +301,6 @@ def test_rounds_of_threads_sharing_a_set_leave_no_descriptor(shared, order):
     per round then)."""
     main_hub, handle = shared
     name = main_hub.poller.name
-    if name == "iocp":
-        pytest.skip("a completion port stays open for the operations "
-                    "orphaned on it")
 
     def one_round():
         box = {}
@@ -365,9 +362,6 @@ def test_closing_the_creators_hub_leaves_the_set_to_those_still_on_it(
     review)."""
     main_hub, handle = shared
     name = main_hub.poller.name
-    if name == "iocp":
-        pytest.skip("a completion port stays open for the operations "
-                    "orphaned on it")
     box = {}
     made, joined, closed, third_ready, done = (
         threading.Event() for _ in range(5))

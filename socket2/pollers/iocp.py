@@ -47,6 +47,9 @@ BATCH = 256
 SEND_CHUNK = 256 * 1024     # the most one pending send copies
 _STREAM = _slib.SOCK_STREAM
 _PORTS = Registry()
+# Operations still pending when the port they were orphaned on closed
+# (see IocpPoller._close_port): kept alive for the process's life.
+_LINGERING = []
 
 
 class IocpWaiters(TryFirstWaiters):
@@ -232,21 +235,49 @@ class IocpPoller(Member):
     def release_shared(self):
         """This poller's OS thread ended while its port is shared: leave
         the members and close its private port; the shared port and the
-        orphaned operations stay for the OS threads that still wait on
-        it."""
+        orphaned operations stay for the OS threads that still wait on it
+        -- and the last of them to go, once its creator went, closes it."""
+        sh = self._sh
+        if sh is None:
+            return          # (released already: an explicit close first)
         self._leave()
         _PORTS.forget(self, _addr(self._port), False)
         if self._private != ffi.NULL:
             lib.s2_iocp_close(self._private)
             self._private = ffi.NULL
+        port, self._port, self._sh = self._port, ffi.NULL, None
+        if _PORTS.leave(sh, self._owned) and port != ffi.NULL:
+            self._close_port(port)
 
     def close(self):
-        self._leave()
+        if self._sh is not None:
+            # Others may still wait on the port: it is left to them as at
+            # a thread's end (the last of them closes it).
+            self.release_shared()
+            return
         if self._private != ffi.NULL:
             lib.s2_iocp_close(self._private)
             self._private = ffi.NULL
         if self._port != ffi.NULL:
             _PORTS.forget(self, _addr(self._port), self._owned)
+            port, self._port = self._port, ffi.NULL
             if self._owned:
-                lib.s2_iocp_close(self._port)
-            self._port = ffi.NULL
+                self._close_port(port)
+
+    def _close_port(self, port):
+        """Close a port socket2 made, once the aborted completions of the
+        operations orphaned on it came in (the kernel writes into an
+        OVERLAPPED until its completion is queued): at most ~1 s, and an
+        operation still pending then is kept alive for good."""
+        orphans = self._orphans
+        for _ in range(100):
+            if not orphans:
+                break
+            try:
+                self._wait(port, 0.01)  # (drops the orphans it dequeues)
+            except OSError:
+                break
+        if orphans:
+            _LINGERING.append(dict(orphans))
+            orphans.clear()
+        lib.s2_iocp_close(port)
