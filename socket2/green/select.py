@@ -177,6 +177,8 @@ class _Hold:
                 w.rready = True
         for fd, w in self.temps:
             if hub._fdmap.get(fd) is w:
+                if w.soerr:
+                    _hand_on_error(hub, fd, w.soerr)
                 hub.unregister(fd)
 
 
@@ -197,6 +199,19 @@ def _register(hub, fd):
         # hub's set): this one, in this hub's set, does not take it over.
         _OWNERS[fd] = owner
     return w
+
+
+def _hand_on_error(hub, fd, err):
+    """This wait's registration of another OS thread's socket took the
+    socket's error with its event (kqueue through libkqueue reads it with
+    SO_ERROR, which clears it in the kernel): the socket's own
+    registration keeps it, so its next read raises it (green socket's
+    _g_taken) instead of reading a reset as the end."""
+    owner = _OWNERS.get(fd)
+    if owner is not None and owner is not hub:
+        w = owner._fdmap.get(fd)
+        if w is not None and not w.soerr:
+            w.soerr = err
 
 
 def _let_go(w):
