@@ -156,3 +156,18 @@ _oserror_init = OSError.__init__
 
 def closed_error(what="socket"):
     return Error("closed", "%s is closed" % what)
+
+
+def taken_error(w, but=_errno.EPIPE):
+    """The socket error a poller took with its event and left in the slot
+    record *w* (kqueue through libkqueue reads it with SO_ERROR, and the
+    kernel then reports a plain end), taken from *w*: its errno, or 0 when
+    there is none or it is *but* -- by default EPIPE, the write side's
+    news (this end wrote after the peer stopped reading): the data read
+    up to the end stands.  Each reader raises it once, where the kernel
+    would have raised it."""
+    err = w.soerr
+    if not err:
+        return 0
+    w.soerr = 0
+    return 0 if err == but else err

@@ -4,7 +4,6 @@ Every socket is non-blocking underneath and registered with its hub's poller
 once, at creation.  Each operation tries the system call first and parks the
 calling greenlet only when the kernel says "would block" (see hub.py).
 """
-import errno
 import os
 import warnings
 from _thread import get_ident as _get_ident
@@ -12,7 +11,7 @@ from _thread import get_ident as _get_ident
 from ._socket_ffi import ffi, lib
 from . import _hotpath, _names, pollers as _pollers
 from .addr import AddrInfo, SockAddr, addr
-from .errors import Error, closed_error, os_error
+from .errors import Error, closed_error, os_error, taken_error
 from .hub import clock, get_hub, sleep, _deadline
 
 __all__ = ["tcp", "udp", "raw", "TCPSocket", "UDPSocket", "RawSocket"]
@@ -30,7 +29,6 @@ _ACCEPT_RETRY = (-lib.S2_ECONNABORTED, -lib.S2_EPROTO, -lib.S2_EINTR)
 _STREAM = lib.SOCK_STREAM
 _SHUT = {"r": lib.SHUT_RD, "w": lib.SHUT_WR, "rw": lib.SHUT_RDWR}
 _UNSET = object()
-_EPIPE = errno.EPIPE
 _os_sendfile = getattr(os, "sendfile", None)   # POSIX
 _pread = getattr(os, "pread", None)
 
@@ -540,10 +538,9 @@ class _Socket(_hotpath.SocketBase):
         socket fail (a reset whose error the kernel no longer reports).
         EPIPE is the write side's news (this end wrote after the peer
         stopped reading): the data read up to the end stands."""
-        if w.soerr:
-            err, w.soerr = w.soerr, 0
-            if err != _EPIPE:
-                raise os_error(err, "recv")
+        err = taken_error(w)
+        if err:
+            raise os_error(err, "recv")
         return 0
 
     def _send_loop(self, p, n, timeout, expires):

@@ -51,7 +51,8 @@ import sys
 
 from . import _hotpath, pollers as _pollers
 from ._socket_ffi import ffi, lib as _lib
-from .errors import Error, TLSError, TimeoutError, closed_error, os_error
+from .errors import (Error, TLSError, TimeoutError, closed_error,
+                     os_error, taken_error)
 from .hub import _deadline, clock, sleep
 from .sockets import TCPSocket, _Stream, _maxlen, _rbuf, _wbuf
 from .sync import Lock
@@ -228,7 +229,6 @@ _IPPROTO_TCP = _socket.IPPROTO_TCP
 _TCP_INFO = getattr(_socket, "TCP_INFO", None) \
     if sys.platform.startswith("linux") else None
 _TCP_CLOSE = 7          # tcpi_state (linux/tcp_states.h)
-_EPIPE = _errno.EPIPE
 
 
 def _taken_error(sock):
@@ -236,12 +236,8 @@ def _taken_error(sock):
     then reports a plain EOF), left in the socket's slot record: as an
     OSError to raise (once), or None.  EPIPE is the write side's news: the
     data read up to the end stands (as sockets._Socket._eof says)."""
-    w = sock._w
-    err = w.soerr
-    if not err:
-        return None
-    w.soerr = 0
-    return None if err == _EPIPE else os_error(err, "TLS recv")
+    err = taken_error(sock._w)
+    return os_error(err, "TLS recv") if err else None
 
 
 class _FdEngine:

@@ -28,6 +28,7 @@ from socket import *  # noqa: F401,F403  (the standard names and constants)
 from .. import _offload
 from ..errors import Error as _S2Error
 from ..errors import TimeoutError as _S2Timeout
+from ..errors import taken_error as _taken_error
 from ..hub import clock as _clock, get_hub as _get_hub, sleep as _sleep
 from ..hub import _existing_hub
 from .. import pollers as _pollers
@@ -326,8 +327,8 @@ class _GreenIO:
         err = self.getsockopt(SOL_SOCKET, SO_ERROR)
         if not err:
             s2 = self._g_here()
-            if s2 is not None and s2._w.soerr:  # the backend took it (kqueue)
-                err, s2._w.soerr = s2._w.soerr, 0
+            if s2 is not None:      # the backend took it (kqueue)?
+                err = _taken_error(s2._w, 0)
         if err:
             return err
         try:
@@ -624,12 +625,9 @@ class socket(_GreenIO, _std):
         s2 = self._g_s2
         if s2 is None:
             return
-        w = s2._w
-        err = w.soerr
+        err = _taken_error(s2._w, but)
         if err:
-            w.soerr = 0
-            if err != but:
-                raise OSError(err, _os.strerror(err))
+            raise OSError(err, _os.strerror(err))
 
     def recvfrom(self, bufsize, flags=0):
         r = self._g_flagged(False, flags, _std.recvfrom, self, bufsize,
