@@ -1137,6 +1137,7 @@ typedef struct {
     int code, version;
     Py_ssize_t sent;
     char keep, head_sent, chunked, no_body, is_head, ended;
+    char app_date;               /* the application sent its own Date */
 } ReplyObject;
 
 static int
@@ -1184,6 +1185,7 @@ static PyMemberDef reply_members[] = {
     {"sent", T_PYSSIZET, offsetof(ReplyObject, sent), 0, NULL},
     REPLY_BOOL(keep), REPLY_BOOL(head_sent), REPLY_BOOL(chunked),
     REPLY_BOOL(no_body), REPLY_BOOL(is_head), REPLY_BOOL(ended),
+    REPLY_BOOL(app_date),
     {NULL}
 };
 #undef REPLY_OBJ
@@ -1248,12 +1250,13 @@ reply_start_response(ReplyObject *self, PyObject *const *args,
     }
     /* What _check makes, exactly: anything else goes the slow way (and
      * no hook of an odd entry's items can run here). */
-    if (!PyTuple_CheckExact(checked) || PyTuple_GET_SIZE(checked) != 4
+    if (!PyTuple_CheckExact(checked) || PyTuple_GET_SIZE(checked) != 5
             || !PyBytes_CheckExact(PyTuple_GET_ITEM(checked, 0))
             || !PyLong_CheckExact(PyTuple_GET_ITEM(checked, 1))
             || !(PyTuple_GET_ITEM(checked, 2) == Py_None
                  || PyLong_CheckExact(PyTuple_GET_ITEM(checked, 2)))
-            || !PyBool_Check(PyTuple_GET_ITEM(checked, 3))) {
+            || !PyBool_Check(PyTuple_GET_ITEM(checked, 3))
+            || !PyBool_Check(PyTuple_GET_ITEM(checked, 4))) {
         Py_DECREF(checked);
         goto slow;
     }
@@ -1264,6 +1267,7 @@ found:
         long code = PyLong_AsLong(PyTuple_GET_ITEM(checked, 1));
         PyObject *len = PyTuple_GET_ITEM(checked, 2);
         int close = PyTuple_GET_ITEM(checked, 3) == Py_True;
+        int app_date = PyTuple_GET_ITEM(checked, 4) == Py_True;
         if (code == -1 && PyErr_Occurred()) {
             Py_DECREF(checked);
             return NULL;
@@ -1281,6 +1285,7 @@ found:
         Py_INCREF(len);
         Py_XSETREF(self->length, len);
         Py_DECREF(checked);
+        self->app_date = (char)app_date;
         if (close)
             self->keep = 0;
         if (code == 204 || code == 304)
@@ -1537,7 +1542,7 @@ reply_whole(ReplyObject *rp, ConnObject *c, FastObject *cfg, PyObject *data,
             PyObject *status, int draining)
 {
     PyObject *date, *out;
-    Py_ssize_t dlen = PyBytes_GET_SIZE(data), slen, total, w;
+    Py_ssize_t dlen = PyBytes_GET_SIZE(data), slen, total, w, dsz;
     char cl[48];
     Py_ssize_t cllen = 0;
     PyObject *end;
@@ -1594,8 +1599,8 @@ reply_whole(ReplyObject *rp, ConnObject *c, FastObject *cfg, PyObject *data,
     }
     rp->sent = dlen;
     slen = PyBytes_GET_SIZE(status);
-    total = slen + PyBytes_GET_SIZE(date) + cllen + PyBytes_GET_SIZE(end)
-        + dlen;
+    dsz = rp->app_date ? 0 : PyBytes_GET_SIZE(date);  /* (the app's own) */
+    total = slen + dsz + cllen + PyBytes_GET_SIZE(end) + dlen;
     out = PyBytes_FromStringAndSize(NULL, total);
     if (out == NULL) {
         Py_DECREF(date);
@@ -1604,8 +1609,8 @@ reply_whole(ReplyObject *rp, ConnObject *c, FastObject *cfg, PyObject *data,
     p = PyBytes_AS_STRING(out);
     memcpy(p, PyBytes_AS_STRING(status), (size_t)slen);
     w = slen;
-    memcpy(p + w, PyBytes_AS_STRING(date), (size_t)PyBytes_GET_SIZE(date));
-    w += PyBytes_GET_SIZE(date);
+    memcpy(p + w, PyBytes_AS_STRING(date), (size_t)dsz);
+    w += dsz;
     memcpy(p + w, cl, (size_t)cllen);
     w += cllen;
     /* (a Connection line decided before the keep above changed: as

@@ -104,7 +104,8 @@ def _check(status, headers):
     """Check a start_response() call's status and headers (PEP 3333 and
     RFC 9110); returns ``(first part of the head: status line and the
     application's header lines, status code, its Content-Length or None,
-    whether it asked to close)``."""
+    whether it asked to close, whether it sent its own Date)``: the
+    server's Date then stays out (one Date per response, RFC 9110)."""
     if type(status) is not str:
         raise TypeError("status must be a str such as '200 OK', not %s"
                         % type(status).__name__)
@@ -117,7 +118,7 @@ def _check(status, headers):
                         "tuples, not %s" % type(headers).__name__)
     lines = ["HTTP/1.1 ", status, "\r\n"]
     length = None
-    close = False
+    close = date = False
     for item in headers:
         if type(item) is not tuple or len(item) != 2:
             raise TypeError("each response header must be a (name, value) "
@@ -143,9 +144,12 @@ def _check(status, headers):
                 raise ValueError("Content-Length %r is not one decimal "
                                  "number" % (value,))
             length = int(v)
+        elif low == "date":
+            date = True
         lines.append("%s: %s\r\n" % (name, value))
     # PEP 3333: latin-1 only (UnicodeEncodeError names the character).
-    return "".join(lines).encode("latin-1"), int(m.group(1)), length, close
+    return ("".join(lines).encode("latin-1"), int(m.group(1)), length,
+            close, date)
 
 
 class ReplyBase:
@@ -156,7 +160,7 @@ class ReplyBase:
 
     __slots__ = ("conn", "environ", "body", "keep", "code", "status",
                  "length", "left", "head_sent", "chunked", "no_body", "sent",
-                 "version", "is_head", "ended")
+                 "version", "is_head", "ended", "app_date")
 
     def start_response(self, status, headers, exc_info=None):
         """PEP 3333's start_response: returns the legacy ``write``."""
@@ -195,6 +199,7 @@ class Reply(ReplyBase):
         self.chunked = False
         self.sent = 0                # body bytes written (access log)
         self.ended = False           # write() refused from then on
+        self.app_date = False        # the application sent its own Date
 
     # -- what the application calls ----------------------------------------
 
@@ -227,7 +232,7 @@ class Reply(ReplyBase):
                 if len(_CHECKED) >= 512:
                     _CHECKED.clear()
                 _CHECKED[key] = checked
-        self.status, self.code, self.length, close = checked
+        self.status, self.code, self.length, close, self.app_date = checked
         if close:
             self.keep = False
         if self.code == 204 or self.code == 304:
@@ -418,7 +423,8 @@ class Reply(ReplyBase):
         # may_keep() also ends any 100-continue: never after a final head.
         if not self.body.may_keep() or conn.srv.draining:
             self.keep = False        # stopping, or a body left unread
-        parts = [self.status, conn.srv.date_line()]
+        parts = [self.status] if self.app_date else \
+            [self.status, conn.srv.date_line()]
         if self.no_body:
             pass                     # the app's Content-Length, if any
         elif self.length is not None:

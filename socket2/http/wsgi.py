@@ -34,6 +34,7 @@ from ..hub import clock, get_hub
 from . import _parser
 from ._heads import BODIES, BODY_NONE
 from ._input import EMPTY, Input
+from ._parser_py import _host_ok
 from .errors import ProtocolError, protocol_error
 from ._reply import _CHECKED, FileWrapper, Reply, status_line
 
@@ -518,6 +519,8 @@ class Connection(ConnBase):
                 if m is None:
                     return None
                 authority, target = m.group(1), m.group(2) or b"/"
+                if not _host_ok(authority, 0, len(authority)):
+                    return None     # what a Host header may not be either
                 if target[:1] == b"?":
                     target = b"/" + target
         if target is not None:

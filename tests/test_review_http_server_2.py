@@ -1,0 +1,56 @@
+"""The defects a second adversarial review of the WSGI server reproduced
+(2026-12-02), each a test that failed before its fix (numbers are the
+review's)."""
+import pytest
+
+import socket2
+import socket2.http
+
+from http_helpers import get, running, split, talk
+
+
+@pytest.mark.parametrize("body", ["list", "generator"])
+def test_04_an_applications_own_date_is_the_only_date(body):
+    """RFC 9110 allows one Date: the server added its own after the
+    application's.  The application's stands; the server's is there only
+    when the application sent none (the compiled keep-alive path and the
+    Python path alike)."""
+    def app(environ, start_response):
+        headers = [("Content-Type", "text/plain")]
+        if environ["PATH_INFO"] == "/dated":
+            headers.insert(0, ("date", "Tue, 01 Jan 2030 00:00:00 GMT"))
+        start_response("200 OK", headers)
+        if body == "list":
+            return [b"x"]
+        return (b for b in [b"x"])
+
+    with running(app) as lst:
+        rs = split(talk(lst, get("/dated", close=False) + get(close=False) +
+                        get("/dated", close=False) + get("/dated")))
+    dates = [[v for k, v in r.headers if k == "date"] for r in rs]
+    assert [len(d) for d in dates] == [1, 1, 1, 1]
+    assert dates[0] == dates[2] == dates[3] == [
+        "Tue, 01 Jan 2030 00:00:00 GMT"]
+    assert dates[1] != dates[0]
+    assert [r.body for r in rs] == [b"x"] * 4
+
+
+@pytest.mark.parametrize("authority", [b'a"<b>', b"a,b:99999999", b"[::1",
+                                       b"h:8x", b"a b"])
+def test_02_an_absolute_form_authority_is_checked_as_a_host(authority):
+    """An absolute-form target's authority becomes HTTP_HOST (RFC 9112
+    3.2.2): it set values a Host header is refused for (400), around the
+    Host header's checks; now it meets the same ones."""
+    from http_helpers import show
+    with running(show) as lst:
+        rs = split(talk(lst, get(close=False) + b"GET http://" + authority +
+                        b"/x HTTP/1.1\r\nHost: good\r\n\r\n"))
+    assert [r.status for r in rs] == [200, 400]
+
+
+def test_02_a_valid_absolute_form_authority_is_the_host():
+    from http_helpers import show
+    with running(show) as lst:
+        (r,) = split(talk(lst, b"GET http://[::1]:8080/x?y HTTP/1.1\r\n"
+                          b"Host: other\r\nConnection: close\r\n\r\n"))
+    assert r.json()["HTTP_HOST"] == "[::1]:8080"
