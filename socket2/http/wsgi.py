@@ -212,7 +212,8 @@ class Connection(ConnBase):
         the kernel send a reset, which can destroy the response still on
         its way to the client: so after a response that left a body
         unread, say we are done (FIN or close_notify) and read and drop
-        what the client still sends, for up to 2 s and 1 MiB, before the
+        what the client still sends, for up to 2 s and 16 MiB (a request
+        body of a few MiB still in flight is let through), before the
         caller closes."""
         sock = self.sock
         if hasattr(sock, "unwrap"):           # TLS: close_notify
@@ -221,7 +222,7 @@ class Connection(ConnBase):
             sock.shutdown("w")
         deadline = self.srv.clock() + 2.0
         dropped = 0
-        while dropped < (1 << 20):
+        while dropped < (16 << 20):
             try:
                 data = self.receive(expires=deadline)
             except TimeoutError:
@@ -452,10 +453,14 @@ class Connection(ConnBase):
         srv = self.srv
         limits = srv.limits
         self.served += 1
+        # A request refused here leaves its body (and what follows it)
+        # unread: each refusal's close lingers, so the client reads it.
         if head.expect_unknown:
+            self.linger = True
             self.refuse(417, "unsupported Expect")
             return False
         if head.method == b"CONNECT":
+            self.linger = True
             self.refuse(405, "CONNECT is not served here")
             return False
         if limits.max_body is not None and head.content_length is not None \
@@ -467,6 +472,7 @@ class Connection(ConnBase):
         if environ is None:
             environ = self.environ(head)
         if environ is None:
+            self.linger = True
             self.refuse(400, "request target is not origin-form, an "
                         "http(s) absolute URI, or * (RFC 9112 3.2)")
             return False
