@@ -81,3 +81,31 @@ def test_03_a_refusal_before_the_body_lingers_so_the_client_reads_it(
                 c.sendall(head + body, timeout=5)
                 (r,) = split(c.recvall(timeout=5))
                 assert r.status == int(refusal)
+
+
+def test_06_a_head_still_coming_does_not_hold_the_servers_stop():
+    """The listener closes (a stop, SIGTERM under --workers) while a
+    client has sent part of a head: serve() waited all of header_timeout
+    for it (30 s by default, the whole graceful timeout).  The rest of the
+    head now gets DRAIN_HEAD (1 s), then a 408; idle and in-flight
+    connections are as before."""
+    from http_helpers import connect, hello
+    lst = socket2.tcp()
+    lst.listen("127.0.0.1", 0)
+    t = socket2.newthread(socket2.http.serve, lst, hello,
+                          limits=socket2.http.Limits(header_timeout=60))
+    c = connect(lst)
+    idle = connect(lst)
+    try:
+        c.sendall(b"GET / HTTP/1.1\r\nHost")
+        socket2.sleep(0.2)
+        lst.close()
+        t.join(timeout=10)        # (TimeoutError before the fix)
+        data = c.recvall(timeout=5)
+        assert data.startswith(b"HTTP/1.1 408 "), data
+        assert idle.recvall(timeout=5) == b""
+    finally:
+        if not t.dead:
+            t.kill()
+        c.close()
+        idle.close()

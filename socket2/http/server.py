@@ -38,7 +38,9 @@ def serve(listener, app, *, tls=None, tls_timeout=10, limits=None,
           access_log=None, environ=None):
     """Run the WSGI application *app* on the listening ``tcp`` *listener*
     until the listener is closed and the connections it accepted have
-    ended.
+    ended: once it is closed, idle connections close at once, a request
+    head still arriving gets a second more (then a 408), and requests in
+    flight are finished (answered with ``Connection: close``).
 
     Each connection runs in its own thread: an application that waits
     (socket2 I/O, a patched library) lets the others go on.  *tls* is a
@@ -120,6 +122,9 @@ def _connection(sock, srv):
             srv.ended.set()
 
 
+DRAIN_HEAD = 1.0     # seconds a head still coming gets once draining began
+
+
 class _Server:
     """What every connection of one serve() shares."""
 
@@ -137,6 +142,7 @@ class _Server:
         self.clock = clock
         self.sendfile = not tls
         self.draining = False
+        self.drained_by = None       # when a head still coming is cut off
         self.conns = {}              # Connection -> its thread
         self.ended = Event()
         self._date = (None, b"")
@@ -209,7 +215,11 @@ class _Server:
 
     def drain(self):
         """The listener closed: close idle connections, wait for the
-        others to finish their request."""
+        others to finish their request.  A connection whose request head
+        is still coming gets DRAIN_HEAD seconds more for it (then a 408),
+        not all of header_timeout: a client that sent a byte of a head
+        must not hold the server's stop (wsgi.Connection.next_head)."""
+        self.drained_by = clock() + DRAIN_HEAD
         self.draining = True
         for conn in list(self.conns):
             if conn.idle:

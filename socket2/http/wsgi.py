@@ -134,6 +134,9 @@ if _parser.COMPILED:         # the compiled request path rides with the parser
         COMPILED = True
 
 
+HEAD_SLICE = 1.0     # see Connection.head_wait
+
+
 class ConnBase:
     """A connection's fields and their start: the Python twin of the C
     ``ConnBase`` (socket2/ffi/http_speedups.c), which adds
@@ -256,10 +259,14 @@ class Connection(ConnBase):
                 buf = buf[pos:]
                 while True:
                     try:
-                        data = self.receive(expires=deadline)
+                        data = self.receive(expires=self.head_wait(deadline))
                     except TimeoutError:
+                        if srv.clock() < deadline and not srv.draining:
+                            continue     # a slice: look at draining again
                         self.refuse(408, "request head not received within "
-                                    "header_timeout")
+                                    "header_timeout" if not srv.draining else
+                                    "request head not complete as the "
+                                    "server stopped")
                         return None
                     if not data:
                         return None      # closed in the middle of a head
@@ -289,6 +296,16 @@ class Connection(ConnBase):
                 return None
             self.buf, self.pos = data, 0
             deadline = None
+
+    def head_wait(self, deadline):
+        """Until when the rest of a head is waited for: its *deadline*,
+        looked at again every HEAD_SLICE seconds (a stop may begin), and
+        once the server drains, at most until its drained_by.  (A head
+        that arrives whole never gets here.)"""
+        srv = self.srv
+        if srv.draining:
+            return min(deadline, srv.drained_by or srv.clock())
+        return min(deadline, srv.clock() + HEAD_SLICE)
 
     # -- reading and writing ---------------------------------------------------
 
