@@ -10,7 +10,7 @@ _TRANSIENT = ("too_many_open_files", "no_buffer_space", "out_of_memory")
 
 
 def serve(listener, handler, *args, tls=None, tls_timeout=10,
-          silent_timeout=None, **kwargs):
+          silent_timeout=None, make_room=None, **kwargs):
     """Accept connections on the listening *listener* until it is closed;
     run ``handler(conn, *args, **kwargs)`` in a thread of its own for each.
 
@@ -29,8 +29,10 @@ def serve(listener, handler, *args, tls=None, tls_timeout=10,
     the connection that has been silent longest (accepted, nothing
     received yet, its handler never started) is dropped to make room, so
     silent clients cannot hold the server's descriptors for ever; with
-    none to drop, accepting pauses for 0.1 s.  Either is reported on
-    stderr at most every 10 s.
+    none to drop, *make_room* (when given) is called: a callable that
+    closes a connection the server can spare (an idle keep-alive one, say)
+    and returns True, or returns False; failing that, accepting pauses for
+    0.1 s.  Each is reported on stderr at most every 10 s.
 
     With *tls* (an ``ssl.SSLContext`` with the server's certificate), each
     connection first completes a TLS handshake within *tls_timeout* seconds
@@ -77,6 +79,8 @@ def serve(listener, handler, *args, tls=None, tls_timeout=10,
                     if silent.drop_oldest():
                         silent.report(e, "dropped the connection silent "
                                       "longest")
+                    elif make_room is not None and make_room():
+                        silent.report(e, "closed an idle connection")
                     else:
                         silent.report(e, "pausing accept")
                         sleep(0.1)

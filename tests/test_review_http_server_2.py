@@ -109,3 +109,45 @@ def test_06_a_head_still_coming_does_not_hold_the_servers_stop():
             t.kill()
         c.close()
         idle.close()
+
+
+@pytest.mark.one_poller
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"),
+                    reason="RLIMIT_NOFILE (POSIX)")
+def test_05_out_of_descriptors_idle_keep_alive_connections_make_room(
+        tmp_path):
+    """A server limited to 64 descriptors, 90 clients that each got an
+    answer and stay on keep-alive: new clients waited for
+    keepalive_timeout (75 s) -- serve() dropped only connections that
+    never sent anything.  The idle keep-alive connection waiting longest
+    is now closed to make room."""
+    import socket
+    import sys
+    from http_procs import HELLO, ServerProcess, child_env
+    (tmp_path / "hello.py").write_text(HELLO)
+    prog = ("import resource, runpy, sys\n"
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (64, "
+            "resource.getrlimit(resource.RLIMIT_NOFILE)[1]))\n"
+            "sys.argv = ['socket2.http', '--bind', '127.0.0.1:0', "
+            "'hello:app']\n"
+            "runpy.run_module('socket2.http', run_name='__main__')\n")
+    clients = []
+    with ServerProcess([sys.executable, "-c", prog], tmp_path,
+                       child_env()) as srv:
+        srv.started()
+        try:
+            for _ in range(90):
+                c = socket.create_connection(("127.0.0.1", srv.port), 5)
+                c.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+                clients.append(c)
+            probe = socket.create_connection(("127.0.0.1", srv.port), 5)
+            clients.append(probe)
+            probe.settimeout(10)   # (keepalive_timeout, 75 s, before)
+            probe.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n"
+                          b"Connection: close\r\n\r\n")
+            assert probe.recv(100).startswith(b"HTTP/1.1 200 ")
+        finally:
+            for c in clients:
+                c.close()
+        assert b"closed an idle connection" in srv.read_until(
+            rb"closed an idle connection").group(0)

@@ -86,7 +86,8 @@ def serve(listener, app, *, tls=None, tls_timeout=10, limits=None,
     try:
         _serve_connections(listener, _connection, srv, tls=tls,
                            tls_timeout=tls_timeout,
-                           silent_timeout=limits.header_timeout)
+                           silent_timeout=limits.header_timeout,
+                           make_room=srv.make_room)
         srv.drain()
     finally:
         sweeper.kill()
@@ -226,6 +227,21 @@ class _Server:
                 conn.sock.close()
         if self.conns:
             self.ended.wait()
+
+    def make_room(self):
+        """Descriptors ran out and serve() had no silent connection to
+        drop: close the keep-alive connection that has waited longest
+        for its next request (as nginx reuses its idle keep-alive
+        connections), so new clients are served; False if none waits."""
+        oldest = None
+        for conn in self.conns:
+            if conn.idle and conn.deadline is not None and (
+                    oldest is None or conn.deadline < oldest.deadline):
+                oldest = conn
+        if oldest is None:
+            return False
+        oldest.expire()
+        return True
 
     def stop(self):
         """serve() ends (or was killed): end every connection left."""
