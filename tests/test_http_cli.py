@@ -3,6 +3,7 @@
 Each test runs the server as a real process tree on loopback (its own
 session: whatever happens, the test kills the tree) and talks HTTP to it.
 """
+import http.client
 import os
 import signal
 import socket
@@ -347,6 +348,46 @@ def test_a_crash_looping_worker_makes_the_parent_give_up(app_dir):
         err = srv.read_rest()
         assert b"exited with status 3; restarting it" in err
         assert b"giving up" in err
+
+
+def test_workers_that_crash_on_a_request_are_restarted_however_often(
+        app_dir):
+    """A request that kills its worker, sent again and again: the parent
+    took each death within a second of a restart for a failed start and
+    gave up after five, so one client could stop the whole server (the
+    second review of the WSGI server).  Only a worker that ends before it
+    accepts connections counts now."""
+    (app_dir / "killer.py").write_text(
+        "import os\nfrom hello import app as hello\n"
+        "def app(environ, start_response):\n"
+        "    if environ['PATH_INFO'] == '/crash':\n"
+        "        os._exit(3)\n"
+        "    return hello(environ, start_response)\n")
+    with cli(app_dir, "killer:app", "--bind", "127.0.0.1:0",
+             "--workers", "2") as srv:
+        srv.started()
+        crashes = 0
+        deadline = time.monotonic() + 30
+        while crashes < 12 and time.monotonic() < deadline:
+            try:
+                request(srv.port, "/crash", timeout=2)
+            except ConnectionRefusedError:
+                time.sleep(0.01)    # both restarting (or the parent gone)
+            except (OSError, http.client.HTTPException):
+                crashes += 1        # the worker died on it
+        assert crashes == 12, srv.read_rest(0.2)
+        assert srv.p.poll() is None, srv.read_rest(0.2)
+        for _ in range(100):        # a worker is back within a moment
+            try:
+                assert request(srv.port, "/", timeout=2)[0] == 200
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise AssertionError("no worker came back")
+        srv.signal(signal.SIGTERM)
+        assert srv.wait(10) == 0
+        assert b"giving up" not in srv.read_rest()
 
 
 # -- TLS -------------------------------------------------------------------

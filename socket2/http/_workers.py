@@ -179,9 +179,8 @@ def _drain(stops, left, graceful_timeout):
 
 # -- the parent of --workers N ----------------------------------------------
 
-# A worker that exits sooner than this after its start failed "at once";
-# after _GIVE_UP such failures in a row the parent stops.
-_FAST = 1.0
+# A worker that exits before it accepts connections (its ready()) failed
+# to start; after _GIVE_UP such failures in a row the parent stops.
 _GIVE_UP = 5
 _MAX_DELAY = 5.0
 
@@ -191,7 +190,8 @@ class Supervisor:
     ``child()`` (which returns the worker's exit status; it calls
     ``ready()`` once it accepts connections).  ``run()`` returns the
     parent's exit status: 0 after SIGTERM or SIGINT, 1 when workers keep
-    failing as soon as they start."""
+    failing before they accept connections (a worker that served and then
+    died is restarted, however often)."""
 
     def __init__(self, n, child, graceful_timeout, on_ready=None,
                  before_stop=None):
@@ -206,6 +206,8 @@ class Supervisor:
         self._stopping = None
         self._kill_at = None
         self._ready_count = 0
+        self._ready_pids = set()           # workers that said ready()
+        self._ready_rest = b""             # a partial ready message
 
     def run(self):
         self._sig_r, self._sig_w = _pipe()
@@ -254,8 +256,19 @@ class Supervisor:
                 self._take_signals()
 
     def _spawn(self):
-        pid = os.fork()
+        # The stop signals are blocked across the fork: one that came
+        # between it and the child's own handlers was taken by the
+        # parent's (inherited) handler in the child and lost, and that
+        # worker served on until the SIGKILL after the graceful timeout.
+        # Held until the child has its defaults, it ends the child then.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+        try:
+            pid = os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            raise
         if pid:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             self.workers[pid] = time.monotonic()
             return
         status = 1
@@ -263,6 +276,7 @@ class Supervisor:
             signal.set_wakeup_fd(-1)
             for s in _STOPS + (signal.SIGCHLD,):
                 signal.signal(s, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             for fd in (self._sig_r, self._sig_w, self._ready_r):
                 os.close(fd)
             status = self._child(self._ready)
@@ -274,16 +288,20 @@ class Supervisor:
             os._exit(status)
 
     def _ready(self):
-        """In a worker: tell the parent this worker accepts connections."""
-        os.write(self._ready_w, b"r")
+        """In a worker: tell the parent this worker accepts connections
+        (its pid, one atomic pipe write)."""
+        os.write(self._ready_w, b"%d\n" % os.getpid())
 
     def _count_ready(self):
         try:
-            n = len(os.read(self._ready_r, 4096))
+            data = self._ready_rest + os.read(self._ready_r, 4096)
         except BlockingIOError:
             return
+        *pids, self._ready_rest = data.split(b"\n")
+        for pid in pids:
+            self._ready_pids.add(int(pid))
         before = self._ready_count
-        self._ready_count += n
+        self._ready_count += len(pids)
         if before < self.n <= self._ready_count and self._on_ready:
             self._on_ready()
 
@@ -326,14 +344,21 @@ class Supervisor:
             if pid == 0:
                 break
             started = self.workers.pop(pid, None)
+            self._count_ready()         # (its ready() may be unread yet)
+            was_ready = pid in self._ready_pids
+            self._ready_pids.discard(pid)
             if started is None or self._stopping:
                 continue
             status = _describe(wstatus)
-            self._fails = self._fails + 1 \
-                if time.monotonic() - started < _FAST else 0
+            # Only a worker that ends before it accepts connections counts
+            # towards giving up: one that served and then died (a request
+            # that crashes it, again and again) is restarted, or a client
+            # could stop the whole server.
+            self._fails = 0 if was_ready else self._fails + 1
             if self._fails >= _GIVE_UP:
                 sys.stderr.write("socket2.http: worker %d %s, the %dth to "
-                                 "end right after starting; giving up\n"
+                                 "end before accepting connections; giving "
+                                 "up\n"
                                  % (pid, status, self._fails))
                 self._stop(signal.SIGTERM)
                 self._wait_all()
