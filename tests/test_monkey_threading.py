@@ -796,3 +796,60 @@ def test_review_a_waiter_whose_os_thread_ended_passes_the_wake_up_on(
     assert res["left"] == [1, 1]
     assert res["q"] == "x" and res["lock"] is True
     assert res["took"] < 2, res
+
+
+_ARGUMENT_CASES = """
+    import json, queue, sys, threading
+    out = []
+    def t(f):
+        try:
+            out.append(repr(f()))
+        except Exception as e:
+            out.append("%s: %s" % (type(e).__name__, e))
+    def held(L, **kw):
+        lock = L()
+        lock.acquire()
+        got = []
+        def other():
+            try:
+                got.append(lock.acquire(**kw))
+            except Exception as e:
+                got.append(type(e).__name__)
+        th = threading.Thread(target=other)
+        th.start()
+        th.join(5)
+        return got
+    for L in (threading.Lock, threading.RLock):
+        t(lambda: L().acquire(None))
+        t(lambda: L().acquire("x", 0.01))
+        t(lambda: L().acquire(timeout="1"))
+        t(lambda: L().acquire(True, None))
+        t(lambda: L().acquire(2))
+        t(lambda: L().acquire(blocking=0.5))
+        t(lambda: L().acquire(False, 1))
+        t(lambda: L().acquire(timeout=float("nan")))
+        t(lambda: held(L, timeout=None))
+        t(lambda: held(L, timeout=0.01))
+    t(lambda: threading.Semaphore(1).acquire(timeout=None))
+    for size in (2.0, 2.5, 10 ** 9):
+        def fill(size=size):
+            q = queue.Queue(size)
+            for i in range(3):
+                q.put(i, timeout=0.01)
+            return q.full(), q.qsize(), [q.get() for _ in range(3)]
+        t(fill)
+    print(json.dumps(out))
+"""
+
+
+def test_lock_and_queue_arguments_as_the_standard_library(tmp_path):
+    """acquire()'s argument checks and odd queue bounds, patched and not,
+    compared case by case: timeout=None on a held lock waited for ever
+    (the standard raises TypeError), acquire(None) took the lock, NaN was
+    a timeout, and queue.Queue(2.5) failed to build ([None] * 2.5; the
+    standard's holds 3), Queue(10**9) allocated its room up front (the
+    second review of the green layer)."""
+    plain, _ = run_program(tmp_path, _ARGUMENT_CASES, monkey=False)
+    patched, _ = run_program(tmp_path, _ARGUMENT_CASES)
+    assert patched == plain
+    assert "TypeError" in plain[0]

@@ -63,6 +63,7 @@ the same steps, the mutex taken as here); this module is their reference
 and the pure-Python twin, and every wait and wake-up stays here.
 """
 import itertools
+import operator
 import sys
 import _thread as __thread__
 from collections import deque
@@ -83,6 +84,9 @@ _finalizing = sys.is_finalizing
 
 # ---------------------------------------------------------------------------
 # Idents
+
+
+_index = operator.index
 
 
 def _is_hub_greenlet(g):
@@ -191,10 +195,16 @@ def _wake(w):
 
 
 def _timeout_arg(blocking, timeout):
-    """The standard library's checks of ``acquire()``'s arguments; returns
-    the timeout in seconds, or -1 for none."""
-    if timeout is None:
-        timeout = -1
+    """The standard library's checks of ``acquire()``'s arguments (an int
+    *blocking*; an int or float *timeout*, not None, not NaN: TypeError
+    and ValueError with its messages); returns the timeout in seconds, or
+    -1 for none."""
+    blocking = _index(blocking)
+    if isinstance(timeout, float):
+        if timeout != timeout:
+            raise ValueError("Invalid value NaN (not a number)")
+    else:
+        timeout = _index(timeout)
     if not blocking and timeout != -1:
         raise ValueError("can't specify a timeout for a non-blocking call")
     if timeout < 0 and timeout != -1:
@@ -479,6 +489,8 @@ class RLock(_RLockBase):
 
     def acquire(self, blocking=True, timeout=-1):
         """Take the lock, or count one more level if the caller holds it."""
+        if timeout != -1 or blocking is not True:
+            _timeout_arg(blocking, timeout)     # (raises as the standard's)
         me = get_ident()
         if self._owner == me:
             self._count += 1

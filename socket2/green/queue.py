@@ -242,6 +242,9 @@ if _hotpath.COMPILED:
         _QueueBase = _green_speedups.QueueBase  # noqa: F811
 
 
+_ROOM_MAX = 1 << 16     # the largest bound counted in room tokens
+
+
 class Queue(_QueueBase):
     """``queue.Queue``: a FIFO queue of at most *maxsize* items (unbounded
     if ``<= 0``), cooperative and shared safely with real OS threads (see
@@ -279,7 +282,14 @@ class Queue(_QueueBase):
         self._putters = deque()        # waiters for room
         self._joiners = deque()        # waiters for unfinished_tasks == 0
         self._tasks = deque()          # one None per unfinished task
-        self._slots = deque([None] * maxsize) if maxsize > 0 else None
+        if type(maxsize) is int and maxsize <= _ROOM_MAX:
+            self._slots = deque([None] * maxsize) if maxsize > 0 else None
+        else:
+            # A float bound (the standard library compares, so 2.5 holds
+            # 3), or one too large to count in tokens: the locked path.
+            self._slots = None
+            if maxsize > 0:
+                self._atomic = False
         self.not_empty = _Condition(self.mutex, self._getters)
         self.not_full = _Condition(self.mutex, self._putters)
         self.all_tasks_done = _Condition(self.mutex, self._joiners)
