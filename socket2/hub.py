@@ -1555,6 +1555,9 @@ def sleep_until(t):
     """Wait until ``clock()`` reaches *t* (``inf``: until killed); other
     threads run meanwhile."""
     t = deadline_arg(t, "sleep_until()'s time")
+    if t is not None and _finalizing():
+        _nap_until(t)
+        return
     hub = get_hub()
     if t is None:
         hub._switch_to_hub()
@@ -1566,6 +1569,19 @@ def sleep_until(t):
         hub._cancel_timer(entry)
 
 
+def _nap_until(t):
+    """Block this OS thread until ``clock()`` reaches *t*: the interpreter
+    is finalizing (a ``__del__`` of a module's global), when greenlets
+    can no longer switch; a real sleep, whatever is patched."""
+    nap = _allocate_lock()
+    nap.acquire()
+    while True:
+        left = t - clock()
+        if left <= 0:
+            return
+        nap.acquire(True, min(left, _thread.TIMEOUT_MAX))
+
+
 def sleep(seconds):
     """Wait *seconds* (``inf``: until killed); ``sleep(0)`` lets every
     other ready thread run."""
@@ -1574,6 +1590,8 @@ def sleep(seconds):
         sleep_until(None)
         return
     if seconds == 0:
+        if _finalizing():
+            return          # (nothing else runs: see _nap_until)
         hub = get_hub()
         hub.schedule(getcurrent())
         hub._switch_to_hub()

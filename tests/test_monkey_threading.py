@@ -853,3 +853,48 @@ def test_lock_and_queue_arguments_as_the_standard_library(tmp_path):
     patched, _ = run_program(tmp_path, _ARGUMENT_CASES)
     assert patched == plain
     assert "TypeError" in plain[0]
+
+
+_AT_FINALIZATION = """
+    import socket, subprocess, sys, time
+
+    class C:
+        def __init__(self):
+            self.a, self.b = socket.socketpair()
+            self.p = subprocess.Popen(
+                [sys.executable, "-c", "import os, time; time.sleep(0.3); "
+                 "os.write(%d, b'x')" % self.b.fileno()],
+                pass_fds=[self.b.fileno()])
+
+        def __del__(self, print=print):
+            for what, f in (("sleep", lambda: time.sleep(0.01)),
+                            ("recv", lambda: self.a.recv(1)),
+                            ("wait", self.p.wait)):
+                try:
+                    print(what, repr(f()), flush=True)
+                except BaseException as e:
+                    print(what, "raised", type(e).__name__, e, flush=True)
+
+    keep = C()              # a module global: its __del__ runs as the
+    print("end", flush=True)    # interpreter finalizes
+"""
+
+
+def test_waits_in_a_finalizer_as_the_interpreter_finalizes(tmp_path):
+    """A ``__del__`` of a module's global runs while the interpreter
+    finalizes, when greenlet refuses to switch: time.sleep() and a recv
+    that had to wait raised RuntimeError('greenlet is being finalized')
+    (a new hub was even made for the recv); they now block the OS thread
+    as the standard library's do (the second review of the green
+    layer)."""
+    prog = tmp_path / "fin.py"
+    prog.write_text(textwrap.dedent(_AT_FINALIZATION))
+    outs = []
+    for argv in ([sys.executable, str(prog)],
+                 [sys.executable, "-m", "socket2.monkey", str(prog)]):
+        out = subprocess.run(argv, capture_output=True, text=True,
+                             timeout=30, cwd=str(tmp_path))
+        assert out.returncode == 0, out.stderr
+        outs.append(out.stdout)
+    assert outs[1] == outs[0] == "end\nsleep None\nrecv b'x'\nwait 0\n", \
+        outs

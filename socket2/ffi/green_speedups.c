@@ -1161,8 +1161,14 @@ current_ident(void)
 {
     PyObject *g = (PyObject *)PyGreenlet_GetCurrent(), *d, *p;
     int has;
-    if (g == NULL)
-        return NULL;
+    if (g == NULL) {
+        if (!s2_finalizing())
+            return NULL;
+        /* greenlet refuses while the interpreter finalizes (a __del__
+           of a module's global): only the OS thread is left. */
+        PyErr_Clear();
+        return PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+    }
     d = PyObject_GenericGetDict(g, NULL);
     if (d == NULL) {
         Py_DECREF(g);

@@ -101,7 +101,10 @@ def _is_hub_greenlet(g):
 def get_ident():
     """The running thread's ident: ``id()`` of the socket2 thread (a
     greenlet), or the OS thread's own ident outside socket2 threads."""
-    g = getcurrent()
+    try:
+        g = getcurrent()
+    except RuntimeError:        # the interpreter finalizes: greenlet
+        return _real_get_ident()    # refuses, only the OS thread is left
     if "_s2_thread" in g.__dict__:      # a socket2 thread's (hub.Thread)
         return id(g)
     if g.parent is None or _is_hub_greenlet(g):

@@ -21,6 +21,7 @@ import errno as _errno
 import operator as _operator
 import os as _os
 import socket as __socket__
+import sys as _sys
 import encodings.idna  # noqa: F401  (imported here, never in a worker)
 
 from socket import *  # noqa: F401,F403  (the standard names and constants)
@@ -35,6 +36,7 @@ from .. import pollers as _pollers
 from . import select as _gselect
 
 __all__ = list(__socket__.__all__)
+_finalizing = _sys.is_finalizing
 
 # The standard functions, as they are before any patching (patch_all()
 # imports this module first): the green ones call these, never the
@@ -212,6 +214,8 @@ class _GreenIO:
         """Wait until the descriptor is readable (or writable); raise
         ``socket.timeout`` at *deadline*.  A wake-up is a hint: the caller
         tries its system call again."""
+        if _finalizing():   # (no hub is made then: no switches)
+            return self._g_wait_foreign(write, deadline)
         s2 = self._g_sock()
         hub = s2._hub
         if hub is not _existing_hub():
@@ -256,8 +260,8 @@ class _GreenIO:
                 raise timeout("timed out")
             if left < step:
                 step = left
-        if _existing_hub() is None:
-            _poll_one(fd, write, step)
+        if _existing_hub() is None or _finalizing():
+            _poll_one(fd, write, step)      # (finalizing: no switches)
         else:
             _gselect._wait_any({fd: (not write, write)}, _clock() + step)
         if self.fileno() != fd:
