@@ -898,3 +898,49 @@ def test_waits_in_a_finalizer_as_the_interpreter_finalizes(tmp_path):
         outs.append(out.stdout)
     assert outs[1] == outs[0] == "end\nsleep None\nrecv b'x'\nwait 0\n", \
         outs
+
+
+_HANDLER_AS_MAIN = """
+    import json, signal, threading, time
+    time.sleep(0.01)                # (patched: the main hub exists)
+    lock = threading.RLock()
+    done = threading.Event()
+    seen = []
+
+    def handler(signum, frame):
+        with lock:                  # the main thread holds it: re-entered
+            seen.append((threading.current_thread().name,
+                         threading.get_ident() == threading.main_thread()
+                         .ident))
+        done.set()
+
+    signal.signal(signal.SIGALRM, handler)
+    out = []
+    with lock:
+        # 1: the main thread waits (patched: the hub runs the handler)
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        out.append(done.wait(5))
+        done.clear()
+        # 2: another thread is running Python when the signal comes
+        def spin():
+            end = time.monotonic() + 0.5
+            while time.monotonic() < end and not done.is_set():
+                pass
+        t = threading.Thread(target=spin)
+        t.start()
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        out.append(done.wait(5))
+        t.join()
+    print(json.dumps([out, seen]))
+"""
+
+
+def test_a_signal_handler_runs_as_the_main_thread(tmp_path):
+    """Patched, a handler ran as a new socket2 thread (a Dummy-N) or as
+    the green thread it interrupted: an RLock the main thread held was not
+    its to take again, and the handler deadlocked the program (the second
+    review of the green layer).  It now acts as the main thread."""
+    plain, _ = run_program(tmp_path, _HANDLER_AS_MAIN, monkey=False)
+    patched, _ = run_program(tmp_path, _HANDLER_AS_MAIN, timeout=30)
+    assert plain == [[True, True], [["MainThread", True]] * 2]
+    assert patched == plain

@@ -933,6 +933,7 @@ static PyTypeObject QueueBaseType = {
 
 static PyTypeObject *rlock_type;
 static PyObject *rlock_acquire, *rlock_release, *minus_one, *py_get_ident;
+static PyObject *as_main;   /* _locks._AS_MAIN: greenlet -> ident to use */
 static PyObject *str_s2_thread, *str_acquire_slow, *str_release_slow;
 static PyObject *str_py_acquire, *str_unacquired;
 
@@ -1177,6 +1178,15 @@ current_ident(void)
     has = PyDict_Contains(d, str_s2_thread);
     Py_DECREF(d);
     if (has) {
+        if (has > 0 && as_main != NULL && PyDict_GET_SIZE(as_main) > 0) {
+            /* a signal handler acting for the main thread */
+            PyObject *v = PyDict_GetItemWithError(as_main, g);
+            if (v != NULL || PyErr_Occurred()) {
+                Py_DECREF(g);
+                Py_XINCREF(v);
+                return v;
+            }
+        }
         Py_DECREF(g);
         return has < 0 ? NULL : PyLong_FromVoidPtr(g);
     }
@@ -1387,17 +1397,21 @@ static PyTypeObject RLockBaseType = {
  */
 
 PyDoc_STRVAR(configure_doc,
-"configure(hub_local, wake, get_ident, miss, done)\n\n"
+"configure(hub_local, wake, get_ident, miss, done, as_main)\n\n"
 "Hand over what the compiled paths use: the hub module's thread-local\n"
-"(its ``hub``), socket2.green._locks._wake and get_ident, and\n"
-"socket2.green.queue's _MISS and _DONE markers.");
+"(its ``hub``), socket2.green._locks._wake and get_ident,\n"
+"socket2.green.queue's _MISS and _DONE markers, and _locks._AS_MAIN\n"
+"(greenlet -> the ident it acts under: a signal handler's).");
 
 static PyObject *
 configure(PyObject *mod, PyObject *args)
 {
-    PyObject *l, *wk, *gi, *m, *d;
-    if (!PyArg_ParseTuple(args, "OOOOO:configure", &l, &wk, &gi, &m, &d))
+    PyObject *l, *wk, *gi, *m, *d, *am;
+    if (!PyArg_ParseTuple(args, "OOOOOO!:configure", &l, &wk, &gi, &m, &d,
+                          &PyDict_Type, &am))
         return NULL;
+    Py_INCREF(am);
+    Py_XSETREF(as_main, am);
     Py_INCREF(gi);
     Py_XSETREF(py_get_ident, gi);
     Py_INCREF(l);

@@ -87,6 +87,10 @@ _finalizing = sys.is_finalizing
 
 
 _index = operator.index
+# A greenlet -> the ident it acts under while it runs a signal handler:
+# the main thread's (green/signal.py), as the standard library runs
+# handlers in the main thread (its RLocks are the handler's too).
+_AS_MAIN = {}
 
 
 def _is_hub_greenlet(g):
@@ -106,7 +110,7 @@ def get_ident():
     except RuntimeError:        # the interpreter finalizes: greenlet
         return _real_get_ident()    # refuses, only the OS thread is left
     if "_s2_thread" in g.__dict__:      # a socket2 thread's (hub.Thread)
-        return id(g)
+        return _AS_MAIN.get(g, id(g)) if _AS_MAIN else id(g)
     if g.parent is None or _is_hub_greenlet(g):
         return _real_get_ident()
     return id(g)
@@ -120,7 +124,7 @@ def get_native_id():
     its own, never reused while the process runs, above any kernel
     thread id); the kernel's thread id outside socket2 threads."""
     g = getcurrent()
-    if _is_hub_greenlet(g):
+    if _is_hub_greenlet(g) or g in _AS_MAIN:
         return _real_get_native_id()
     try:
         return g._s2_native_id
@@ -509,7 +513,7 @@ class RLock(_RLockBase):
     def __enter__(self):
         g = getcurrent()                # get_ident(), inline for the
         if "_s2_thread" in g.__dict__:  # two common cases
-            me = id(g)
+            me = _AS_MAIN.get(g, id(g)) if _AS_MAIN else id(g)
         elif g.parent is None:
             me = _real_get_ident()
         else:
@@ -533,7 +537,7 @@ class RLock(_RLockBase):
     def __exit__(self, t=None, v=None, tb=None):
         g = getcurrent()                # get_ident(), as in __enter__
         if "_s2_thread" in g.__dict__:
-            me = id(g)
+            me = _AS_MAIN.get(g, id(g)) if _AS_MAIN else id(g)
         elif g.parent is None:
             me = _real_get_ident()
         else:
@@ -561,7 +565,8 @@ class RLock(_RLockBase):
     def _is_owned(self):
         g = getcurrent()                # get_ident(), as in __enter__
         if "_s2_thread" in g.__dict__:
-            return self._owner == id(g)
+            return self._owner == (_AS_MAIN.get(g, id(g)) if _AS_MAIN
+                                   else id(g))
         if g.parent is None:
             return self._owner == _real_get_ident()
         return self._owner == get_ident()
@@ -603,7 +608,8 @@ LockType._py_acquire = LockType.acquire
 RLock._py_acquire = RLock.acquire
 if _speedups is not None:
     from ..hub import _local as _hub_local
-    _speedups.configure(_hub_local, _wake, get_ident, _MISS, _DONE)
+    _speedups.configure(_hub_local, _wake, get_ident, _MISS, _DONE,
+                        _AS_MAIN)
     LockType.acquire = LockType.acquire_lock = _SemBase._c_lock_acquire
     LockType.release = LockType.release_lock = _SemBase._c_lock_release
     LockType.__enter__ = _SemBase._c_lock_enter

@@ -16,7 +16,10 @@ handler installed through this module's :func:`signal` runs
   in a new socket2 thread at the hub's next turn; an exception it raises
   (``KeyboardInterrupt``, an alarm's ``TimeoutError``) is raised at once
   in the main program's greenlet, where the standard library would have
-  raised it, and the interrupted thread goes on.
+  raised it, and the interrupted thread goes on.  Either way it runs as
+  the main thread, as the standard library's do: ``get_ident()`` and
+  ``current_thread()`` are the main thread's, and an ``RLock`` the main
+  program holds is the handler's to take again.
 
 The handlers installed before patching (Python's ``default_int_handler``
 for SIGINT) are put under the same rules by ``socket2.monkey``.
@@ -29,6 +32,7 @@ from signal import *  # noqa: F401,F403
 from greenlet import getcurrent
 
 from ..hub import Thread as _S2Thread, _existing_hub
+from ._locks import _AS_MAIN
 
 __implements__ = ["signal", "getsignal"]
 __all__ = [n for n in dir(__signal__) if not n.startswith("_")]
@@ -57,11 +61,19 @@ class _Handler:
             self._run(hub, signum, frame)
 
     def _run(self, hub, signum, frame):
+        g = getcurrent()
+        was = _AS_MAIN.get(g)       # (a handler interrupted by another)
+        _AS_MAIN[g] = hub.thread_ident      # it acts for the main thread
         try:
             self.handler(signum, frame)
         except BaseException as e:   # noqa: B902 - the main program's
             if not hub._main.dead:
                 hub._throw(hub._main, e)
+        finally:
+            if was is None:
+                _AS_MAIN.pop(g, None)
+            else:
+                _AS_MAIN[g] = was
 
 
 def signal(signalnum, handler):
