@@ -1239,6 +1239,16 @@ def _close_unstarted(sock, *args, **kwargs):
     sock.close()
 
 
+def _hub_of_an_ending_thread_closed():
+    """Whether the calling OS thread is ending and its hub closed (see
+    _hub_of_an_ending_thread)."""
+    try:
+        _hub_of_an_ending_thread()
+    except Error as e:
+        return e.err == "closed"
+    return False
+
+
 def _existing_hub():
     return getattr(_local, "hub", None)
 
@@ -1558,7 +1568,13 @@ def sleep_until(t):
     if t is not None and _finalizing():
         _nap_until(t)
         return
-    hub = get_hub()
+    try:
+        hub = get_hub()
+    except Error as e:
+        if e.err != "closed" or t is None:
+            raise
+        _nap_until(t)       # this OS thread is ending, its hub closed
+        return
     if t is None:
         hub._switch_to_hub()
         return
@@ -1572,7 +1588,9 @@ def sleep_until(t):
 def _nap_until(t):
     """Block this OS thread until ``clock()`` reaches *t*: the interpreter
     is finalizing (a ``__del__`` of a module's global), when greenlets
-    can no longer switch; a real sleep, whatever is patched."""
+    can no longer switch, or this OS thread is ending and its hub closed
+    (a finalizer of a ``threading.local`` value); a real sleep, whatever
+    is patched."""
     nap = _allocate_lock()
     nap.acquire()
     while True:
@@ -1590,7 +1608,8 @@ def sleep(seconds):
         sleep_until(None)
         return
     if seconds == 0:
-        if _finalizing():
+        if _finalizing() or (not hasattr(_local, "hub") and
+                             _hub_of_an_ending_thread_closed()):
             return          # (nothing else runs: see _nap_until)
         hub = get_hub()
         hub.schedule(getcurrent())

@@ -944,3 +944,59 @@ def test_a_signal_handler_runs_as_the_main_thread(tmp_path):
     patched, _ = run_program(tmp_path, _HANDLER_AS_MAIN, timeout=30)
     assert plain == [[True, True], [["MainThread", True]] * 2]
     assert patched == plain
+
+
+_LOCAL_FINALIZER = """
+    import json, socket, subprocess, sys, threading, time
+    try:
+        from socket2.monkey import original
+        OSThread = original("threading", "Thread")
+    except ImportError:
+        OSThread = threading.Thread
+    out = []
+
+    class Res:
+        def __init__(self):
+            self.a, b = socket.socketpair()
+            self.a.settimeout(5)
+            self.p = subprocess.Popen(
+                [sys.executable, "-c", "import os, time; time.sleep(0.3); "
+                 "os.write(%d, b'x')" % b.fileno()], pass_fds=[b.fileno()])
+            b.close()
+
+        def __del__(self):
+            try:
+                time.sleep(0.01)
+                time.sleep(0)
+                out.append(repr(self.a.recv(1)))    # waits for the child
+            except BaseException as e:
+                out.append("%s: %s" % (type(e).__name__, e))
+            self.a.close()
+            self.p.wait()
+
+    loc = threading.local()
+
+    def body():
+        time.sleep(0.01)            # (patched: this OS thread has a hub)
+        loc.r = Res()
+
+    t = OSThread(target=body)
+    t.start()
+    t.join()
+    end = time.monotonic() + 5      # (patched, join() may return first)
+    while not out and time.monotonic() < end:
+        time.sleep(0.05)
+    print(json.dumps(out))
+"""
+
+
+def test_a_thread_local_finalizer_of_an_ending_thread_may_wait(tmp_path):
+    """An OS thread that used socket2 ends; a finalizer of one of its
+    threading.local values sleeps and waits on a socket: socket2 refused
+    ('this OS thread is ending and its hub is closed'), where the standard
+    library blocks the thread.  Now those waits block the thread too (the
+    second review of the green layer)."""
+    plain, _ = run_program(tmp_path, _LOCAL_FINALIZER, monkey=False)
+    patched, _ = run_program(tmp_path, _LOCAL_FINALIZER)
+    assert plain == ["b'x'"]
+    assert patched == plain

@@ -15,6 +15,7 @@ import weakref
 
 from greenlet import getcurrent
 
+from .. import hub as _hub
 from ..hub import at_greenlet_end as _at_greenlet_end
 from ._locks import _is_hub_greenlet
 
@@ -44,6 +45,18 @@ def _drop(used, key):
         dicts = ref()
         if dicts is not None:
             dicts.pop(key, None)
+
+
+def _at_os_thread_end(callback):
+    """Run ``callback()`` when the calling OS thread's state is cleared,
+    as the standard library drops a thread's ``threading.local`` values
+    (before ``join()`` returns); its root greenlet is freed only later
+    (greenlet's own clean-up), which at_greenlet_end waits for."""
+    real = _hub._local          # (a real threading.local, never patched)
+    hooks = getattr(real, "local_ends", None)
+    if hooks is None:
+        hooks = real.local_ends = []
+    hooks.append(_hub._AtEnd(callback))
 
 
 class _local:
@@ -154,7 +167,10 @@ def _local_dict(self, init=True):
         used = gd.get("_s2_locals")
         if used is None:
             used = gd["_s2_locals"] = weakref.WeakValueDictionary()
-            _at_greenlet_end(g, functools.partial(_drop, used, key))
+            drop = functools.partial(_drop, used, key)
+            _at_greenlet_end(g, drop)
+            if g.parent is None:
+                _at_os_thread_end(drop)
         used[id(dicts)] = dicts
     init = type(self).__init__ if init else object.__init__
     if init is not object.__init__:

@@ -21,7 +21,7 @@ import sys
 from greenlet import getcurrent
 
 from .. import sync as _sync
-from ..hub import _existing_hub
+from ..hub import _existing_hub, _hub_of_an_ending_thread_closed
 from . import select as _gselect
 
 # Only what this OS has (Windows: waitpid on a process handle, no wait).
@@ -42,6 +42,8 @@ def _cooperative():
     if sys.is_finalizing():
         return False
     hub = _existing_hub()
+    if hub is None and _hub_of_an_ending_thread_closed():
+        return False        # this OS thread is ending, its hub closed
     g = getcurrent()
     return hub is None or not (g is hub.greenlet or g is hub._waker)
 

@@ -244,7 +244,17 @@ def _wait_any(fds, deadline, pri=False):
     """Wait (cooperatively) until one of *fds* ({fd: (read?, write?)}) may
     be ready or *deadline* passes; return False on timeout.  *pri*:
     exceptional conditions count too (see above)."""
-    hub = _get_hub()
+    try:
+        hub = _get_hub()
+    except _S2Error as e:
+        if e.err != "closed":
+            raise
+        # This OS thread is ending and its hub closed (a finalizer of a
+        # threading.local value): the wait blocks the thread.
+        rl = [fd for fd, (r, _) in fds.items() if r]
+        wl = [fd for fd, (_, w) in fds.items() if w]
+        left = None if deadline is None else max(0.0, deadline - _clock())
+        return bool(any(_real_select(rl, wl, rl if pri else [], left)))
     until, look_again = deadline, False
     if pri:
         limit = _clock() + _PRI_STEP

@@ -216,7 +216,14 @@ class _GreenIO:
         tries its system call again."""
         if _finalizing():   # (no hub is made then: no switches)
             return self._g_wait_foreign(write, deadline)
-        s2 = self._g_sock()
+        try:
+            s2 = self._g_sock()
+        except _S2Error as e:
+            if e.err != "closed":
+                raise
+            # This OS thread is ending and its hub closed (a finalizer of
+            # a threading.local value): a wait in the thread, without one.
+            return self._g_wait_foreign(write, deadline)
         hub = s2._hub
         if hub is not _existing_hub():
             return self._g_wait_foreign(write, deadline)
