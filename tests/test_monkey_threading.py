@@ -828,6 +828,8 @@ _ARGUMENT_CASES = """
         t(lambda: L().acquire(blocking=0.5))
         t(lambda: L().acquire(False, 1))
         t(lambda: L().acquire(timeout=float("nan")))
+        for bad in (-2, float("-inf"), float("inf"), 1e300, 2 ** 70):
+            t(lambda: L().acquire(timeout=bad))
         t(lambda: held(L, timeout=None))
         t(lambda: held(L, timeout=0.01))
     t(lambda: threading.Semaphore(1).acquire(timeout=None))
@@ -856,7 +858,13 @@ def test_lock_and_queue_arguments_as_the_standard_library(tmp_path):
 
 
 _AT_FINALIZATION = """
-    import socket, subprocess, sys, time
+    import socket, subprocess, sys, threading, time
+
+    def rlock():
+        lock = threading.RLock()
+        with lock:
+            with lock:
+                return lock._is_owned()
 
     class C:
         def __init__(self):
@@ -868,6 +876,7 @@ _AT_FINALIZATION = """
 
         def __del__(self, print=print):
             for what, f in (("sleep", lambda: time.sleep(0.01)),
+                            ("rlock", rlock),
                             ("recv", lambda: self.a.recv(1)),
                             ("wait", self.p.wait)):
                 try:
@@ -896,12 +905,12 @@ def test_waits_in_a_finalizer_as_the_interpreter_finalizes(tmp_path):
                              timeout=30, cwd=str(tmp_path))
         assert out.returncode == 0, out.stderr
         outs.append(out.stdout)
-    assert outs[1] == outs[0] == "end\nsleep None\nrecv b'x'\nwait 0\n", \
-        outs
+    assert outs[1] == outs[0] == \
+        "end\nsleep None\nrlock True\nrecv b'x'\nwait 0\n", outs
 
 
 _HANDLER_AS_MAIN = """
-    import json, signal, threading, time
+    import json, os, signal, threading, time
     time.sleep(0.01)                # (patched: the main hub exists)
     lock = threading.RLock()
     done = threading.Event()
@@ -931,7 +940,29 @@ _HANDLER_AS_MAIN = """
         signal.setitimer(signal.ITIMER_REAL, 0.1)
         out.append(done.wait(5))
         t.join()
-    print(json.dumps([out, seen]))
+    # 3: a thread holds another RLock as the signal comes: the handler
+    # waits for it, as the standard library's does in the main thread
+    other = threading.RLock()
+    log = []
+
+    def on_usr1(signum, frame):
+        with other:
+            log.append("handler")
+
+    signal.signal(signal.SIGUSR1, on_usr1)
+
+    def holder():
+        with other:
+            os.kill(os.getpid(), signal.SIGUSR1)
+            log.append("holder")
+
+    t = threading.Thread(target=holder)
+    t.start()
+    t.join()
+    end = time.monotonic() + 5
+    while len(log) < 2 and time.monotonic() < end:
+        time.sleep(0.01)
+    print(json.dumps([out, seen, log]))
 """
 
 
@@ -939,10 +970,13 @@ def test_a_signal_handler_runs_as_the_main_thread(tmp_path):
     """Patched, a handler ran as a new socket2 thread (a Dummy-N) or as
     the green thread it interrupted: an RLock the main thread held was not
     its to take again, and the handler deadlocked the program (the second
-    review of the green layer).  It now acts as the main thread."""
+    review of the green layer).  It now acts as the main thread; one that
+    interrupted a thread holding an RLock waits for it (a third review:
+    run inline as the main thread, it waited on its own thread)."""
     plain, _ = run_program(tmp_path, _HANDLER_AS_MAIN, monkey=False)
     patched, _ = run_program(tmp_path, _HANDLER_AS_MAIN, timeout=30)
-    assert plain == [[True, True], [["MainThread", True]] * 2]
+    assert plain == [[True, True], [["MainThread", True]] * 2,
+                     ["holder", "handler"]]
     assert patched == plain
 
 

@@ -151,3 +151,28 @@ def test_05_out_of_descriptors_idle_keep_alive_connections_make_room(
                 c.close()
         assert b"closed an idle connection" in srv.read_until(
             rb"closed an idle connection").group(0)
+
+
+def test_06_a_head_completed_within_the_second_after_the_stop_is_served():
+    """The rest of a head that arrives within DRAIN_HEAD of the stop is
+    served (with Connection: close): the wait's one-second slices cut it
+    at the first slice's end instead (a third review)."""
+    from http_helpers import connect, hello
+    lst = socket2.tcp()
+    lst.listen("127.0.0.1", 0)
+    t = socket2.newthread(socket2.http.serve, lst, hello,
+                          limits=socket2.http.Limits(header_timeout=60))
+    c = connect(lst)
+    try:
+        c.sendall(b"GET / HTTP/1.1\r\nHost")
+        socket2.sleep(0.8)          # the head's first slice ends at 1 s
+        lst.close()
+        socket2.sleep(0.5)
+        c.sendall(b": h\r\n\r\n")
+        (r,) = split(c.recvall(timeout=5))
+        assert r.status == 200 and r.header("connection") == "close"
+        t.join(timeout=10)
+    finally:
+        if not t.dead:
+            t.kill()
+        c.close()

@@ -63,7 +63,6 @@ the same steps, the mutex taken as here); this module is their reference
 and the pure-Python twin, and every wait and wake-up stays here.
 """
 import itertools
-import operator
 import sys
 import _thread as __thread__
 from collections import deque
@@ -86,11 +85,19 @@ _finalizing = sys.is_finalizing
 # Idents
 
 
-_index = operator.index
 # A greenlet -> the ident it acts under while it runs a signal handler:
 # the main thread's (green/signal.py), as the standard library runs
 # handlers in the main thread (its RLocks are the handler's too).
 _AS_MAIN = {}
+
+
+class _OSThread:
+    """Stands for the running greenlet where greenlet refuses to say (the
+    interpreter finalizes): the OS thread itself (a root greenlet)."""
+    parent = None
+
+
+_AS_OS_THREAD = _OSThread()
 
 
 def _is_hub_greenlet(g):
@@ -202,22 +209,12 @@ def _wake(w):
 
 
 def _timeout_arg(blocking, timeout):
-    """The standard library's checks of ``acquire()``'s arguments (an int
-    *blocking*; an int or float *timeout*, not None, not NaN: TypeError
-    and ValueError with its messages); returns the timeout in seconds, or
-    -1 for none."""
-    blocking = _index(blocking)
-    if isinstance(timeout, float):
-        if timeout != timeout:
-            raise ValueError("Invalid value NaN (not a number)")
-    else:
-        timeout = _index(timeout)
-    if not blocking and timeout != -1:
-        raise ValueError("can't specify a timeout for a non-blocking call")
-    if timeout < 0 and timeout != -1:
-        raise ValueError("timeout value must be a non-negative number")
-    if timeout > _TIMEOUT_MAX:
-        raise OverflowError("timeout value is too large")
+    """The standard library's checks of ``acquire()``'s arguments, by the
+    standard library itself: a fresh lock of ``_thread`` is acquired with
+    them (free, so it returns at once when they are valid; its errors,
+    types and messages are this Python's).  Returns the timeout in
+    seconds, or -1 for none."""
+    _real_allocate_lock().acquire(blocking, timeout)
     return timeout
 
 
@@ -511,7 +508,11 @@ class RLock(_RLockBase):
     # The uncontended paths inline LockType's.
 
     def __enter__(self):
-        g = getcurrent()                # get_ident(), inline for the
+        try:
+            g = getcurrent()
+        except RuntimeError:            # the interpreter finalizes
+            g = _AS_OS_THREAD
+        # get_ident(), inline for the
         if "_s2_thread" in g.__dict__:  # two common cases
             me = _AS_MAIN.get(g, id(g)) if _AS_MAIN else id(g)
         elif g.parent is None:
@@ -535,7 +536,11 @@ class RLock(_RLockBase):
         return True
 
     def __exit__(self, t=None, v=None, tb=None):
-        g = getcurrent()                # get_ident(), as in __enter__
+        try:
+            g = getcurrent()
+        except RuntimeError:            # the interpreter finalizes
+            g = _AS_OS_THREAD
+        # get_ident(), as in __enter__
         if "_s2_thread" in g.__dict__:
             me = _AS_MAIN.get(g, id(g)) if _AS_MAIN else id(g)
         elif g.parent is None:
@@ -563,7 +568,11 @@ class RLock(_RLockBase):
 
     # Condition's interface.
     def _is_owned(self):
-        g = getcurrent()                # get_ident(), as in __enter__
+        try:
+            g = getcurrent()
+        except RuntimeError:            # the interpreter finalizes
+            g = _AS_OS_THREAD
+        # get_ident(), as in __enter__
         if "_s2_thread" in g.__dict__:
             return self._owner == (_AS_MAIN.get(g, id(g)) if _AS_MAIN
                                    else id(g))

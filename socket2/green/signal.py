@@ -11,15 +11,15 @@ handler installed through this module's :func:`signal` runs
 
 - inline when the main program's greenlet (the root) is the one running,
   exactly as without socket2: its exception is raised there;
-- in the socket2 thread that was running, if one was (it may wait
-  there cooperatively), or else (the hub's own greenlets were running)
-  in a new socket2 thread at the hub's next turn; an exception it raises
+- else (a socket2 thread, or the hub's own greenlets, were running) in
+  a new socket2 thread at the hub's next turn; an exception it raises
   (``KeyboardInterrupt``, an alarm's ``TimeoutError``) is raised at once
   in the main program's greenlet, where the standard library would have
   raised it, and the interrupted thread goes on.  Either way it runs as
   the main thread, as the standard library's do: ``get_ident()`` and
-  ``current_thread()`` are the main thread's, and an ``RLock`` the main
-  program holds is the handler's to take again.
+  ``current_thread()`` are the main thread's, an ``RLock`` the main
+  program holds is the handler's to take again, and one the interrupted
+  thread holds is waited for.
 
 The handlers installed before patching (Python's ``default_int_handler``
 for SIGINT) are put under the same rules by ``socket2.monkey``.
@@ -54,11 +54,12 @@ class _Handler:
         hub = _existing_hub()
         if g.parent is None or hub is None or hub._closed:
             return self.handler(signum, frame)
-        if g is hub.greenlet or g is hub._waker:
-            hub.schedule(_S2Thread(hub, self._run, (hub, signum, frame), {},
-                                   name="signal handler")._g)
-        else:
-            self._run(hub, signum, frame)
+        # Not in the greenlet that was running: it acts as the main thread
+        # (and so waits for a lock the interrupted thread holds, as the
+        # standard library's handler in the main thread waits for another
+        # thread's), while the interrupted one goes on.
+        hub.schedule(_S2Thread(hub, self._run, (hub, signum, frame), {},
+                               name="signal handler")._g)
 
     def _run(self, hub, signum, frame):
         g = getcurrent()

@@ -261,7 +261,9 @@ class Connection(ConnBase):
                     try:
                         data = self.receive(expires=self.head_wait(deadline))
                     except TimeoutError:
-                        if srv.clock() < deadline and not srv.draining:
+                        now = srv.clock()
+                        if now < deadline and (not srv.draining or
+                                               now < srv.drained_by):
                             continue     # a slice: look at draining again
                         self.refuse(408, "request head not received within "
                                     "header_timeout" if not srv.draining else
