@@ -359,10 +359,16 @@ def test_a_reset_seen_by_a_wait_in_another_os_thread_raises_there(wait):
     sender.join()
     box = {}
     name = socket2.hub.get_hub().poller.name
+    if name == "iocp":
+        c.close()
+        a.close()
+        pytest.skip("a completion port reports no readiness: the other "
+                    "thread's wait polls, and its read gets what the "
+                    "system's recv says after a reset (under wine: the "
+                    "end); no poller takes the error there")
 
     def other():
-        if name != "iocp":              # (a completion port: no sharing)
-            socket2.pollers.preset(name, None)
+        socket2.pollers.preset(name, None)
         socket2.sleep(0)                # this OS thread's own hub, alike
         box["poller"] = socket2.hub.get_hub().poller.name
         try:
