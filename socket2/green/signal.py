@@ -12,7 +12,8 @@ handler installed through this module's :func:`signal` runs
 - inline when the main program's greenlet (the root) is the one running,
   exactly as without socket2: its exception is raised there;
 - else (a socket2 thread, or the hub's own greenlets, were running) in
-  a new socket2 thread at the hub's next turn; an exception it raises
+  a new socket2 thread, which an interrupted socket2 thread lets run
+  first (it goes on at its next turn); an exception it raises
   (``KeyboardInterrupt``, an alarm's ``TimeoutError``) is raised at once
   in the main program's greenlet, where the standard library would have
   raised it, and the interrupted thread goes on.  Either way it runs as
@@ -31,7 +32,7 @@ from signal import *  # noqa: F401,F403
 
 from greenlet import getcurrent
 
-from ..hub import Thread as _S2Thread, _existing_hub
+from ..hub import Thread as _S2Thread, _existing_hub, sleep as _sleep
 from ._locks import _AS_MAIN
 
 __implements__ = ["signal", "getsignal"]
@@ -60,6 +61,11 @@ class _Handler:
         # thread's), while the interrupted one goes on.
         hub.schedule(_S2Thread(hub, self._run, (hub, signum, frame), {},
                                name="signal handler")._g)
+        if g is not hub.greenlet and g is not hub._waker:
+            # The interrupted thread lets it run first (the standard
+            # library runs it before the next bytecode): its exception
+            # reaches the main program before this thread goes on.
+            _sleep(0)
 
     def _run(self, hub, signum, frame):
         g = getcurrent()
