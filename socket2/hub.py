@@ -1608,10 +1608,11 @@ def sleep(seconds):
         sleep_until(None)
         return
     if seconds == 0:
-        if _finalizing() or (not hasattr(_local, "hub") and
-                             _hub_of_an_ending_thread_closed()):
-            return          # (nothing else runs: see _nap_until)
-        hub = get_hub()
+        hub = getattr(_local, "hub", None)      # (get_hub's own first try)
+        if hub is None or _finalizing():
+            if _finalizing() or _hub_of_an_ending_thread_closed():
+                return      # (nothing else runs: see _nap_until)
+            hub = get_hub()
         hub.schedule(getcurrent())
         hub._switch_to_hub()
         return
