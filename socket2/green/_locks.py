@@ -77,7 +77,6 @@ _real_get_ident = __thread__.get_ident
 _real_get_native_id = getattr(__thread__, "get_native_id", None)
 _real_allocate_lock = __thread__.allocate_lock
 _real_RLock = __thread__.RLock
-_TIMEOUT_MAX = __thread__.TIMEOUT_MAX
 _finalizing = sys.is_finalizing
 
 
