@@ -11,16 +11,16 @@ handler installed through this module's :func:`signal` runs
 
 - inline when the main program's greenlet (the root) is the one running,
   exactly as without socket2: its exception is raised there;
-- else (a socket2 thread, or the hub's own greenlets, were running) in
-  a new socket2 thread, which an interrupted socket2 thread lets run
-  first (it goes on at its next turn); an exception it raises
+- in the socket2 thread that was running, if one was (it may wait
+  there cooperatively), or else (the hub's own greenlets were running)
+  in a new socket2 thread at the hub's next turn; an exception it raises
   (``KeyboardInterrupt``, an alarm's ``TimeoutError``) is raised at once
   in the main program's greenlet, where the standard library would have
-  raised it, and the interrupted thread goes on.  Either way it runs as
-  the main thread, as the standard library's do: ``get_ident()`` and
-  ``current_thread()`` are the main thread's, an ``RLock`` the main
-  program holds is the handler's to take again, and one the interrupted
-  thread holds is waited for.
+  raised it, and the interrupted thread goes on.  In a thread of its
+  own it runs as the main thread, as the standard library's do:
+  ``get_ident()`` and ``current_thread()`` are the main thread's, and an
+  ``RLock`` the main program holds is the handler's to take again.
+  (Inline in an interrupted socket2 thread it runs as that thread.)
 
 The handlers installed before patching (Python's ``default_int_handler``
 for SIGINT) are put under the same rules by ``socket2.monkey``.
@@ -32,7 +32,7 @@ from signal import *  # noqa: F401,F403
 
 from greenlet import getcurrent
 
-from ..hub import Thread as _S2Thread, _existing_hub, sleep as _sleep
+from ..hub import Thread as _S2Thread, _existing_hub
 from ._locks import _AS_MAIN
 
 __implements__ = ["signal", "getsignal"]
@@ -55,17 +55,23 @@ class _Handler:
         hub = _existing_hub()
         if g.parent is None or hub is None or hub._closed:
             return self.handler(signum, frame)
-        # Not in the greenlet that was running: it acts as the main thread
-        # (and so waits for a lock the interrupted thread holds, as the
-        # standard library's handler in the main thread waits for another
-        # thread's), while the interrupted one goes on.
-        hub.schedule(_S2Thread(hub, self._run, (hub, signum, frame), {},
-                               name="signal handler")._g)
-        if g is not hub.greenlet and g is not hub._waker:
-            # The interrupted thread lets it run first (the standard
-            # library runs it before the next bytecode): its exception
-            # reaches the main program before this thread goes on.
-            _sleep(0)
+        if g is hub.greenlet or g is hub._waker:
+            # The hub's own greenlets: a thread of its own, which acts as
+            # the main thread (see _run).
+            hub.schedule(_S2Thread(hub, self._run, (hub, signum, frame), {},
+                                   name="signal handler")._g)
+        else:
+            # Inline in the socket2 thread that was running (yielding from
+            # here, in the middle of whatever it ran, broke the hub's run
+            # queue under a storm of signals: a fourth review).
+            self._call(hub, signum, frame)
+
+    def _call(self, hub, signum, frame):
+        try:
+            self.handler(signum, frame)
+        except BaseException as e:   # noqa: B902 - the main program's
+            if not hub._main.dead:
+                hub._throw(hub._main, e)
 
     def _run(self, hub, signum, frame):
         g = getcurrent()
