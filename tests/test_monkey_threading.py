@@ -858,13 +858,19 @@ def test_lock_and_queue_arguments_as_the_standard_library(tmp_path):
 
 
 _AT_FINALIZATION = """
-    import socket, subprocess, sys, threading, time
+    import queue, select, socket, subprocess, sys, threading, time, types
 
     def rlock():
         lock = threading.RLock()
         with lock:
             with lock:
                 return lock._is_owned()
+
+    def held(lock):
+        t = threading.Thread(target=lock.acquire)
+        t.start()
+        t.join()
+        return lock
 
     class C:
         def __init__(self):
@@ -873,29 +879,70 @@ _AT_FINALIZATION = """
                 [sys.executable, "-c", "import os, time; time.sleep(0.3); "
                  "os.write(%d, b'x')" % self.b.fileno()],
                 pass_fds=[self.b.fileno()])
+            self.lock = held(threading.Lock())
+            self.rlock = held(threading.RLock())
+            self.event = threading.Event()
+            self.cond = threading.Condition()
+            self.sem = threading.Semaphore(0)
+            self.q = queue.Queue()
+            self.full = queue.Queue(1)
+            self.full.put(1)
+            self.sq = queue.SimpleQueue()
+            self.local = threading.local()
+            self.local.x = 1
+
+        def set_local(self):
+            self.local.y = 2
+            return self.local.y
+
+        def wait_cond(self):
+            with self.cond:
+                return self.cond.wait(0.02)
 
         def __del__(self, print=print):
-            for what, f in (("sleep", lambda: time.sleep(0.01)),
-                            ("rlock", rlock),
-                            ("recv", lambda: self.a.recv(1)),
-                            ("wait", self.p.wait)):
+            print("finalizing", sys.is_finalizing(), flush=True)
+            for what, f in (
+                    ("sleep", lambda: time.sleep(0.01)),
+                    ("local", lambda: self.local.x),
+                    ("set-local", self.set_local),
+                    ("current", lambda: threading.current_thread().name),
+                    ("native-id", lambda: threading.get_native_id() > 0),
+                    ("rlock", rlock),
+                    ("lock", lambda: self.lock.acquire(timeout=0.02)),
+                    ("lock-nb", lambda: self.lock.acquire(False)),
+                    ("rlock-held", lambda: self.rlock.acquire(timeout=0.02)),
+                    ("event", lambda: self.event.wait(0.02)),
+                    ("cond", self.wait_cond),
+                    ("sem", lambda: self.sem.acquire(timeout=0.02)),
+                    ("get", lambda: self.q.get(timeout=0.02)),
+                    ("put", lambda: self.full.put(2, timeout=0.02)),
+                    ("sq-get", lambda: self.sq.get(timeout=0.02)),
+                    ("select", lambda: select.select([self.a], [], [], 0.02)),
+                    ("recv", lambda: self.a.recv(1)),
+                    ("wait", self.p.wait)):
                 try:
                     print(what, repr(f()), flush=True)
                 except BaseException as e:
                     print(what, "raised", type(e).__name__, e, flush=True)
 
-    keep = C()              # a module global: its __del__ runs as the
-    print("end", flush=True)    # interpreter finalizes
+    # Kept by a module of sys.modules: its __del__ runs as the interpreter
+    # finalizes (a global of __main__ may go before, when the program is
+    # run by socket2.monkey's runpy).
+    keep = sys.modules["_keep"] = types.ModuleType("_keep")
+    keep.c = C()
+    print("end", flush=True)
 """
 
 
 def test_waits_in_a_finalizer_as_the_interpreter_finalizes(tmp_path):
-    """A ``__del__`` of a module's global runs while the interpreter
-    finalizes, when greenlet refuses to switch: time.sleep() and a recv
-    that had to wait raised RuntimeError('greenlet is being finalized')
-    (a new hub was even made for the recv); they now block the OS thread
-    as the standard library's do (the second review of the green
-    layer)."""
+    """A ``__del__`` of an object kept by a module runs while the
+    interpreter finalizes, when greenlet refuses to switch: time.sleep(),
+    a recv that had to wait (a new hub was even made for it), and then
+    (the third review) contended lock acquires, Event/Condition waits,
+    queue gets and puts, select(), ``threading.local`` attributes and
+    get_native_id() raised RuntimeError('greenlet is being finalized');
+    they now work (and block the OS thread) as the standard library's
+    do."""
     prog = tmp_path / "fin.py"
     prog.write_text(textwrap.dedent(_AT_FINALIZATION))
     outs = []
@@ -905,8 +952,47 @@ def test_waits_in_a_finalizer_as_the_interpreter_finalizes(tmp_path):
                              timeout=30, cwd=str(tmp_path))
         assert out.returncode == 0, out.stderr
         outs.append(out.stdout)
-    assert outs[1] == outs[0] == \
-        "end\nsleep None\nrlock True\nrecv b'x'\nwait 0\n", outs
+    assert outs[1] == outs[0] == (
+        "end\nfinalizing True\nsleep None\nlocal 1\nset-local 2\n"
+        "current 'MainThread'\nnative-id True\nrlock True\nlock False\n"
+        "lock-nb False\nrlock-held False\nevent False\ncond False\n"
+        "sem False\nget raised Empty \nput raised Full \n"
+        "sq-get raised Empty \nselect ([], [], [])\nrecv b'x'\nwait 0\n"
+    ), outs
+
+
+_THREAD_AT_FINALIZATION = """
+    import sys, threading, types
+
+    class C:
+        def __del__(self, print=print):
+            t = threading.Thread(target=print, args=("ran",))
+            try:
+                t.start()
+            except RuntimeError as e:
+                print("start raised", e, flush=True)
+            else:
+                t.join(1)
+
+    keep = sys.modules["_keep"] = types.ModuleType("_keep")
+    keep.c = C()
+"""
+
+
+def test_a_thread_started_as_the_interpreter_finalizes(tmp_path):
+    """Starting a thread while the interpreter finalizes raised
+    RuntimeError('greenlet is being finalized'), or hung in start() where
+    a real OS thread was started (as plain Python 3.11 does: the new
+    thread may never take the GIL); it now raises Python 3.12's error."""
+    prog = tmp_path / "fin.py"
+    prog.write_text(textwrap.dedent(_THREAD_AT_FINALIZATION))
+    out = subprocess.run([sys.executable, "-m", "socket2.monkey", str(prog)],
+                         capture_output=True, text=True, timeout=30,
+                         cwd=str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == \
+        "start raised can't create new thread at interpreter shutdown\n", \
+        out.stdout
 
 
 _HANDLER_AS_MAIN = """

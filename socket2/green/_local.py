@@ -17,13 +17,20 @@ from greenlet import getcurrent
 
 from .. import hub as _hub
 from ..hub import at_greenlet_end as _at_greenlet_end
-from ._locks import _is_hub_greenlet
+from ._locks import _AS_OS_THREAD, _is_hub_greenlet
 
 
 def _key():
     """The greenlet whose locals are in use: the running socket2 thread,
     or the OS thread's root greenlet for the OS thread itself."""
-    g = getcurrent()
+    try:
+        g = getcurrent()
+    except RuntimeError:
+        # The interpreter finalizes (greenlet refuses): only the OS thread
+        # is left, under its root greenlet if it used locals before.
+        ref = getattr(_hub._local, "locals_root", None)
+        g = None if ref is None else ref()
+        return _AS_OS_THREAD if g is None else g
     if _is_hub_greenlet(g):
         while g.parent is not None:
             g = g.parent
@@ -157,7 +164,9 @@ def _local_dict(self, init=True):
     ref = weakref.ref(g, lambda _, k=key, ds=dicts: ds.pop(k, None))
     dicts[key] = (ref, d)
     gd = g.__dict__
-    if "_s2_thread" in gd or g.parent is None:
+    if g is _AS_OS_THREAD:
+        pass        # (the interpreter finalizes: no thread ends after it)
+    elif "_s2_thread" in gd or g.parent is None:
         # A socket2 thread's go when it ends, an OS thread's (its root
         # greenlet's) when the OS thread does: the greenlet may be kept a
         # while longer (hub.at_greenlet_end).  One registry per thread,
@@ -171,6 +180,9 @@ def _local_dict(self, init=True):
             _at_greenlet_end(g, drop)
             if g.parent is None:
                 _at_os_thread_end(drop)
+                # (the key of this OS thread's values where greenlet no
+                # longer answers getcurrent(): see _key)
+                _hub._local.locals_root = weakref.ref(g)
         used[id(dicts)] = dicts
     init = type(self).__init__ if init else object.__init__
     if init is not object.__init__:

@@ -129,7 +129,10 @@ def get_native_id():
     """Like :func:`get_ident`, distinct per socket2 thread (a number of
     its own, never reused while the process runs, above any kernel
     thread id); the kernel's thread id outside socket2 threads."""
-    g = getcurrent()
+    try:
+        g = getcurrent()
+    except RuntimeError:        # the interpreter finalizes: greenlet
+        return _real_get_native_id()    # refuses, only the OS thread is left
     if _is_hub_greenlet(g) or g in _AS_MAIN:
         return _real_get_native_id()
     try:
@@ -171,10 +174,13 @@ if _hotpath.COMPILED:
 
 def _make_waiter():
     """A waiter for the calling context (module docstring)."""
-    g = getcurrent()
-    hub = _existing_hub()
-    if hub is None or hub._closed or g is hub.greenlet or g is hub._waker \
-            or _finalizing():
+    if _finalizing():       # greenlet refuses (getcurrent() raises):
+        hub = None          # only the OS thread is left, and it blocks
+        g = _AS_OS_THREAD
+    else:
+        g = getcurrent()
+        hub = _existing_hub()
+    if hub is None or hub._closed or g is hub.greenlet or g is hub._waker:
         lock = _real_allocate_lock()
         lock.acquire()
         return _Waiter(g, None, lock)

@@ -20,12 +20,13 @@ thread can ever wake anyone, the hub says so: ``socket2.Error('deadlock')``).
 """
 import errno as _errno
 import select as __select__
+import sys as _sys
 from select import *  # noqa: F401,F403
 
 from greenlet import getcurrent
 
 from .. import pollers as _pollers
-from ..hub import _OWNERS, _existing_hub, clock as _clock
+from ..hub import _OWNERS, _existing_hub, _nap_until, clock as _clock
 from ..hub import get_hub as _get_hub
 from ..hub import seconds_arg as _seconds_arg, sleep as _sleep
 from ..errors import Error as _S2Error, TimeoutError as _S2Timeout
@@ -46,6 +47,7 @@ error = OSError
 # The standard functions as they are before patching (patch_all() imports
 # this module first; after it, select.select/poll are the green ones).
 _real_select = __select__.select
+_finalizing = _sys.is_finalizing
 _real_poll = getattr(__select__, "poll", None)
 _HAS_POLL = _real_poll is not None
 _COMPLETION = _pollers.completion_based()
@@ -240,10 +242,26 @@ def _let_go_greenlet(g):
         hold.release()
 
 
+def _block(fds, deadline, pri):
+    """_wait_any where no switch can be made: the OS thread blocks in the
+    standard select()."""
+    rl = [fd for fd, (r, _) in fds.items() if r]
+    wl = [fd for fd, (_, w) in fds.items() if w]
+    if not rl and not wl and deadline is not None:
+        _nap_until(deadline)    # (Windows' select() refuses no sockets)
+        return False
+    left = None if deadline is None else max(0.0, deadline - _clock())
+    return bool(any(_real_select(rl, wl, rl if pri else [], left)))
+
+
 def _wait_any(fds, deadline, pri=False):
     """Wait (cooperatively) until one of *fds* ({fd: (read?, write?)}) may
     be ready or *deadline* passes; return False on timeout.  *pri*:
     exceptional conditions count too (see above)."""
+    if _finalizing():
+        # The interpreter finalizes (a __del__ of a module's global):
+        # greenlet refuses to switch, so the wait blocks the thread.
+        return _block(fds, deadline, pri)
     try:
         hub = _get_hub()
     except _S2Error as e:
@@ -251,10 +269,7 @@ def _wait_any(fds, deadline, pri=False):
             raise
         # This OS thread is ending and its hub closed (a finalizer of a
         # threading.local value): the wait blocks the thread.
-        rl = [fd for fd, (r, _) in fds.items() if r]
-        wl = [fd for fd, (_, w) in fds.items() if w]
-        left = None if deadline is None else max(0.0, deadline - _clock())
-        return bool(any(_real_select(rl, wl, rl if pri else [], left)))
+        return _block(fds, deadline, pri)
     until, look_again = deadline, False
     if pri:
         limit = _clock() + _PRI_STEP
@@ -297,7 +312,7 @@ def _let_others_run():
     waits for run.  Nothing happens outside a socket2 thread (the hub's
     own greenlets, an OS thread without a hub)."""
     hub = _existing_hub()
-    if hub is None or getattr(hub, "_closed", False):
+    if hub is None or getattr(hub, "_closed", False) or _finalizing():
         return
     g = getcurrent()
     if g is hub.greenlet or g is hub._waker:

@@ -155,6 +155,11 @@ def start_new_thread(function, args, kwargs=None):
         kwargs = {}
     elif not isinstance(kwargs, dict):
         raise TypeError("optional 3rd arg must be a dictionary")
+    if _finalizing():
+        # As Python 3.12's own: a thread started now could never run (the
+        # interpreter lets no new thread take the GIL; 3.11 then waits for
+        # it forever in Thread.start()).
+        raise RuntimeError("can't create new thread at interpreter shutdown")
     if not _starts_green():
         return _real_start_new_thread(function, args, kwargs)
     hub = _get_hub()
