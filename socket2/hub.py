@@ -1308,6 +1308,37 @@ def at_greenlet_end(g, callback):
     hooks.append(_AtEnd(callback))
 
 
+def at_os_thread_end(callback, last=False):
+    """Run ``callback()`` when the calling OS thread's state is cleared
+    (as the interpreter drops the thread's ``threading.local`` values,
+    before ``join()`` of it returns); with *last*, after every callback
+    registered without it (``join()``'s sentinels: a joiner resumes only
+    after the finalizers of the thread's locals have run, as unpatched).
+    Its root greenlet is freed only later (greenlet's own clean-up),
+    which at_greenlet_end waits for."""
+    end = getattr(_local, "os_end", None)
+    if end is None:
+        end = _local.os_end = _OSThreadEnd()
+    (end.last if last else end.first).append(_AtEnd(callback))
+
+
+class _OSThreadEnd:
+    """Kept in a real thread-local (hub's ``_local``): dropped with the
+    OS thread's state, it runs its callbacks in order, *last* ones last
+    (a dict of thread-locals is dropped in no order one could rely on)."""
+
+    __slots__ = ("first", "last")
+
+    def __init__(self):
+        self.first = []
+        self.last = []
+
+    def __del__(self):
+        for batch in (self.first, self.last):
+            while batch:
+                batch.pop(0)    # (its _AtEnd runs the callback as it goes)
+
+
 class _AtEnd:
     __slots__ = ("callback",)
 

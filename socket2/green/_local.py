@@ -57,13 +57,8 @@ def _drop(used, key):
 def _at_os_thread_end(callback):
     """Run ``callback()`` when the calling OS thread's state is cleared,
     as the standard library drops a thread's ``threading.local`` values
-    (before ``join()`` returns); its root greenlet is freed only later
-    (greenlet's own clean-up), which at_greenlet_end waits for."""
-    real = _hub._local          # (a real threading.local, never patched)
-    hooks = getattr(real, "local_ends", None)
-    if hooks is None:
-        hooks = real.local_ends = []
-    hooks.append(_hub._AtEnd(callback))
+    (before ``join()`` returns: hub.at_os_thread_end)."""
+    _hub.at_os_thread_end(callback)
 
 
 class _local:

@@ -24,6 +24,7 @@ How its locks work from greenlets and from OS threads alike is the
 subject of ``socket2.green._locks``; ``threading.local`` per socket2
 thread is ``socket2.green._local``.
 """
+import functools
 import sys
 import _thread as __thread__
 from _thread import *  # noqa: F401,F403
@@ -32,6 +33,7 @@ from greenlet import getcurrent
 
 from .. import _offload
 from ..hub import Thread as _S2Thread, _existing_hub, _main_ident
+from ..hub import at_os_thread_end as _at_os_thread_end
 from ..hub import get_hub as _get_hub, start_thread as _start_thread
 from ._locks import (LockType, RLock, get_ident,  # noqa: F401 - exported
                      _is_hub_greenlet, _real_get_ident)
@@ -176,26 +178,6 @@ def start_new_thread(function, args, kwargs=None):
 start_new = start_new_thread
 
 
-class _ReleaseAtEnd:
-    """Kept in a real thread-local: the interpreter drops it when its OS
-    thread ends, and it then releases that thread's sentinel locks."""
-
-    __slots__ = ("locks",)
-
-    def __init__(self):
-        self.locks = []
-
-    def __del__(self):
-        for lock in self.locks:
-            try:
-                _release_sentinel(lock)
-            except Exception:   # noqa: B902 - the process is ending
-                pass
-
-
-_os_thread_local = __thread__._local()
-
-
 def _set_sentinel():
     """A cooperative lock released when the calling thread ends: a
     socket2 thread's when its function returns, an OS thread's when the
@@ -203,16 +185,24 @@ def _set_sentinel():
     make a socket2 thread that joins an OS thread block its whole hub)."""
     g = getcurrent()
     registered = _sentinels.get(g)
-    if registered is None:
-        if not _is_hub_greenlet(g):
-            return _real_set_sentinel()     # a greenlet of no hub's
-        holder = getattr(_os_thread_local, "ends", None)
-        if holder is None:
-            holder = _os_thread_local.ends = _ReleaseAtEnd()
-        registered = holder.locks
+    if registered is None and not _is_hub_greenlet(g):
+        return _real_set_sentinel()     # a greenlet of no hub's
     lock = LockType()
-    registered.append(lock)
+    if registered is not None:
+        registered.append(lock)
+    else:
+        # An OS thread's: released after its locals' finalizers have run
+        # (as the standard sentinel is, by the thread state's clearing).
+        _at_os_thread_end(functools.partial(_release_at_end, lock),
+                          last=True)
     return lock
+
+
+def _release_at_end(lock):
+    try:
+        _release_sentinel(lock)
+    except Exception:   # noqa: B902 - the process is ending
+        pass
 
 
 __all__ += [n for n in __implements__ if n not in __all__]
