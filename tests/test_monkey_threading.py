@@ -858,7 +858,8 @@ def test_lock_and_queue_arguments_as_the_standard_library(tmp_path):
 
 
 _AT_FINALIZATION = """
-    import queue, select, socket, subprocess, sys, threading, time, types
+    import os, queue, resource, select, signal, socket, subprocess, sys
+    import threading, time, types
 
     def rlock():
         lock = threading.RLock()
@@ -890,10 +891,29 @@ _AT_FINALIZATION = """
             self.sq = queue.SimpleQueue()
             self.local = threading.local()
             self.local.x = 1
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            if soft < 2048 and (hard >= 2048 or hard < 0):
+                resource.setrlimit(resource.RLIMIT_NOFILE, (2048, hard))
+            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            self.high = os.dup2(self.a.fileno(),
+                                1500 if soft < 0 else min(1500, soft - 1))
 
         def set_local(self):
             self.local.y = 2
             return self.local.y
+
+        def poll_high(self):
+            p = select.poll()       # (select() refuses numbers >= 1024)
+            p.register(self.high, select.POLLIN)
+            return p.poll(20)
+
+        def alarm(self):
+            got = []
+            signal.signal(signal.SIGALRM, lambda *a: got.append("alarm"))
+            signal.setitimer(signal.ITIMER_REAL, 0.01)
+            time.sleep(0.1)
+            signal.signal(signal.SIGALRM, signal.SIG_IGN)
+            return got
 
         def wait_cond(self):
             with self.cond:
@@ -918,8 +938,10 @@ _AT_FINALIZATION = """
                     ("put", lambda: self.full.put(2, timeout=0.02)),
                     ("sq-get", lambda: self.sq.get(timeout=0.02)),
                     ("select", lambda: select.select([self.a], [], [], 0.02)),
+                    ("poll-high-fd", self.poll_high),
                     ("recv", lambda: self.a.recv(1)),
-                    ("wait", self.p.wait)):
+                    ("wait", self.p.wait),
+                    ("handler", self.alarm)):
                 try:
                     print(what, repr(f()), flush=True)
                 except BaseException as e:
@@ -939,8 +961,10 @@ def test_waits_in_a_finalizer_as_the_interpreter_finalizes(tmp_path):
     interpreter finalizes, when greenlet refuses to switch: time.sleep(),
     a recv that had to wait (a new hub was even made for it), and then
     (the third review) contended lock acquires, Event/Condition waits,
-    queue gets and puts, select(), ``threading.local`` attributes and
-    get_native_id() raised RuntimeError('greenlet is being finalized');
+    queue gets and puts, select(), ``threading.local`` attributes,
+    get_native_id() and a signal handler raised RuntimeError('greenlet
+    is being finalized') (and a poll() of a descriptor above 1023 then
+    raised ValueError: it was waited for with select());
     they now work (and block the OS thread) as the standard library's
     do."""
     prog = tmp_path / "fin.py"
@@ -957,7 +981,8 @@ def test_waits_in_a_finalizer_as_the_interpreter_finalizes(tmp_path):
         "current 'MainThread'\nnative-id True\nrlock True\nlock False\n"
         "lock-nb False\nrlock-held False\nevent False\ncond False\n"
         "sem False\nget raised Empty \nput raised Full \n"
-        "sq-get raised Empty \nselect ([], [], [])\nrecv b'x'\nwait 0\n"
+        "sq-get raised Empty \nselect ([], [], [])\npoll-high-fd []\n"
+        "recv b'x'\nwait 0\nhandler ['alarm']\n"
     ), outs
 
 
@@ -1030,6 +1055,97 @@ def test_a_signal_handler_runs_as_the_main_thread(tmp_path):
     plain, _ = run_program(tmp_path, _HANDLER_AS_MAIN, monkey=False)
     patched, _ = run_program(tmp_path, _HANDLER_AS_MAIN, timeout=30)
     assert plain == [[True], [["MainThread", True]]]
+    assert patched == plain
+
+
+_NESTED_HANDLER = """
+    import json, os, signal, subprocess, sys, threading, time
+    seen = []
+
+    def inner(signum, frame):
+        raise ValueError("from the inner handler")
+
+    def outer(signum, frame):
+        try:
+            os.kill(os.getpid(), signal.SIGUSR2)
+            end = time.monotonic() + 2
+            while time.monotonic() < end:
+                pass
+            seen.append("outer: not interrupted")
+        except ValueError as e:
+            seen.append("outer caught: %s" % e)
+
+    signal.signal(signal.SIGUSR1, outer)
+    signal.signal(signal.SIGUSR2, inner)
+    if sys.argv[1] == "thread":     # the outer handler interrupts a thread
+        def later():
+            time.sleep(0.2)
+            os.kill(os.getpid(), signal.SIGUSR1)
+        threading.Thread(target=later).start()
+    else:                           # ... or the hub, asleep in its poller
+        subprocess.Popen(["sh", "-c", "sleep 0.2; kill -USR1 %d"
+                          % os.getpid()])
+    try:
+        time.sleep(1)
+        seen.append("main: slept")
+    except ValueError as e:
+        seen.append("main caught: %s" % e)
+    time.sleep(0.5)
+    print(json.dumps(seen))
+"""
+
+
+@pytest.mark.parametrize("sender", ["thread", "process"])
+def test_a_nested_handlers_exception_goes_to_the_outer_handler(tmp_path,
+                                                               sender):
+    """A handler interrupted by another signal whose handler raises: the
+    exception reached the main program (cutting its sleep short), not the
+    outer handler that it interrupted, as without socket2."""
+    plain, _ = run_program(tmp_path, _NESTED_HANDLER, sender, monkey=False)
+    patched, _ = run_program(tmp_path, _NESTED_HANDLER, sender, timeout=30)
+    assert plain == ["outer caught: from the inner handler", "main: slept"]
+    assert patched == plain
+
+
+_SEVERAL_JOINERS = """
+    import json, sys, threading, time
+    try:
+        from socket2.monkey import original
+        OSThread = original("threading", "Thread")
+    except ImportError:
+        OSThread = threading.Thread
+    kinds = {"o": OSThread, "g": threading.Thread}
+    out = []
+    for mode in ("oo", "og", "go", "gg"):   # target's kind, joiners' kind
+        t = kinds[mode[0]](target=time.sleep, args=(0.2,))
+        t.start()
+        res = []
+
+        def join():
+            try:
+                t.join()
+                res.append("ok")
+            except BaseException as e:
+                res.append(type(e).__name__)
+
+        joiners = [kinds[mode[1]](target=join) for _ in range(3)]
+        for j in joiners:
+            j.start()
+        for j in joiners:
+            j.join()
+        out.append([mode, sorted(res), t.is_alive()])
+    print(json.dumps(out))
+"""
+
+
+def test_several_threads_join_one_thread(tmp_path):
+    """Three threads join one: the sentinel lock's release handed it to
+    the next joiner, so threading's _stop() found it still locked (all
+    but one joiner failed, AssertionError and RuntimeError; an adversarial
+    review).  A thread's sentinel now opens for every joiner at once."""
+    plain, _ = run_program(tmp_path, _SEVERAL_JOINERS, monkey=False)
+    patched, _ = run_program(tmp_path, _SEVERAL_JOINERS)
+    assert plain[0] == ["oo", ["ok", "ok", "ok"], False]
     assert patched == plain
 
 

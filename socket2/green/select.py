@@ -245,12 +245,17 @@ def _let_go_greenlet(g):
 def _block(fds, deadline, pri):
     """_wait_any where no switch can be made: the OS thread blocks in the
     standard select()."""
+    left = None if deadline is None else max(0.0, deadline - _clock())
+    if _HAS_POLL:       # (select() refuses descriptors above FD_SETSIZE)
+        p = _real_poll()
+        for fd, (r, w) in fds.items():
+            p.register(fd, (_IN if pri else _MASK_R) * r | _OUT * w)
+        return bool(p.poll(None if left is None else left * 1000.0))
     rl = [fd for fd, (r, _) in fds.items() if r]
     wl = [fd for fd, (_, w) in fds.items() if w]
     if not rl and not wl and deadline is not None:
         _nap_until(deadline)    # (Windows' select() refuses no sockets)
         return False
-    left = None if deadline is None else max(0.0, deadline - _clock())
     return bool(any(_real_select(rl, wl, rl if pri else [], left)))
 
 

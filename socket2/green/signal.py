@@ -16,7 +16,9 @@ handler installed through this module's :func:`signal` runs
   in a new socket2 thread at the hub's next turn; an exception it raises
   (``KeyboardInterrupt``, an alarm's ``TimeoutError``) is raised at once
   in the main program's greenlet, where the standard library would have
-  raised it, and the interrupted thread goes on.  In a thread of its
+  raised it, and the interrupted thread goes on -- unless what it
+  interrupted is another handler: the exception is raised there, in the
+  outer handler, as it would be without socket2.  In a thread of its
   own it runs as the main thread, as the standard library's do:
   ``get_ident()`` and ``current_thread()`` are the main thread's, and an
   ``RLock`` the main program holds is the handler's to take again.
@@ -39,6 +41,10 @@ __implements__ = ["signal", "getsignal"]
 __all__ = [n for n in dir(__signal__) if not n.startswith("_")]
 
 _real_signal = __signal__.signal
+
+# The socket2 threads running a handler inline (_Handler._call): a signal
+# that comes meanwhile is the handler's to take (raised in it).
+_IN_HANDLER = {}
 _real_getsignal = __signal__.getsignal
 
 
@@ -51,7 +57,10 @@ class _Handler:
         self.handler = handler
 
     def __call__(self, signum, frame):
-        g = getcurrent()
+        try:
+            g = getcurrent()
+        except RuntimeError:    # the interpreter finalizes: greenlet
+            return self.handler(signum, frame)  # refuses, no thread runs
         hub = _existing_hub()
         if g.parent is None or hub is None or hub._closed:
             return self.handler(signum, frame)
@@ -60,18 +69,28 @@ class _Handler:
             # the main thread (see _run).
             hub.schedule(_S2Thread(hub, self._run, (hub, signum, frame), {},
                                    name="signal handler")._g)
+        elif g in _IN_HANDLER or (_AS_MAIN and g in _AS_MAIN):
+            # It interrupts another handler (inline here, or in a thread
+            # of its own acting as the main thread, see _run): raised
+            # there, as it would be in the main thread without socket2
+            # (the outer handler may catch it; else the outer one's
+            # _call or _run passes it on to the main program).
+            return self.handler(signum, frame)
         else:
             # Inline in the socket2 thread that was running (yielding from
             # here, in the middle of whatever it ran, broke the hub's run
             # queue under a storm of signals: a fourth review).
-            self._call(hub, signum, frame)
+            self._call(hub, g, signum, frame)
 
-    def _call(self, hub, signum, frame):
+    def _call(self, hub, g, signum, frame):
+        _IN_HANDLER[g] = True
         try:
             self.handler(signum, frame)
         except BaseException as e:   # noqa: B902 - the main program's
             if not hub._main.dead:
                 hub._throw(hub._main, e)
+        finally:
+            _IN_HANDLER.pop(g, None)
 
     def _run(self, hub, signum, frame):
         g = getcurrent()

@@ -36,7 +36,7 @@ from ..hub import Thread as _S2Thread, _existing_hub, _main_ident
 from ..hub import at_os_thread_end as _at_os_thread_end
 from ..hub import get_hub as _get_hub, start_thread as _start_thread
 from ._locks import (LockType, RLock, get_ident,  # noqa: F401 - exported
-                     _is_hub_greenlet, _real_get_ident)
+                     _Sem, _is_hub_greenlet, _real_get_ident)
 from ._local import _local  # noqa: F401 - exported
 from . import _locks
 
@@ -122,12 +122,65 @@ def _count():
     return _real_count() + len(_sentinels)
 
 
+class _Sentinel(LockType):
+    """threading's ``_tstate_lock`` of a thread: held while the thread
+    runs, then open for good, to every joiner at once.  (A plain lock's
+    release hands it to one waiting joiner, and threading's ``_stop()``
+    then found it locked: with several joiners, all but one failed with
+    AssertionError or RuntimeError.)"""
+
+    __slots__ = ("_open",)
+
+    def __init__(self):
+        LockType.__init__(self)
+        self._open = False
+
+    def acquire(self, blocking=True, timeout=-1):
+        if self._open:
+            return True
+        return LockType.acquire(self, blocking, timeout)
+
+    acquire_lock = acquire
+
+    def release(self):
+        if not self._open:
+            LockType.release(self)
+
+    release_lock = release
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, t=None, v=None, tb=None):
+        self.release()
+
+    def locked(self):
+        return not self._open and LockType.locked(self)
+
+    locked_lock = _is_owned = locked
+
+    def open(self):
+        """The thread ended: every joiner gets through, now and later."""
+        if self._open:
+            return
+        self._open = True
+        while True:         # one permit per waiter, and the thread's own
+            with self._mutex:
+                more = len(self._waiters)
+            try:
+                _Sem._release(self)
+            except RuntimeError:
+                pass
+            if not more:
+                return
+
+
 def _release_sentinel(lock):
     # As the C sentinel: released if still locked (an interrupted join()
     # may have released it already, see threading's
     # _wait_for_tstate_lock).
     try:
-        lock.release()
+        lock.open()
     except RuntimeError:
         pass
 
@@ -187,7 +240,7 @@ def _set_sentinel():
     registered = _sentinels.get(g)
     if registered is None and not _is_hub_greenlet(g):
         return _real_set_sentinel()     # a greenlet of no hub's
-    lock = LockType()
+    lock = _Sentinel()
     if registered is not None:
         registered.append(lock)
     else:
