@@ -1112,7 +1112,11 @@ def get_hub():
         if hub is not None:
             return hub
         hub = _local.hub = Hub()
-        _local.ending = _ThreadEnd(hub)
+        end = getattr(_local, "os_end", None)
+        if end is None:
+            _local.ending = _ThreadEnd(hub)
+        else:       # (its place in the thread's end: _OSThreadEnd)
+            end.ending = _ThreadEnd(hub)
         _THREAD_HUBS[hub.thread_ident] = hub
         if _parking[0] is None and _PARK_AT_EXIT and \
                 hub.thread_ident != _main_ident():
@@ -1214,7 +1218,13 @@ class _ThreadEnd:
         self.hub = hub
 
     def __del__(self):
-        hub = self.hub
+        self.run()
+
+    def run(self):
+        """Close the hub (once: _OSThreadEnd may call this first)."""
+        hub, self.hub = self.hub, None
+        if hub is None:
+            return
         try:
             if _THREAD_HUBS.get(hub.thread_ident) is hub:
                 del _THREAD_HUBS[hub.thread_ident]
@@ -1319,24 +1329,39 @@ def at_os_thread_end(callback, last=False):
     end = getattr(_local, "os_end", None)
     if end is None:
         end = _local.os_end = _OSThreadEnd()
+        # The hub's end, if the thread has one, moves here: see below.
+        end.ending = _local.__dict__.pop("ending", None)
     (end.last if last else end.first).append(_AtEnd(callback))
 
 
 class _OSThreadEnd:
     """Kept in a real thread-local (hub's ``_local``): dropped with the
-    OS thread's state, it runs its callbacks in order, *last* ones last
-    (a dict of thread-locals is dropped in no order one could rely on)."""
+    OS thread's state, it runs the callbacks in order, then closes the
+    thread's hub (its _ThreadEnd), then runs the *last* callbacks (the
+    join sentinels: a joiner resumes after the thread's locals' finalizers,
+    which may still use the hub, and after its descriptors are closed).
+    (A thread's thread-local values are dropped in the order the locals
+    were first used in it: no order one could rely on.)"""
 
-    __slots__ = ("first", "last")
+    __slots__ = ("first", "last", "ending")
 
     def __init__(self):
         self.first = []
         self.last = []
+        self.ending = None
 
     def __del__(self):
-        for batch in (self.first, self.last):
-            while batch:
-                batch.pop(0)    # (its _AtEnd runs the callback as it goes)
+        try:
+            first = self.first
+            while first:
+                first.pop(0)    # (its _AtEnd runs the callback as it goes)
+            ending, self.ending = self.ending, None
+            if ending is not None:
+                ending.run()
+        finally:    # (whatever failed above, no joiner may wait forever)
+            last = self.last
+            while last:
+                last.pop(0)
 
 
 class _AtEnd:
