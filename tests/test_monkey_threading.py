@@ -1174,6 +1174,49 @@ def test_an_os_threads_hub_is_closed_when_join_returns(tmp_path):
     assert left == 0
 
 
+_REAL_AND_GREEN_LOCALS = """
+    import json, threading, time
+    try:
+        from socket2.monkey import original
+        OSThread = original("threading", "Thread")
+        RealLocal = original("threading", "local")
+    except ImportError:
+        OSThread, RealLocal = threading.Thread, threading.local
+    out = []
+    real, green = RealLocal(), threading.local()
+
+    class Fin:
+        def __init__(self, name):
+            self.name = name
+
+        def __del__(self):
+            time.sleep(0.05)
+            out.append(self.name)
+
+    def body():
+        green.v = Fin("green")
+        real.v = Fin("real")
+
+    t = OSThread(target=body)
+    t.start()
+    t.join()
+    out.append("joined")
+    time.sleep(0.3)
+    print(json.dumps(out))
+"""
+
+
+def test_join_waits_for_real_thread_locals_finalizers(tmp_path):
+    """A real ``_thread._local`` (a library's, made before patching) of an
+    OS thread: its finalizer ran after join() had returned, patched; the
+    join now also waits for the interpreter's own sentinel (an
+    adversarial review)."""
+    plain, _ = run_program(tmp_path, _REAL_AND_GREEN_LOCALS, monkey=False)
+    patched, _ = run_program(tmp_path, _REAL_AND_GREEN_LOCALS)
+    assert plain == ["green", "real", "joined"]
+    assert patched == plain
+
+
 _LOCAL_FINALIZER = """
     import json, socket, subprocess, sys, threading, time
     try:

@@ -35,8 +35,9 @@ from .. import _offload
 from ..hub import Thread as _S2Thread, _existing_hub, _main_ident
 from ..hub import at_os_thread_end as _at_os_thread_end
 from ..hub import get_hub as _get_hub, start_thread as _start_thread
+from ..hub import clock as _clock, sleep as _sleep
 from ._locks import (LockType, RLock, get_ident,  # noqa: F401 - exported
-                     _Sem, _is_hub_greenlet, _real_get_ident)
+                     _is_hub_greenlet, _real_get_ident)
 from ._local import _local  # noqa: F401 - exported
 from . import _locks
 
@@ -124,29 +125,39 @@ def _count():
 
 class _Sentinel(LockType):
     """threading's ``_tstate_lock`` of a thread: held while the thread
-    runs, then open for good, to every joiner at once.  (A plain lock's
-    release hands it to one waiting joiner, and threading's ``_stop()``
-    then found it locked: with several joiners, all but one failed with
-    AssertionError or RuntimeError.)"""
+    runs; released when it ends.  A release never hands it to a waiting
+    joiner, as other locks do: it tells every waiter to try again (a
+    joiner releases it, then threading's ``_stop()`` checks that it is
+    unlocked; handed to the next joiner, it was not, and with several
+    joiners all but one failed with AssertionError or RuntimeError).
 
-    __slots__ = ("_open",)
+    An OS thread's also holds the interpreter's own sentinel (``_real``),
+    released once the thread's state is wholly cleared, after socket2's
+    part of the thread's end (hub.at_os_thread_end) released this one: an
+    acquire also waits, cooperatively, for the interpreter's, so the
+    finalizers of the thread's other thread-local values (a real
+    ``_thread._local``) run before join() returns, as unpatched."""
+
+    __slots__ = ("_real", "_taken")
 
     def __init__(self):
         LockType.__init__(self)
-        self._open = False
+        self._real = None
+        self._taken = False     # by the thread itself, as it starts
 
     def acquire(self, blocking=True, timeout=-1):
-        if self._open:
+        if not LockType.acquire(self, blocking, timeout):
+            return False
+        real = self._real
+        if not self._taken:     # (the thread's own: it holds the real one)
+            self._taken = True
             return True
-        return LockType.acquire(self, blocking, timeout)
+        if real is None or self._wait_real(real, blocking, timeout):
+            return True
+        LockType.release(self)      # (the interpreter's end is not done)
+        return False
 
     acquire_lock = acquire
-
-    def release(self):
-        if not self._open:
-            LockType.release(self)
-
-    release_lock = release
 
     def __enter__(self):
         return self.acquire()
@@ -155,24 +166,53 @@ class _Sentinel(LockType):
         self.release()
 
     def locked(self):
-        return not self._open and LockType.locked(self)
+        real = self._real
+        return LockType.locked(self) or (real is not None and real.locked())
 
     locked_lock = _is_owned = locked
 
-    def open(self):
-        """The thread ended: every joiner gets through, now and later."""
-        if self._open:
-            return
-        self._open = True
-        while True:         # one permit per waiter, and the thread's own
-            with self._mutex:
-                more = len(self._waiters)
+    def _at_fork_reinit(self):
+        LockType._at_fork_reinit(self)
+        self._taken = False     # (threading takes it again, in the child)
+
+    def _wait_real(self, real, blocking, timeout):
+        """The interpreter's sentinel: polled (it is released while the
+        ending thread still holds the GIL, so a joiner that gets to run
+        almost always finds it released at the first look)."""
+        deadline = None if timeout < 0 else _clock() + timeout
+        while not real.acquire(False):
+            if not blocking or (deadline is not None
+                                and _clock() >= deadline):
+                return False
+            _sleep(0.0005)
+        real.release()
+        self._real = None
+        return True
+
+    def _dispatch(self):
+        """Under the mutex: every waiter is told to try again; none is
+        given the lock (see the class docstring)."""
+        woken = list(self._waiters)
+        self._waiters.clear()
+        for w in woken:
+            w.notified = True
+        return woken
+
+    def _wait_os(self, w, timeout):
+        """An OS thread's wait: woken, it tries again (_dispatch)."""
+        deadline = None if timeout < 0 else _clock() + timeout
+        while True:
+            left = -1 if deadline is None else max(0.0, deadline - _clock())
             try:
-                _Sem._release(self)
-            except RuntimeError:
-                pass
-            if not more:
-                return
+                woke = w.os_lock.acquire(True, left)
+            except BaseException:
+                if self._settle(w):
+                    self._release()
+                raise
+            if not woke:
+                return self._settle(w)
+            if w.given or (w.notified and self._retry(w)):
+                return True
 
 
 def _release_sentinel(lock):
@@ -180,7 +220,7 @@ def _release_sentinel(lock):
     # may have released it already, see threading's
     # _wait_for_tstate_lock).
     try:
-        lock.open()
+        lock.release()
     except RuntimeError:
         pass
 
@@ -248,6 +288,10 @@ def _set_sentinel():
         # (as the standard sentinel is, by the thread state's clearing).
         _at_os_thread_end(functools.partial(_release_at_end, lock),
                           last=True)
+        if _real_set_sentinel is not None:
+            real = _real_set_sentinel()     # (see _Sentinel)
+            real.acquire()
+            lock._real = real
     return lock
 
 
