@@ -20,6 +20,10 @@ restarts a worker that dies (see socket2/http/_workers.py).
 
 SIGTERM: stop accepting, let requests in flight finish within
 ``--graceful-timeout`` seconds, exit 0.  SIGINT (Ctrl-C): stop at once.
+(An application that blocks the whole OS thread -- a call socket2 does
+not make cooperative -- cannot be stopped meanwhile: served in this
+process, the exit waits until it returns; with ``--workers N`` the
+parent kills such a worker 2 s after the timeout.)
 """
 import argparse
 import importlib
