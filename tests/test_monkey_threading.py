@@ -1217,6 +1217,95 @@ def test_join_waits_for_real_thread_locals_finalizers(tmp_path):
     assert patched == plain
 
 
+_SIGNAL_WHILE_A_HANDLER_WAITS = """
+    import json, os, signal, subprocess, time
+    log = []
+
+    class E(Exception):
+        pass
+
+    def inner(signum, frame):
+        log.append("inner")
+        raise E("from the inner handler")
+
+    def outer(signum, frame):
+        log.append("outer starts")
+        try:
+            time.sleep(1)           # the second signal comes meanwhile
+            log.append("outer: not interrupted")
+        except E as e:
+            log.append("outer caught: %s" % e)
+
+    signal.signal(signal.SIGUSR1, outer)
+    signal.signal(signal.SIGUSR2, inner)
+    sender = subprocess.Popen(["sh", "-c", "sleep 0.2; kill -USR1 %d; "
+                               "sleep 0.3; kill -USR2 %d"
+                               % (os.getpid(), os.getpid())])
+    try:
+        time.sleep(1.5)
+        log.append("main: slept")
+    except E as e:
+        log.append("main caught: %s" % e)
+    sender.wait()
+    print(json.dumps(log))
+"""
+
+
+def test_a_signal_while_a_handler_waits_raises_in_that_handler(tmp_path):
+    """A second signal comes while the first one's handler sleeps (run in
+    a thread of its own, acting as the main thread); the second handler
+    raises: the exception reached the main program, where without socket2
+    it is raised in the sleeping handler (an adversarial review)."""
+    plain, _ = run_program(tmp_path, _SIGNAL_WHILE_A_HANDLER_WAITS,
+                           monkey=False)
+    patched, _ = run_program(tmp_path, _SIGNAL_WHILE_A_HANDLER_WAITS,
+                             timeout=30)
+    assert plain == ["outer starts", "inner",
+                     "outer caught: from the inner handler", "main: slept"]
+    assert patched == plain
+
+
+_XLIST_AT_FINALIZATION = """
+    import os, select, socket, sys, time, types
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen()
+    c = socket.create_connection(ls.getsockname())
+    s, _ = ls.accept()
+    if os.fork() == 0:
+        time.sleep(0.3)
+        c.send(b"!", socket.MSG_OOB)
+        time.sleep(0.2)
+        os._exit(0)
+
+    class Late:
+        def __init__(self):
+            self.fd = os.dup(s.fileno())
+
+        def __del__(self, print=print):
+            x = select.select([], [], [self.fd])[2]     # (no timeout)
+            print("xlist", x == [self.fd], sys.is_finalizing(), flush=True)
+
+    keep = sys.modules["_keep"] = types.ModuleType("_keep")
+    keep.late = Late()
+"""
+
+
+def test_select_of_an_xlist_as_the_interpreter_finalizes(tmp_path):
+    """select() on exceptional conditions only, as the interpreter
+    finalizes: patched, it waited on nothing (forever, without a
+    timeout); it is now the standard select() then (an adversarial
+    review)."""
+    prog = tmp_path / "fin.py"
+    prog.write_text(textwrap.dedent(_XLIST_AT_FINALIZATION))
+    for argv in ([sys.executable, str(prog)],
+                 [sys.executable, "-m", "socket2.monkey", str(prog)]):
+        out = subprocess.run(argv, capture_output=True, text=True,
+                             timeout=30, cwd=str(tmp_path))
+        assert out.returncode == 0, out.stderr
+        assert out.stdout == "xlist True True\n", (argv, out.stdout)
+
+
 _LOCAL_FINALIZER = """
     import json, socket, subprocess, sys, threading, time
     try:

@@ -327,6 +327,8 @@ def _let_others_run():
 
 def select(rlist, wlist, xlist, timeout=None):
     """The standard ``select.select``, waiting cooperatively."""
+    if _finalizing():   # (no switch can be made: the standard one)
+        return _real_select(rlist, wlist, xlist, timeout)
     timeout = _seconds_arg(timeout, "timeout")
     deadline = None if timeout is None else _clock() + timeout
     # Each object's fileno() is called once, here (as the standard select
@@ -398,6 +400,11 @@ class _Poll:
 
     def poll(self, timeout=None):
         """Events as ``[(fd, event)]``; *timeout* in milliseconds."""
+        if _finalizing():   # (no switch can be made: the standard one)
+            p = _real_poll()
+            for fd, mask in self._fds.items():
+                p.register(fd, mask)
+            return p.poll(timeout)
         if timeout is not None:
             timeout = float(timeout)
             timeout = None if timeout < 0 else timeout / 1000.0

@@ -16,9 +16,12 @@ handler installed through this module's :func:`signal` runs
   in a new socket2 thread at the hub's next turn; an exception it raises
   (``KeyboardInterrupt``, an alarm's ``TimeoutError``) is raised at once
   in the main program's greenlet, where the standard library would have
-  raised it, and the interrupted thread goes on -- unless what it
-  interrupted is another handler: the exception is raised there, in the
-  outer handler, as it would be without socket2.  In a thread of its
+  raised it, and the interrupted thread goes on -- unless a handler is
+  still running (inline, or waiting in a thread of its own): then the
+  exception is raised in the innermost such handler, as it would be
+  without socket2.  (A handler inline in a socket2 thread holds that
+  thread while it waits: a signal that thread would have sent meanwhile
+  comes later.)  In a thread of its
   own it runs as the main thread, as the standard library's do:
   ``get_ident()`` and ``current_thread()`` are the main thread's, and an
   ``RLock`` the main program holds is the handler's to take again.
@@ -41,11 +44,13 @@ __implements__ = ["signal", "getsignal"]
 __all__ = [n for n in dir(__signal__) if not n.startswith("_")]
 
 _real_signal = __signal__.signal
-
-# The socket2 threads running a handler inline (_Handler._call): a signal
-# that comes meanwhile is the handler's to take (raised in it).
-_IN_HANDLER = {}
 _real_getsignal = __signal__.getsignal
+
+# The greenlets running a handler (inline in a socket2 thread, _call, or
+# in a thread of its own, _run), innermost last: a signal that comes
+# meanwhile happens inside the innermost one, as it would in the main
+# thread without socket2 -- its handler's exception is raised there.
+_ACTIVE = []
 
 
 class _Handler:
@@ -69,12 +74,10 @@ class _Handler:
             # the main thread (see _run).
             hub.schedule(_S2Thread(hub, self._run, (hub, signum, frame), {},
                                    name="signal handler")._g)
-        elif g in _IN_HANDLER or (_AS_MAIN and g in _AS_MAIN):
-            # It interrupts another handler (inline here, or in a thread
-            # of its own acting as the main thread, see _run): raised
-            # there, as it would be in the main thread without socket2
-            # (the outer handler may catch it; else the outer one's
-            # _call or _run passes it on to the main program).
+        elif g in _ACTIVE:
+            # It interrupts another handler as it runs: raised there, as
+            # it would be in the main thread without socket2 (the outer
+            # handler may catch it; else its _call or _run passes it on).
             return self.handler(signum, frame)
         else:
             # Inline in the socket2 thread that was running (yielding from
@@ -83,29 +86,41 @@ class _Handler:
             self._call(hub, g, signum, frame)
 
     def _call(self, hub, g, signum, frame):
-        _IN_HANDLER[g] = True
+        _ACTIVE.append(g)
         try:
             self.handler(signum, frame)
         except BaseException as e:   # noqa: B902 - the main program's
-            if not hub._main.dead:
-                hub._throw(hub._main, e)
+            _pass_on(hub, g, e)
         finally:
-            _IN_HANDLER.pop(g, None)
+            _ACTIVE.remove(g)
 
     def _run(self, hub, signum, frame):
         g = getcurrent()
         was = _AS_MAIN.get(g)       # (a handler interrupted by another)
         _AS_MAIN[g] = hub.thread_ident      # it acts for the main thread
+        _ACTIVE.append(g)
         try:
             self.handler(signum, frame)
         except BaseException as e:   # noqa: B902 - the main program's
-            if not hub._main.dead:
-                hub._throw(hub._main, e)
+            _pass_on(hub, g, e)
         finally:
+            _ACTIVE.remove(g)
             if was is None:
                 _AS_MAIN.pop(g, None)
             else:
                 _AS_MAIN[g] = was
+
+
+def _pass_on(hub, g, e):
+    """A handler run in *g* raised *e*: it goes where the standard library
+    would raise it, into the innermost other handler still running (this
+    signal came while that one waited), else into the main program."""
+    for outer in reversed(_ACTIVE):
+        if outer is not g and not outer.dead:
+            hub._throw(outer, e)
+            return
+    if not hub._main.dead:
+        hub._throw(hub._main, e)
 
 
 def signal(signalnum, handler):
