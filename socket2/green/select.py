@@ -244,7 +244,7 @@ def _let_go_greenlet(g):
 
 def _block(fds, deadline, pri):
     """_wait_any where no switch can be made: the OS thread blocks in the
-    standard select()."""
+    standard poll() (select() where the OS has no poll)."""
     left = None if deadline is None else max(0.0, deadline - _clock())
     if _HAS_POLL:       # (select() refuses descriptors above FD_SETSIZE)
         p = _real_poll()
