@@ -1306,6 +1306,40 @@ def test_select_of_an_xlist_as_the_interpreter_finalizes(tmp_path):
         assert out.stdout == "xlist True True\n", (argv, out.stdout)
 
 
+_INTERRUPTED_JOIN = """
+    import json, signal, threading, time
+    try:
+        from socket2.monkey import original
+        OSThread = original("threading", "Thread")
+    except ImportError:
+        OSThread = threading.Thread
+    t = OSThread(target=time.sleep, args=(0.6,))
+    t.start()
+    threading.Timer(0.2, signal.raise_signal, (signal.SIGINT,)).start()
+    try:
+        t.join()
+        got = "returned"
+    except KeyboardInterrupt:
+        got = "KeyboardInterrupt"
+    except BaseException as e:
+        got = type(e).__name__
+    t.join()
+    print(json.dumps([got, t.is_alive()]))
+"""
+
+
+def test_ctrl_c_in_the_join_of_an_os_thread(tmp_path):
+    """KeyboardInterrupt in join() of an OS thread: threading's fallback
+    (bpo-45274) releases the sentinel and checks it is unlocked; the
+    sentinel also counted the interpreter's own, still held, and the
+    program got an AssertionError, then 'release unlocked lock' at exit
+    (a stranger's review)."""
+    plain, _ = run_program(tmp_path, _INTERRUPTED_JOIN, monkey=False)
+    patched, _ = run_program(tmp_path, _INTERRUPTED_JOIN)
+    assert plain == ["KeyboardInterrupt", False]
+    assert patched == plain
+
+
 _LOCAL_FINALIZER = """
     import json, socket, subprocess, sys, threading, time
     try:

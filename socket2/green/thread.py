@@ -166,8 +166,10 @@ class _Sentinel(LockType):
         self.release()
 
     def locked(self):
-        real = self._real
-        return LockType.locked(self) or (real is not None and real.locked())
+        # Not the interpreter's: a join() interrupted in its wait releases
+        # this one, and threading's _stop() then checks it is unlocked
+        # (bpo-45274; the thread is still running, holding the other).
+        return LockType.locked(self)
 
     locked_lock = _is_owned = locked
 
