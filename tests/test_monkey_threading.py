@@ -1395,3 +1395,38 @@ def test_a_thread_local_finalizer_of_an_ending_thread_may_wait(tmp_path):
     patched, _ = run_program(tmp_path, _LOCAL_FINALIZER)
     assert plain == ["b'x'", "joined"]
     assert patched == plain
+
+
+_GREEN_THREAD_LOCAL_FINALIZER = """
+    import json, threading, time
+    out = []
+    green = threading.local()
+
+    class Fin:
+        def __del__(self):
+            time.sleep(0.05)        # waits (other threads run meanwhile)
+            out.append("finalizer")
+
+    def body():
+        green.v = Fin()
+
+    t = threading.Thread(target=body)
+    t.start()
+    t.join()
+    out.append("joined")
+    time.sleep(0.3)
+    print(json.dumps(out))
+"""
+
+
+def test_join_of_a_thread_waits_for_its_locals_finalizers(tmp_path):
+    """A thread (a socket2 thread, patched) whose threading.local value's
+    finalizer sleeps: join() returned while that finalizer slept (the
+    sentinel opened before the thread's locals went); now its locals go
+    first, as the interpreter clears a thread's state before it releases
+    join()'s lock."""
+    plain, _ = run_program(tmp_path, _GREEN_THREAD_LOCAL_FINALIZER,
+                           monkey=False)
+    patched, _ = run_program(tmp_path, _GREEN_THREAD_LOCAL_FINALIZER)
+    assert plain == ["finalizer", "joined"]
+    assert patched == plain

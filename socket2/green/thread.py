@@ -82,8 +82,22 @@ def _bootstrap(function, args, kwargs):
     except Exception as e:  # noqa: B902 - reported as _thread does
         _unraisable(e, function)
     finally:
+        # What belongs to the thread (its threading.local values, whose
+        # finalizers may still wait) goes first, then its joiners resume:
+        # the interpreter clears a thread's state before it releases
+        # join()'s lock.  (Without this they would go only as the greenlet
+        # ends, after the sentinels: hub.at_greenlet_end.)
+        _end_thread_hooks(g)
         for lock in _sentinels.pop(g, ()):
             _release_sentinel(lock)
+
+
+def _end_thread_hooks(g):
+    gd = g.__dict__
+    gd.pop("_s2_locals", None)      # (a local used from here on: see _local)
+    hooks = gd.pop("_s2_at_end", None)
+    while hooks:
+        hooks.pop(0)    # (its _AtEnd runs the callback as it goes)
 
 
 class _UnraisableArgs:
