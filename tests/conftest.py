@@ -143,9 +143,15 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "unix: uses unix sockets (skipped where the OS has none, "
         "e.g. Windows under wine)")
+    config.addinivalue_line(
+        "markers", "long: runs for minutes (the suite under wine): started "
+        "first, so that parallel workers (tools/dev.sh test runs pytest-"
+        "xdist) do not wait for it at the end")
 
 
 def pytest_collection_modifyitems(config, items):
+    # (a stable sort: the rest keeps its order)
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
     if HAS_UNIX:
         return
     skip = pytest.mark.skip(reason="this OS cannot create unix sockets")

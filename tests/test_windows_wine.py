@@ -28,6 +28,7 @@ def _wine():
                            "gcc-mingw-w64-x86-64 (Debian packages; .ci/run "
                            "installs them)")
 @pytest.mark.time_limit(1500)
+@pytest.mark.long
 def test_suite_on_windows_under_wine():
     out, failed, counts, tail = _run("-q", "-rsfE")
     if out.returncode == 1 and counts.get("passed", 0) >= 100 and \

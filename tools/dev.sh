@@ -46,11 +46,16 @@ case "$cmd" in
     run)   setup; exec "$PY" examples/echo_server.py "$@" ;;
     test)  setup
            # Twice: the compiled hot path (what users run), then the pure-
-           # Python one (socket2/_hotpath.py) on this OS's pollers.
+           # Python one (socket2/_hotpath.py) on this OS's pollers.  In
+           # S2_TEST_WORKERS processes (pytest-xdist; default 3): the tests
+           # mostly wait on sockets and timers, so three share two cores
+           # well.  '-n 0' among the arguments runs them in this process.
            rc=0
-           "$PY" -m pytest "$@" || rc=$?
+           workers=(-n "${S2_TEST_WORKERS:-3}")
+           "$PY" -m pytest "${workers[@]}" "$@" || rc=$?
            echo "dev.sh: again with SOCKET2_PURE_PYTHON=1 (the Python hot path)" >&2
-           SOCKET2_PURE_PYTHON=1 "$PY" -m pytest --ignore=tests/test_windows_wine.py "$@" || rc=$?
+           SOCKET2_PURE_PYTHON=1 "$PY" -m pytest "${workers[@]}" \
+               --ignore=tests/test_windows_wine.py "$@" || rc=$?
            exit $rc ;;
     bench) setup; exec "$PY" tools/bench/run.py "$@" ;;
     bench-sync) setup; exec "$PY" tools/bench/sync_bench.py "$@" ;;
