@@ -1430,3 +1430,43 @@ def test_join_of_a_thread_waits_for_its_locals_finalizers(tmp_path):
     patched, _ = run_program(tmp_path, _GREEN_THREAD_LOCAL_FINALIZER)
     assert plain == ["finalizer", "joined"]
     assert patched == plain
+
+
+_ENDING_THREAD_SEEN_BY_ITS_LOCALS = """
+    import _thread, json, threading, time
+    loc = threading.local()
+    counts = []
+
+    class Fin:
+        def __del__(self):
+            threading.current_thread()  # (logging's %(threadName)s does)
+            counts.append(_thread._count())
+
+    def worker():
+        loc.v = Fin()
+        time.sleep(0.001)
+
+    for _ in range(10):
+        ts = [threading.Thread(target=worker) for _ in range(20)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    time.sleep(0.1)
+    print(json.dumps([threading.active_count() < 100, max(counts)
+                      <= 19]))
+"""
+
+
+def test_a_locals_finalizer_sees_its_thread_ended(tmp_path):
+    """As a thread's locals go (before join() returns), the thread no
+    longer counts (_thread._count) and threading.current_thread() there
+    makes a dummy that goes with the thread: a review of the change that
+    ran the locals' finalizers first found the dummies of 1,000 threads
+    kept in threading._active, and each thread counted in its own
+    finalizers."""
+    plain, _ = run_program(tmp_path, _ENDING_THREAD_SEEN_BY_ITS_LOCALS,
+                           monkey=False)
+    patched, _ = run_program(tmp_path, _ENDING_THREAD_SEEN_BY_ITS_LOCALS)
+    assert plain == [True, True]
+    assert patched == plain

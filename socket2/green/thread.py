@@ -82,13 +82,16 @@ def _bootstrap(function, args, kwargs):
     except Exception as e:  # noqa: B902 - reported as _thread does
         _unraisable(e, function)
     finally:
-        # What belongs to the thread (its threading.local values, whose
-        # finalizers may still wait) goes first, then its joiners resume:
-        # the interpreter clears a thread's state before it releases
-        # join()'s lock.  (Without this they would go only as the greenlet
+        # The thread no longer counts as running (_count, and threading's
+        # dummy of a thread that is not one, see green/threading._dummy);
+        # what belongs to it (its threading.local values, whose finalizers
+        # may still wait) goes next, then its joiners resume: the
+        # interpreter clears a thread's state before it releases join()'s
+        # lock.  (Without this the locals would go only as the greenlet
         # ends, after the sentinels: hub.at_greenlet_end.)
+        locks = _sentinels.pop(g, ())
         _end_thread_hooks(g)
-        for lock in _sentinels.pop(g, ()):
+        for lock in locks:
             _release_sentinel(lock)
 
 
