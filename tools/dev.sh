@@ -62,15 +62,7 @@ case "$cmd" in
     bench-green) setup; exec "$PY" tools/bench/green_bench.py "$@" ;;
     bench-instructions) setup; exec "$PY" tools/bench/instructions.py "$@" ;;
     stdlib-tests) setup
-           if [ $# -eq 0 ]; then
-               set -- test_socket test_ssl test_selectors test_select \
-                      test_socketserver test_threading test_threading_local \
-                      test_thread test_queue test_subprocess test_signal \
-                      test_concurrent_futures test_httplib test_httpservers \
-                      test_urllib2_localnet test_smtplib test_ftplib \
-                      test_poplib test_imaplib test_xmlrpc test_wsgiref \
-                      test_timeout test_logging
-           fi
+           # (without module names: the program's whole list)
            exec "$PY" tests/programs/stdlib_under_monkey.py "$@" ;;
     bench-http) setup; exec "$PY" tools/bench/http_bench.py "$@" ;;
     bench-http-client) setup; exec "$PY" tools/bench/http_client_bench.py "$@" ;;

@@ -1,8 +1,9 @@
 """Run CPython's own test modules under ``socket2.monkey.patch_all()``.
 
-    python tests/programs/stdlib_under_monkey.py [--timeout S]
-        [--lib socket2|gevent] [--json FILE] MODULE...
-    (e.g. test_socket test_ssl test_threading test_queue test_subprocess)
+    python tests/programs/stdlib_under_monkey.py [--timeout S] [-j N]
+        [--lib socket2|gevent] [--json FILE] [MODULE...]
+    (e.g. test_socket test_ssl test_threading test_queue test_subprocess;
+    without modules: every module of DEFAULT below)
 
 ``--lib gevent`` runs the same tests, with the same skips, under gevent's
 ``patch_all()`` instead (run it with an interpreter that has gevent), for
@@ -13,7 +14,9 @@ same Python version when there is one (Debian's libpython3.X-testsuite);
 a module found in neither fails the run.
 
 Each module runs in a fresh interpreter, patched before the test module
-is imported.  The failures that cooperative threads cannot avoid are
+is imported; ``-j N`` runs N of them at a time (as CPython's own
+``regrtest -j`` does: the modules are written to run side by side), and
+the reports still come in the order the modules were given.  The failures that cooperative threads cannot avoid are
 listed, each with its reason, in ``stdlib_expected_failures.txt`` beside
 this file: ``xfail`` entries run and are expected to fail, ``skip``
 entries (a test, or a whole class) cannot run at all (they would hang the process: a thread that
@@ -23,6 +26,7 @@ timeout, fails the run (exit status 1); an ``xfail`` that passes is
 reported so that the list can shrink.
 """
 import argparse
+import concurrent.futures
 import importlib.util
 import json
 import os
@@ -33,6 +37,16 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LIST = os.path.join(HERE, "stdlib_expected_failures.txt")
+
+# The suites of what patch_all() replaces, and of the libraries over it;
+# the longest first (with -j, the others run beside them).
+DEFAULT = ["test_concurrent_futures", "test_socket", "test_imaplib",
+           "test_signal", "test_xmlrpc", "test_logging", "test_subprocess",
+           "test_httpservers", "test_threading", "test_smtplib",
+           "test_selectors", "test_ssl", "test_ftplib", "test_queue",
+           "test_poplib", "test_urllib2_localnet", "test_select",
+           "test_timeout", "test_socketserver", "test_thread",
+           "test_httplib", "test_wsgiref", "test_threading_local"]
 
 CHILD = r"""
 import json, signal, sys, unittest, faulthandler
@@ -158,63 +172,84 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--timeout", type=float, default=300,
                    help="seconds a module may take (default 300)")
+    p.add_argument("-j", "--jobs", type=int, default=1,
+                   help="modules run at a time, each in its own process "
+                   "(default 1)")
     p.add_argument("--lib", choices=sorted(PATCHES), default="socket2",
                    help="whose patch_all() to run under (default socket2; "
                    "gevent for the side-by-side counts)")
     p.add_argument("--json", help="also write every module's result here")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="print the traceback of each unexpected failure")
-    p.add_argument("modules", nargs="+", help="e.g. test_threading")
+    p.add_argument("modules", nargs="*", help="e.g. test_threading "
+                   "(default: %s)" % " ".join(DEFAULT))
     args = p.parse_args(argv)
+    if args.jobs < 1:
+        p.error("-j must be at least 1, not %d" % args.jobs)
     known = expected()
-    failed = False
-    results = {}
-    for name in args.modules:
-        path = find_module(name)
-        if path is None:
-            # A module asked for and not run fails the run: a misspelt
-            # name must not pass (find_module says where it looked).
-            print("%s: NOT RUN: neither in this interpreter's test package "
-                  "nor in /usr/lib/python%d.%d/test (Debian's "
-                  "libpython%d.%d-testsuite has the latter)"
-                  % ((name,) + sys.version_info[:2] * 2))
-            results[name] = "missing"
-            failed = True
-            continue
-        if path:
-            print("%s: from %s (the interpreter's test package lacks it)"
-                  % (name, path))
+    modules = args.modules or DEFAULT
+
+    def run(name, path):
         t0 = time.monotonic()
         res, err = run_module(name, args.timeout, known, args.lib, path)
         if res is not None:
             res["seconds"] = round(time.monotonic() - t0, 1)
-        results[name] = res
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(results, f, indent=1)
-        if res is None:
-            print("%s: no result (a hang, a crash or an error outside the "
-                  "tests)\n%s" % (name, err))
-            failed = True
-            continue
-        bad = set(res["bad"])
-        xfail = {t for t, (kind, _) in known.items()
-                 if kind == "xfail" and t.startswith(name + ".")}
-        unexpected = sorted(bad - xfail)
-        fixed = sorted(xfail - bad)
-        print("%s: %d run, %d expected failures, %d unexpected, %d skipped"
-              " (%.0f s)" % (name, res["run"], len(bad & xfail),
-                             len(unexpected), res["skipped"],
-                             res["seconds"]))
-        for t in unexpected:
-            print("  UNEXPECTED", t)
-            if args.verbose:
-                print("    " + res["tracebacks"].get(t, "").replace(
-                    "\n", "\n    "))
-        for t in fixed:
-            print("  passes now (drop it from the list):", t)
-        failed = failed or bool(unexpected)
+        return res, err
+
+    failed = False
+    results = {}
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        runs = []
+        for name in modules:
+            path = find_module(name)
+            runs.append((name, path, None if path is None
+                         else pool.submit(run, name, path)))
+        for name, path, future in runs:
+            if path is None:
+                # A module asked for and not run fails the run: a misspelt
+                # name must not pass (find_module says where it looked).
+                print("%s: NOT RUN: neither in this interpreter's test "
+                      "package nor in /usr/lib/python%d.%d/test (Debian's "
+                      "libpython%d.%d-testsuite has the latter)"
+                      % ((name,) + sys.version_info[:2] * 2), flush=True)
+                results[name] = "missing"
+                failed = True
+                continue
+            if path:
+                print("%s: from %s (the interpreter's test package lacks "
+                      "it)" % (name, path))
+            res, err = future.result()
+            results[name] = res
+            if args.json:
+                with open(args.json, "w") as f:
+                    json.dump(results, f, indent=1)
+            failed = report(name, res, err, known, args.verbose) or failed
     return 1 if failed else 0
+
+
+def report(name, res, err, known, verbose):
+    """Print module *name*'s result; whether it failed the run."""
+    if res is None:
+        print("%s: no result (a hang, a crash or an error outside the "
+              "tests)\n%s" % (name, err), flush=True)
+        return True
+    bad = set(res["bad"])
+    xfail = {t for t, (kind, _) in known.items()
+             if kind == "xfail" and t.startswith(name + ".")}
+    unexpected = sorted(bad - xfail)
+    fixed = sorted(xfail - bad)
+    print("%s: %d run, %d expected failures, %d unexpected, %d skipped"
+          " (%.0f s)" % (name, res["run"], len(bad & xfail),
+                         len(unexpected), res["skipped"], res["seconds"]))
+    for t in unexpected:
+        print("  UNEXPECTED", t)
+        if verbose:
+            print("    " + res["tracebacks"].get(t, "").replace(
+                "\n", "\n    "))
+    for t in fixed:
+        print("  passes now (drop it from the list):", t)
+    sys.stdout.flush()
+    return bool(unexpected)
 
 
 if __name__ == "__main__":
